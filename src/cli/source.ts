@@ -1,0 +1,26 @@
+/**
+ * How an adapter plugs into the `deltasync` CLI: each adapter folder has a `cli.ts` exporting
+ * `cliSource`, and the registry (registry.ts) maps URL schemes to it.
+ */
+import type { Syncable } from "../core/syncable.js";
+
+export interface OpenedSource {
+  /** The scope the URL names. */
+  syncable: Syncable;
+  /** A credential-free key for state files, locks and logs, e.g. `imap:alice@127.0.0.1:143/INBOX`. */
+  key: string;
+  /** Closes connections and servers the source opened. */
+  close(): Promise<void>;
+}
+
+export interface CliSource {
+  /** URL schemes handled, without the colon: `["imap", "imaps"]`. */
+  schemes: readonly string[];
+  /** One line for `deltasync --help`, e.g. `imap://user@host:port/Mailbox (password: DELTASYNC_IMAP_PASSWORD)`. */
+  usage: string;
+  /**
+   * Opens the source. Credentials come from `env` (or the flags copied into it); never put them
+   * in errors or `key`. Throw `ArgumentError` for a malformed URL and `AuthError` for bad credentials.
+   */
+  open(url: URL, context: { env: Record<string, string | undefined>; signal?: AbortSignal }): Promise<OpenedSource>;
+}

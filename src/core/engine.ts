@@ -1,0 +1,265 @@
+/**
+ * The one paging / importing / checkpointing loop every adapter runs through.
+ */
+import {
+  ArgumentError,
+  CursorStalledError,
+  ImporterError,
+  ProtocolError,
+  StateError,
+  StateInvalidError,
+} from "./errors.js";
+import type { ChangeSource, Page, ResumePoint, ScopeDefinition } from "./source.js";
+import { decodeState, encodeState, sameWindow, type StateEnvelope } from "./state.js";
+import type { Change, Importer, SyncOptions, SyncOutcome, SyncWindow } from "./types.js";
+
+const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * Runs one sync round: calls the importer for every change since `state` and resolves with the
+ * next state. The returned state covers exactly the changes whose importer call resolved.
+ */
+export async function exportChanges(
+  def: ScopeDefinition,
+  importer: Importer,
+  state: string | null | undefined,
+  options: SyncOptions = {},
+): Promise<SyncOutcome> {
+  checkArguments(def, importer, options);
+  const signal = options.signal ?? NEVER_ABORTED;
+  signal.throwIfAborted();
+  const start = readState(def, state, options.window);
+  const { source } = def;
+  const window = start.window;
+  const fullSync = start.fullSync === true;
+  let cursor = start.cursor;
+  let page = start.page;
+  let skip = start.skip ?? 0;
+  let imported = 0;
+  let pages = 0;
+  const limit = options.maxChanges ?? Number.POSITIVE_INFINITY;
+  const counts = { update: 0, delete: 0, read: 0, move: 0 };
+  const envelope = (patch: Partial<StateEnvelope>): string =>
+    encodeState({
+      adapter: def.adapter,
+      scope: def.scope,
+      cursor,
+      window,
+      fullSync: fullSync || undefined,
+      ...patch,
+    });
+
+  for (;;) {
+    signal.throwIfAborted();
+    const result: Page = await source.fetchPage({ cursor, page, fullSync, window, signal });
+    pages++;
+    checkPage(def, result, cursor, page);
+    const { changes } = result;
+    if (skip > changes.length) {
+      // The page shrank since the state was written: the only safe way on is a full resync.
+      throw new StateInvalidError(
+        `state resumes after change ${skip} of a page that now has ${changes.length}: ` +
+          `the adapter "${def.adapter}" pages are not repeatable`,
+      );
+    }
+    for (let i = skip; i < changes.length; i++) {
+      if (signal.aborted) signal.throwIfAborted();
+      const change = changes[i] as Change;
+      const pending = applyChange(importer, change);
+      if (pending !== undefined) {
+        try {
+          await pending;
+        } catch (cause) {
+          throw new ImporterError(change, cause);
+        }
+      }
+      counts[change.kind]++;
+      imported++;
+      if (imported >= limit && i + 1 < changes.length) {
+        const resume = resumePoint(change);
+        const stopped =
+          resume === undefined
+            ? envelope({ page, skip: i + 1 })
+            : envelope({ cursor: resume.cursor ?? cursor, page: resume.page });
+        return { state: stopped, complete: false, fullSync, counts, pages };
+      }
+    }
+    if (result.newCursor !== undefined) cursor = result.newCursor;
+    skip = 0;
+    page = result.nextPage;
+    if (page === undefined) break;
+    const checkpoint = envelope({ page });
+    if (options.onCheckpoint) await options.onCheckpoint(checkpoint);
+    if (imported >= limit) return { state: checkpoint, complete: false, fullSync, counts, pages };
+  }
+  if (cursor === undefined) {
+    throw new ProtocolError(
+      `${def.adapter} ${def.scope}`,
+      "the last page of a full sync carried no cursor",
+    );
+  }
+  return {
+    state: envelope({ fullSync: undefined, page: undefined }),
+    complete: true,
+    fullSync,
+    counts,
+    pages,
+  };
+}
+
+function resumePoint(change: Change): ResumePoint | undefined {
+  const { position } = change;
+  if (position === undefined) return undefined;
+  return (typeof position === "function" ? position() : position) as ResumePoint;
+}
+
+/** Calls the importer method for one change; returns a promise only when the importer did. */
+export function applyChange(importer: Importer, change: Change): PromiseLike<unknown> | undefined {
+  let result: unknown;
+  try {
+    switch (change.kind) {
+      case "update":
+        result = importer.update?.(change.object, { created: change.created });
+        break;
+      case "delete":
+        result = importer.delete?.(change.object, { soft: change.soft });
+        break;
+      case "read":
+        result = importer.read?.(change.object, change.isRead);
+        break;
+      case "move":
+        if (importer.moved) {
+          result = importer.moved(change.object, { fromParentKey: change.fromParentKey });
+        } else {
+          result = moveAsDeleteAndCreate(importer, change);
+        }
+        break;
+    }
+  } catch (cause) {
+    throw new ImporterError(change, cause);
+  }
+  return isPromiseLike(result) ? result : undefined;
+}
+
+function moveAsDeleteAndCreate(
+  importer: Importer,
+  change: Extract<Change, { kind: "move" }>,
+): unknown {
+  const { sourcekey, type } = change.object;
+  const removed = importer.delete?.(
+    { sourcekey, type, parentKey: change.fromParentKey },
+    { soft: false },
+  );
+  const create = () => importer.update?.(change.object, { created: true });
+  return isPromiseLike(removed) ? Promise.resolve(removed).then(create) : create();
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+function checkArguments(def: ScopeDefinition, importer: Importer, options: SyncOptions): void {
+  if (importer === null || typeof importer !== "object") {
+    throw new ArgumentError(`importer must be an object, got ${importer === null ? "null" : typeof importer}`);
+  }
+  const { maxChanges } = options;
+  if (maxChanges !== undefined && !(Number.isInteger(maxChanges) && maxChanges > 0)) {
+    throw new ArgumentError(`maxChanges must be a positive integer, got ${String(maxChanges)}`);
+  }
+  if (options.window) checkWindow(def, options.window);
+}
+
+function checkWindow(def: ScopeDefinition, window: SyncWindow): void {
+  const allowed = def.windowKeys ?? [];
+  for (const key of Object.keys(window) as (keyof SyncWindow)[]) {
+    if (window[key] === undefined) continue;
+    if (!allowed.includes(key)) {
+      throw new ArgumentError(
+        `${def.adapter} ${def.scope} does not support the window option "${key}"` +
+          (allowed.length ? ` (supported: ${allowed.join(", ")})` : ""),
+      );
+    }
+  }
+  const { daysWithin, timeMin, timeMax } = window;
+  if (daysWithin !== undefined && !(Number.isInteger(daysWithin) && daysWithin > 0)) {
+    throw new ArgumentError(`daysWithin must be a positive integer, got ${String(daysWithin)}`);
+  }
+  for (const [name, value] of [
+    ["timeMin", timeMin],
+    ["timeMax", timeMax],
+  ] as const) {
+    if (value !== undefined && Number.isNaN(Date.parse(value))) {
+      throw new ArgumentError(`${name} must be an ISO 8601 date-time, got ${JSON.stringify(value)}`);
+    }
+  }
+}
+
+function readState(
+  def: ScopeDefinition,
+  state: string | null | undefined,
+  window: SyncWindow | undefined,
+): StateEnvelope {
+  const cleanWindow = window ? dropUndefined(window) : undefined;
+  if (state === undefined || state === null) {
+    return { adapter: def.adapter, scope: def.scope, fullSync: true, window: cleanWindow };
+  }
+  const env = decodeState(state, def.adapter, def.scope);
+  if (cleanWindow && !sameWindow(cleanWindow, env.window)) {
+    throw new StateError(
+      `state was made with window ${JSON.stringify(env.window ?? {})}, ` +
+        `not ${JSON.stringify(cleanWindow)}: start a full sync to change the window`,
+    );
+  }
+  validatePart(def, "cursor", def.source.cursorSchema, env.cursor);
+  validatePart(def, "page", def.source.pageSchema, env.page);
+  if (env.cursor === undefined && env.page === undefined && !env.fullSync) {
+    throw new StateError("state is corrupt: it holds neither a cursor nor a page");
+  }
+  return env;
+}
+
+function validatePart(
+  def: ScopeDefinition,
+  what: string,
+  schema: ChangeSource["cursorSchema"],
+  value: unknown,
+): void {
+  if (!schema || value === undefined) return;
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? `.${issue.path.join(".")}` : "";
+    throw new StateError(
+      `state is corrupt: ${def.adapter} ${what}${where}: ${issue?.message ?? "invalid"}`,
+    );
+  }
+}
+
+function checkPage(def: ScopeDefinition, result: Page, cursor: unknown, page: unknown): void {
+  const endpoint = `${def.adapter} ${def.scope}`;
+  if (result === null || typeof result !== "object" || !Array.isArray(result.changes)) {
+    throw new ProtocolError(endpoint, "fetchPage must resolve with { changes: Change[] }");
+  }
+  if (
+    result.nextPage !== undefined &&
+    page !== undefined &&
+    JSON.stringify(result.nextPage) === JSON.stringify(page) &&
+    JSON.stringify(result.newCursor ?? cursor) === JSON.stringify(cursor)
+  ) {
+    throw new CursorStalledError(
+      `${endpoint}: the adapter returned the page token it was given; paging would never end`,
+    );
+  }
+}
+
+function dropUndefined(window: SyncWindow): SyncWindow | undefined {
+  const out: SyncWindow = {};
+  if (window.daysWithin !== undefined) out.daysWithin = window.daysWithin;
+  if (window.timeMin !== undefined) out.timeMin = window.timeMin;
+  if (window.timeMax !== undefined) out.timeMax = window.timeMax;
+  return Object.keys(out).length ? out : undefined;
+}

@@ -1,0 +1,121 @@
+/**
+ * The state envelope: a versioned, URL-safe string that names the adapter and scope and holds
+ * the backend's cursor, the window of the full sync and, mid-round, where to resume.
+ *
+ *   ds1.<base64url(JSON)>
+ */
+import { z } from "zod";
+import { StateError } from "./errors.js";
+import type { SyncWindow } from "./types.js";
+
+const PREFIX = "ds1.";
+
+const windowSchema = z
+  .object({
+    daysWithin: z.number().int().positive().optional(),
+    timeMin: z.string().optional(),
+    timeMax: z.string().optional(),
+  })
+  .strict();
+
+const envelopeSchema = z
+  .object({
+    v: z.literal(1),
+    /** adapter id */
+    a: z.string().min(1),
+    /** scope */
+    s: z.string().min(1),
+    /** the backend cursor covering every change imported so far (absent: full sync not done) */
+    c: z.unknown().optional(),
+    /** page token to continue the current round with */
+    p: z.unknown().optional(),
+    /** changes of that page already imported (resume after `maxChanges`) */
+    k: z.number().int().positive().optional(),
+    /** true while a full sync is in progress */
+    f: z.literal(true).optional(),
+    /** the window the full sync used */
+    w: windowSchema.optional(),
+  })
+  .strict();
+
+/** The decoded state. Cursor and page are the adapter's own JSON values. */
+export interface StateEnvelope {
+  adapter: string;
+  scope: string;
+  cursor?: unknown;
+  page?: unknown;
+  skip?: number;
+  fullSync?: boolean;
+  window?: SyncWindow;
+}
+
+export function encodeState(env: StateEnvelope): string {
+  const raw: Record<string, unknown> = { v: 1, a: env.adapter, s: env.scope };
+  if (env.cursor !== undefined) raw.c = env.cursor;
+  if (env.page !== undefined) raw.p = env.page;
+  if (env.skip) raw.k = env.skip;
+  if (env.fullSync) raw.f = true;
+  if (env.window && Object.keys(env.window).length > 0) raw.w = env.window;
+  return PREFIX + Buffer.from(JSON.stringify(raw), "utf8").toString("base64url");
+}
+
+/**
+ * Decodes and validates a state string for the given adapter and scope.
+ * @throws StateError when it is corrupt or belongs to another adapter or scope.
+ */
+export function decodeState(state: string, adapter: string, scope: string): StateEnvelope {
+  if (typeof state !== "string") {
+    throw new StateError(`state must be a string, got ${typeof state}`);
+  }
+  if (!state.startsWith(PREFIX)) {
+    throw new StateError(`state is not a deltasync state (expected the "${PREFIX}" prefix)`);
+  }
+  const body = state.slice(PREFIX.length);
+  if (!/^[A-Za-z0-9_-]*$/.test(body)) {
+    throw new StateError("state is corrupt: not base64url");
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(Buffer.from(body, "base64url").toString("utf8"));
+  } catch (cause) {
+    throw new StateError("state is corrupt: not JSON", { cause });
+  }
+  const parsed = envelopeSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? issue.path.join(".") : "envelope";
+    throw new StateError(`state is corrupt: ${where}: ${issue?.message ?? "invalid"}`);
+  }
+  const e = parsed.data;
+  if (e.a !== adapter || e.s !== scope) {
+    throw new StateError(
+      `state belongs to adapter "${e.a}" scope "${e.s}", not adapter "${adapter}" scope "${scope}"`,
+    );
+  }
+  return {
+    adapter: e.a,
+    scope: e.s,
+    cursor: e.c,
+    page: e.p,
+    skip: e.k,
+    fullSync: e.f,
+    window: e.w,
+  };
+}
+
+/** Reads adapter and scope from a state without validating it for a particular scope. */
+export function peekState(state: string): { adapter: string; scope: string } | undefined {
+  try {
+    const json = JSON.parse(Buffer.from(state.slice(PREFIX.length), "base64url").toString("utf8"));
+    const parsed = envelopeSchema.safeParse(json);
+    return parsed.success ? { adapter: parsed.data.a, scope: parsed.data.s } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function sameWindow(a: SyncWindow | undefined, b: SyncWindow | undefined): boolean {
+  const norm = (w: SyncWindow | undefined) =>
+    JSON.stringify([w?.daysWithin ?? null, w?.timeMin ?? null, w?.timeMax ?? null]);
+  return norm(a) === norm(b);
+}

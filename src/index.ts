@@ -1,0 +1,6 @@
+/**
+ * deltasync: incremental change synchronization for mail, calendars and contacts.
+ * @module
+ */
+export * from "./core/index.js";
+export * from "./notify/index.js";

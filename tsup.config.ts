@@ -1,0 +1,24 @@
+import { readdirSync } from "node:fs";
+import { defineConfig } from "tsup";
+
+// One entry per public subpath: ".", "./testing", "./adapters/<name>", plus the CLI.
+const adapters = readdirSync("adapters", { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name);
+
+export default defineConfig({
+  entry: {
+    index: "src/index.ts",
+    "testing/index": "src/testing/index.ts",
+    "cli/main": "src/cli/main.ts",
+    ...Object.fromEntries(adapters.map((a) => [`adapters/${a}/index`, `adapters/${a}/index.ts`])),
+  },
+  format: ["esm", "cjs"],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  target: "node20",
+  splitting: true,
+  shims: true,
+  external: ["pg", "better-sqlite3", "imapflow", "cli-progress", "vitest", "fast-check", "@fast-check/vitest"],
+});
