@@ -22,5 +22,8 @@ export interface CliSource {
    * Opens the source. Credentials come from `env` (or the flags copied into it); never put them
    * in errors or `key`. Throw `ArgumentError` for a malformed URL and `AuthError` for bad credentials.
    */
-  open(url: URL, context: { env: Record<string, string | undefined>; signal?: AbortSignal }): Promise<OpenedSource>;
+  open(
+    url: URL,
+    context: { env: Record<string, string | undefined>; signal?: AbortSignal },
+  ): Promise<OpenedSource>;
 }

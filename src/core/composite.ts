@@ -38,10 +38,14 @@ const defaultVanished = (key: string): Change => ({
  * `vanished` (a folder delete, which importers cascade); a child whose own cursor became invalid
  * is reported the same way and then fully re-synced, so one bad folder never resets the others.
  */
-export function compositeSource(options: CompositeOptions): ChangeSource<CompositeCursor, CompositePage> {
+export function compositeSource(
+  options: CompositeOptions,
+): ChangeSource<CompositeCursor, CompositePage> {
   const vanished = options.vanished ?? defaultVanished;
 
-  async function startRound(req: PageRequest<CompositeCursor, CompositePage>): Promise<Page<CompositeCursor, CompositePage>> {
+  async function startRound(
+    req: PageRequest<CompositeCursor, CompositePage>,
+  ): Promise<Page<CompositeCursor, CompositePage>> {
     const cursor = req.cursor ?? {};
     const keys = [...new Set(await options.listChildren(req.signal))].sort();
     const present = new Set(keys);
@@ -55,7 +59,10 @@ export function compositeSource(options: CompositeOptions): ChangeSource<Composi
     };
   }
 
-  async function childPage(req: PageRequest<CompositeCursor, CompositePage>, page: CompositePage): Promise<Page<CompositeCursor, CompositePage>> {
+  async function childPage(
+    req: PageRequest<CompositeCursor, CompositePage>,
+    page: CompositePage,
+  ): Promise<Page<CompositeCursor, CompositePage>> {
     const cursor = req.cursor ?? {};
     const [key, ...rest] = page.todo;
     if (key === undefined) throw new ProtocolError(options.name, "empty composite page");
@@ -76,12 +83,19 @@ export function compositeSource(options: CompositeOptions): ChangeSource<Composi
       const next = { ...cursor };
       delete next[key];
       const todo = reset ? page.todo : rest;
-      return { changes: [vanished(key)], newCursor: next, nextPage: todo.length ? { todo } : undefined };
+      return {
+        changes: [vanished(key)],
+        newCursor: next,
+        nextPage: todo.length ? { todo } : undefined,
+      };
     }
     const newCursor =
       result.newCursor === undefined ? cursor : { ...cursor, [key]: result.newCursor };
     if (result.nextPage === undefined && newCursor[key] === undefined) {
-      throw new ProtocolError(`${options.name} ${key}`, "the last page of a full sync carried no cursor");
+      throw new ProtocolError(
+        `${options.name} ${key}`,
+        "the last page of a full sync carried no cursor",
+      );
     }
     const nextPage: CompositePage | undefined =
       result.nextPage !== undefined
@@ -89,7 +103,9 @@ export function compositeSource(options: CompositeOptions): ChangeSource<Composi
         : rest.length
           ? { todo: rest }
           : undefined;
-    const changes = result.changes.map((change) => withCompositePosition(change, cursor, key, page.todo));
+    const changes = result.changes.map((change) =>
+      withCompositePosition(change, cursor, key, page.todo),
+    );
     return { changes, newCursor, nextPage };
   }
 
@@ -100,7 +116,12 @@ export function compositeSource(options: CompositeOptions): ChangeSource<Composi
   };
 }
 
-function withCompositePosition(change: Change, cursor: CompositeCursor, key: string, todo: string[]): Change {
+function withCompositePosition(
+  change: Change,
+  cursor: CompositeCursor,
+  key: string,
+  todo: string[],
+): Change {
   const { position } = change;
   if (position === undefined) return change;
   return {

@@ -10,7 +10,7 @@ import {
   StateInvalidError,
 } from "./errors.js";
 import type { ChangeSource, Page, ResumePoint, ScopeDefinition } from "./source.js";
-import { decodeState, encodeState, sameWindow, type StateEnvelope } from "./state.js";
+import { decodeState, encodeState, type StateEnvelope, sameWindow } from "./state.js";
 import type { Change, Importer, SyncOptions, SyncOutcome, SyncWindow } from "./types.js";
 
 const NEVER_ABORTED = new AbortController().signal;
@@ -164,7 +164,9 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 
 function checkArguments(def: ScopeDefinition, importer: Importer, options: SyncOptions): void {
   if (importer === null || typeof importer !== "object") {
-    throw new ArgumentError(`importer must be an object, got ${importer === null ? "null" : typeof importer}`);
+    throw new ArgumentError(
+      `importer must be an object, got ${importer === null ? "null" : typeof importer}`,
+    );
   }
   const { maxChanges } = options;
   if (maxChanges !== undefined && !(Number.isInteger(maxChanges) && maxChanges > 0)) {
@@ -193,7 +195,9 @@ function checkWindow(def: ScopeDefinition, window: SyncWindow): void {
     ["timeMax", timeMax],
   ] as const) {
     if (value !== undefined && Number.isNaN(Date.parse(value))) {
-      throw new ArgumentError(`${name} must be an ISO 8601 date-time, got ${JSON.stringify(value)}`);
+      throw new ArgumentError(
+        `${name} must be an ISO 8601 date-time, got ${JSON.stringify(value)}`,
+      );
     }
   }
 }

@@ -9,7 +9,10 @@ export interface Lifecycle<R> {
   readonly closed: boolean;
 }
 
-export function createLifecycle<R>(open: () => Promise<R>, close: (resource: R) => Promise<void> | void): Lifecycle<R> {
+export function createLifecycle<R>(
+  open: () => Promise<R>,
+  close: (resource: R) => Promise<void> | void,
+): Lifecycle<R> {
   let opening: Promise<R> | undefined;
   let closing: Promise<void> | undefined;
   return {
@@ -26,7 +29,9 @@ export function createLifecycle<R>(open: () => Promise<R>, close: (resource: R) 
     close() {
       if (!closing) {
         const pending = opening;
-        closing = pending ? pending.then(close, () => undefined).then(() => undefined) : Promise.resolve();
+        closing = pending
+          ? pending.then(close, () => undefined).then(() => undefined)
+          : Promise.resolve();
       }
       return closing;
     },

@@ -38,7 +38,9 @@ export function diffSnapshot<T>(
 }
 
 /** Builds a single-page `ChangeSource` from a full listing. */
-export function snapshotSource<T>(options: SnapshotOptions<T> & { type: SyncObject["type"] }): ChangeSource<Snapshot, never> {
+export function snapshotSource<T>(
+  options: SnapshotOptions<T> & { type: SyncObject["type"] },
+): ChangeSource<Snapshot, never> {
   return {
     async fetchPage(req) {
       const listing = await options.list(req);

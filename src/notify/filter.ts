@@ -1,4 +1,4 @@
-import { filter as rxFilter, type MonoTypeOperatorFunction } from "rxjs";
+import { type MonoTypeOperatorFunction, filter as rxFilter } from "rxjs";
 import { ArgumentError } from "../core/errors.js";
 import {
   EVENT_TYPES,

@@ -12,7 +12,10 @@ export type SinkLike<T = unknown> = Sink<T> | ((notification: Notification<T>) =
 export function subscribeSink<T>(
   stream: Observable<Notification<T>>,
   sink: SinkLike<T>,
-  onError: (error: unknown) => void = (e) => queueMicrotask(() => { throw e; }),
+  onError: (error: unknown) => void = (e) =>
+    queueMicrotask(() => {
+      throw e;
+    }),
 ): Subscription {
   const deliver =
     typeof sink === "function"
