@@ -20,5 +20,4 @@ export default defineConfig({
   target: "node20",
   splitting: true,
   shims: true,
-  external: ["pg", "better-sqlite3", "imapflow", "cli-progress", "vitest", "fast-check", "@fast-check/vitest"],
 });
