@@ -1,0 +1,152 @@
+/**
+ * Turning journal entries into changes: one `ChangeSource` per scope over its journal.
+ * Only the latest version of an object is exported; `base` (the cursor the round started from)
+ * decides between create / move / update / read-only.
+ */
+import { z } from "zod";
+import { StateInvalidError } from "../../src/core/errors.js";
+import type { ChangeSource, Page } from "../../src/core/source.js";
+import type { Change } from "../../src/core/types.js";
+import type { Journal } from "./memory-journal.js";
+import type { FolderRecord, ItemRecord, UserRecord } from "./memory-records.js";
+
+/** Where a journal's export starts; carried as the page token so every page uses one base. */
+export interface MemoryPage {
+  base: number;
+}
+
+export interface JournalView {
+  journal(): Journal;
+  /** The server's current change number (covers every change recorded so far). */
+  head(): number;
+  /** Cursors below this were compacted away. */
+  floor(): number;
+  /** The change for one key, or undefined to skip it (a tombstone during a full sync). */
+  exportKey(key: string, base: number, fullSync: boolean): Change | undefined;
+  pageSize: number;
+  name: string;
+}
+
+export function journalSource(view: JournalView): ChangeSource<number, MemoryPage> {
+  return {
+    async fetchPage({ cursor, page }): Promise<Page<number, MemoryPage>> {
+      if (cursor !== undefined && cursor < view.floor()) {
+        throw new StateInvalidError(
+          `memory ${view.name}: state cursor ${cursor} is older than the journal (compacted up to ${view.floor()})`,
+        );
+      }
+      const from = cursor ?? 0;
+      const base = page?.base ?? from;
+      const fullSync = cursor === undefined;
+      const changes: Change[] = [];
+      let last = from;
+      let more = false;
+      for (const entry of view.journal().after(from)) {
+        if (changes.length >= view.pageSize) {
+          more = true;
+          break;
+        }
+        last = entry.cn;
+        const change = view.exportKey(entry.key, base, fullSync);
+        if (!change) continue;
+        change.position = { cursor: entry.cn, page: { base } };
+        changes.push(change);
+      }
+      if (more) return { changes, newCursor: last, nextPage: { base } };
+      return { changes, newCursor: Math.max(last, view.head()) };
+    },
+    cursorSchema: z.number().int().nonnegative(),
+    pageSchema: z.object({ base: z.number().int().nonnegative() }).strict(),
+  };
+}
+
+/** An item as seen from a scope (`inScope` says whether it is still there). */
+export function exportItem(
+  item: ItemRecord | undefined,
+  key: string,
+  inScope: boolean,
+  base: number,
+  fullSync: boolean,
+  arrivedCn: number,
+): Change | undefined {
+  if (!item || !inScope) {
+    if (fullSync) return undefined;
+    return {
+      kind: "delete",
+      object: { sourcekey: key, type: "item", parentKey: item?.parent },
+      soft: item?.deleted?.soft ?? false,
+    };
+  }
+  const object = {
+    sourcekey: item.key,
+    type: "item" as const,
+    parentKey: item.parent,
+    changeKey: String(item.contentCn),
+    data: { fields: item.fields, read: item.read },
+  };
+  if (arrivedCn > base) return { kind: "update", object, created: true };
+  const move = firstMoveAfter(item, base);
+  if (move && move.from !== item.parent) return { kind: "move", object, fromParentKey: move.from };
+  if (item.contentCn > base || move) return { kind: "update", object, created: false };
+  return {
+    kind: "read",
+    object: { sourcekey: item.key, parentKey: item.parent },
+    isRead: item.read,
+  };
+}
+
+function firstMoveAfter(item: ItemRecord, base: number): ItemRecord["moves"][number] | undefined {
+  const { moves } = item;
+  if (moves.length === 0 || (moves[moves.length - 1] as { cn: number }).cn <= base)
+    return undefined;
+  return moves.find((m) => m.cn > base);
+}
+
+export function exportFolder(
+  folder: FolderRecord | undefined,
+  key: string,
+  base: number,
+  fullSync: boolean,
+): Change | undefined {
+  if (!folder || folder.deleted) {
+    if (fullSync) return undefined;
+    return {
+      kind: "delete",
+      object: { sourcekey: key, type: "folder", parentKey: folder?.parent },
+      soft: folder?.deleted?.soft ?? false,
+    };
+  }
+  return {
+    kind: "update",
+    object: {
+      sourcekey: folder.key,
+      type: "folder",
+      parentKey: folder.parent,
+      changeKey: String(folder.contentCn),
+      data: { name: folder.name, kind: folder.kind },
+    },
+    created: folder.createdCn > base,
+  };
+}
+
+export function exportUser(
+  user: UserRecord | undefined,
+  key: string,
+  base: number,
+  fullSync: boolean,
+): Change | undefined {
+  if (!user || user.deleted) {
+    if (fullSync) return undefined;
+    return { kind: "delete", object: { sourcekey: key, type: "user" }, soft: false };
+  }
+  return {
+    kind: "update",
+    object: {
+      sourcekey: user.key,
+      type: "user",
+      changeKey: String(user.contentCn),
+      data: { fields: user.fields },
+    },
+    created: user.createdCn > base,
+  };
+}
