@@ -242,7 +242,7 @@ async function interruptedSync(
   let calls = 0;
   let failedOn: unknown;
   const inner = mirrorImporter(run.mirror, run.scope, withMoved);
-  const importer = countCalls(inner, (method, args) => {
+  const importer = countCalls(inner, (_method, args) => {
     calls++;
     if (how === "fail" && calls > after) {
       failedOn = args[0];

@@ -241,16 +241,14 @@ export function memoryHarness(
           syncable: alice.subtree.hierarchy,
           truth: async () =>
             new Map(
-              alice
-                .folders()
-                .map((f) => [
-                  f.sourcekey,
-                  {
-                    type: "folder" as const,
-                    parentKey: f.parentKey,
-                    data: { name: f.name, kind: f.kind },
-                  },
-                ]),
+              alice.folders().map((f) => [
+                f.sourcekey,
+                {
+                  type: "folder" as const,
+                  parentKey: f.parentKey,
+                  data: { name: f.name, kind: f.kind },
+                },
+              ]),
             ),
         },
         {
