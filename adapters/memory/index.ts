@@ -96,6 +96,7 @@ export class MemoryFolder extends SyncableView {
       source: journalSource({
         name: journalId,
         pageSize: core.pageSize,
+        check: () => void core.liveFolder(sourcekey),
         journal: () => core.journal(journalId),
         head: () => core.cn,
         floor: () => core.floor,
@@ -116,6 +117,7 @@ export class MemoryFolder extends SyncableView {
       source: journalSource({
         name: `hierarchy:${sourcekey}`,
         pageSize: core.pageSize,
+        check: () => void core.liveFolder(sourcekey),
         journal: () => core.journal(treeId),
         head: () => core.cn,
         floor: () => core.floor,

@@ -25,11 +25,14 @@ export interface JournalView {
   exportKey(key: string, base: number, fullSync: boolean): Change | undefined;
   pageSize: number;
   name: string;
+  /** Throws `NotFoundError` when the scope itself is gone (a deleted folder). */
+  check?(): void;
 }
 
 export function journalSource(view: JournalView): ChangeSource<number, MemoryPage> {
   return {
     async fetchPage({ cursor, page }): Promise<Page<number, MemoryPage>> {
+      view.check?.();
       if (cursor !== undefined && cursor < view.floor()) {
         throw new StateInvalidError(
           `memory ${view.name}: state cursor ${cursor} is older than the journal (compacted up to ${view.floor()})`,

@@ -1,0 +1,36 @@
+import { fc, test as propTest } from "@fast-check/vitest";
+import { describe, expect, it } from "vitest";
+import { decodeState, encodeState, StateError } from "../../src/index.js";
+
+describe("state envelope", () => {
+  propTest.prop([
+    fc.string({ minLength: 1 }),
+    fc.string({ minLength: 1 }),
+    fc.jsonValue(),
+    fc.option(fc.integer({ min: 1, max: 1e6 }), { nil: undefined }),
+  ])("round-trips and is URL-safe", (adapter, scope, cursor, skip) => {
+    const env = { adapter, scope, cursor: cursor ?? 0, page: skip, skip };
+    const s = encodeState(env);
+    expect(s).toMatch(/^ds1\.[A-Za-z0-9_-]*$/);
+    const back = decodeState(s, adapter, scope);
+    expect(back.adapter).toBe(adapter);
+    expect(JSON.stringify(back.cursor)).toBe(JSON.stringify(env.cursor));
+    expect(back.skip).toBe(skip);
+  });
+
+  propTest.prop([fc.string()])("arbitrary strings are StateErrors, never crashes", (junk) => {
+    try {
+      decodeState(junk, "a", "s");
+    } catch (e) {
+      expect(e).toBeInstanceOf(StateError);
+      return;
+    }
+    throw new Error(`accepted ${junk}`);
+  });
+
+  it("names the owner of a foreign state", () => {
+    const s = encodeState({ adapter: "google", scope: "folder:primary", cursor: "t" });
+    expect(() => decodeState(s, "memory", "folder:primary")).toThrow(/adapter "google"/);
+    expect(() => decodeState(s, "google", "gab")).toThrow(/scope "folder:primary"/);
+  });
+});
