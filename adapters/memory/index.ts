@@ -26,8 +26,10 @@ import type {
   Fields,
   FolderKind,
   FolderRecord,
+  ItemRecord,
   MemoryData,
   MemorySnapshot,
+  UserRecord,
 } from "./memory-records.js";
 import { MemoryCore, type MemoryServerOptions } from "./memory-server.js";
 
@@ -100,8 +102,8 @@ export class MemoryFolder extends SyncableView {
         journal: () => core.journal(journalId),
         head: () => core.cn,
         floor: () => core.floor,
-        exportKey: (key, base, fullSync) => {
-          const item = core.items.get(key);
+        exportKey: (key, ref, base, fullSync) => {
+          const item = ref as ItemRecord | undefined;
           const here = item !== undefined && !item.deleted && item.parent === sourcekey;
           const arrived = here ? Math.max(item.createdCn, item.moves.at(-1)?.cn ?? 0) : 0;
           return exportItem(item, key, here, base, fullSync, arrived);
@@ -121,8 +123,8 @@ export class MemoryFolder extends SyncableView {
         journal: () => core.journal(treeId),
         head: () => core.cn,
         floor: () => core.floor,
-        exportKey: (key, base, fullSync) => {
-          const folder = core.folders.get(key);
+        exportKey: (key, ref, base, fullSync) => {
+          const folder = ref as FolderRecord | undefined;
           const inside = folder !== undefined && !folder.deleted && this.#contains(folder);
           return exportFolder(inside ? folder : undefined, key, base, fullSync);
         },
@@ -270,7 +272,8 @@ export class MemoryServer extends SyncableView {
         journal: () => core.journal("gab"),
         head: () => core.cn,
         floor: () => core.floor,
-        exportKey: (key, base, fullSync) => exportUser(core.users.get(key), key, base, fullSync),
+        exportKey: (key, ref, base, fullSync) =>
+          exportUser(ref as UserRecord | undefined, key, base, fullSync),
       }),
       notifications: (f) => core.hub("server").stream({ ...f, objectTypes: ["user"] }),
     });
@@ -403,7 +406,7 @@ export function createMemoryServer(options?: MemoryServerOptions): MemoryServer 
 function itemScopeSource(
   core: MemoryCore,
   journalId: string,
-  inScope: (item: NonNullable<ReturnType<MemoryCore["items"]["get"]>>) => boolean,
+  inScope: (item: ItemRecord) => boolean,
 ) {
   return journalSource({
     name: journalId,
@@ -411,8 +414,8 @@ function itemScopeSource(
     journal: () => core.journal(journalId),
     head: () => core.cn,
     floor: () => core.floor,
-    exportKey: (key, base, fullSync) => {
-      const item = core.items.get(key);
+    exportKey: (key, ref, base, fullSync) => {
+      const item = ref as ItemRecord | undefined;
       const here = item !== undefined && !item.deleted && inScope(item);
       return exportItem(item, key, here, base, fullSync, item?.createdCn ?? 0);
     },

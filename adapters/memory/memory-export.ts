@@ -22,7 +22,7 @@ export interface JournalView {
   /** Cursors below this were compacted away. */
   floor(): number;
   /** The change for one key, or undefined to skip it (a tombstone during a full sync). */
-  exportKey(key: string, base: number, fullSync: boolean): Change | undefined;
+  exportKey(key: string, ref: unknown, base: number, fullSync: boolean): Change | undefined;
   pageSize: number;
   name: string;
   /** Throws `NotFoundError` when the scope itself is gone (a deleted folder). */
@@ -50,7 +50,7 @@ export function journalSource(view: JournalView): ChangeSource<number, MemoryPag
           break;
         }
         last = entry.cn;
-        const change = view.exportKey(entry.key, base, fullSync);
+        const change = view.exportKey(entry.key, entry.ref, base, fullSync);
         if (!change) continue;
         change.position = { cursor: entry.cn, page: { base } };
         changes.push(change);

@@ -6,6 +6,8 @@
 export interface JournalEntry {
   cn: number;
   key: string;
+  /** The record the key names, so exporting needs no lookup. */
+  ref: unknown;
   dead: boolean;
 }
 
@@ -15,10 +17,10 @@ export class Journal {
   #dead = 0;
 
   /** Records that `key` changed at change number `cn` (which must grow). */
-  record(key: string, cn: number): void {
+  record(key: string, cn: number, ref: unknown): void {
     const old = this.#latest.get(key);
     if (old) this.#kill(old);
-    const entry = { cn, key, dead: false };
+    const entry = { cn, key, ref, dead: false };
     this.#log.push(entry);
     this.#latest.set(key, entry);
   }

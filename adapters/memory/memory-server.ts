@@ -339,7 +339,10 @@ export class MemoryCore {
     }
     for (const [scope, entries] of Object.entries(copy.journals)) {
       const j = this.journal(scope);
-      for (const [cn, key] of entries.sort((a, b) => a[0] - b[0])) j.record(key, cn);
+      const records =
+        scope === "gab" ? this.users : scope.startsWith("tree:") ? this.folders : this.items;
+      for (const [cn, key] of entries.sort((a, b) => a[0] - b[0]))
+        j.record(key, cn, records.get(key));
     }
   }
 
@@ -369,7 +372,7 @@ export class MemoryCore {
   }
 
   #recordFolder(folder: FolderRecord, cn: number, event: EventType): void {
-    this.journal(`tree:${folder.store}`).record(folder.key, cn);
+    this.journal(`tree:${folder.store}`).record(folder.key, cn, folder);
     const object =
       event === "deleted"
         ? { sourcekey: folder.key, type: "folder" as const, parentKey: folder.parent }
@@ -388,9 +391,9 @@ export class MemoryCore {
     event: EventType,
     movedFrom?: string,
   ): void {
-    for (const f of folders) this.journal(`folder:${f}`).record(item.key, cn);
-    this.journal(`store:${item.store}`).record(item.key, cn);
-    this.journal("server").record(item.key, cn);
+    for (const f of folders) this.journal(`folder:${f}`).record(item.key, cn, item);
+    this.journal(`store:${item.store}`).record(item.key, cn, item);
+    this.journal("server").record(item.key, cn, item);
     if (!this.#anyObserved(folders, item.store)) return;
     const object =
       event === "deleted"
@@ -408,7 +411,7 @@ export class MemoryCore {
   }
 
   #recordUser(user: UserRecord, cn: number, event: EventType): void {
-    this.journal("gab").record(user.key, cn);
+    this.journal("gab").record(user.key, cn, user);
     const object =
       event === "deleted"
         ? { sourcekey: user.key, type: "user" as const }
