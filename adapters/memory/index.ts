@@ -102,11 +102,11 @@ export class MemoryFolder extends SyncableView {
         journal: () => core.journal(journalId),
         head: () => core.cn,
         floor: () => core.floor,
-        exportKey: (key, ref, base, fullSync) => {
+        exportKey: (key, ref, base, nothingImported) => {
           const item = ref as ItemRecord | undefined;
           const here = item !== undefined && !item.deleted && item.parent === sourcekey;
           const arrived = here ? Math.max(item.createdCn, item.moves.at(-1)?.cn ?? 0) : 0;
-          return exportItem(item, key, here, base, fullSync, arrived);
+          return exportItem(item, key, here, base, nothingImported, arrived);
         },
       }),
       notifications: (f) => core.hub(journalId).stream(f),
@@ -123,10 +123,10 @@ export class MemoryFolder extends SyncableView {
         journal: () => core.journal(treeId),
         head: () => core.cn,
         floor: () => core.floor,
-        exportKey: (key, ref, base, fullSync) => {
+        exportKey: (key, ref, base, nothingImported) => {
           const folder = ref as FolderRecord | undefined;
           const inside = folder !== undefined && !folder.deleted && this.#contains(folder);
-          return exportFolder(inside ? folder : undefined, key, base, fullSync);
+          return exportFolder(inside ? folder : undefined, key, base, nothingImported);
         },
       }),
       notifications: (f) => core.hub(`store:${store}`).stream({ ...f, objectTypes: ["folder"] }),
@@ -272,8 +272,8 @@ export class MemoryServer extends SyncableView {
         journal: () => core.journal("gab"),
         head: () => core.cn,
         floor: () => core.floor,
-        exportKey: (key, ref, base, fullSync) =>
-          exportUser(ref as UserRecord | undefined, key, base, fullSync),
+        exportKey: (key, ref, base, nothingImported) =>
+          exportUser(ref as UserRecord | undefined, key, base, nothingImported),
       }),
       notifications: (f) => core.hub("server").stream({ ...f, objectTypes: ["user"] }),
     });
@@ -414,10 +414,10 @@ function itemScopeSource(
     journal: () => core.journal(journalId),
     head: () => core.cn,
     floor: () => core.floor,
-    exportKey: (key, ref, base, fullSync) => {
+    exportKey: (key, ref, base, nothingImported) => {
       const item = ref as ItemRecord | undefined;
       const here = item !== undefined && !item.deleted && inScope(item);
-      return exportItem(item, key, here, base, fullSync, item?.createdCn ?? 0);
+      return exportItem(item, key, here, base, nothingImported, item?.createdCn ?? 0);
     },
   });
 }

@@ -10,9 +10,13 @@ import type { Change } from "../../src/core/types.js";
 import type { Journal } from "./memory-journal.js";
 import type { FolderRecord, ItemRecord, UserRecord } from "./memory-records.js";
 
-/** Where a journal's export starts; carried as the page token so every page uses one base. */
+/**
+ * Carried as the page token so every page of a round uses one base; `floor` is the compaction
+ * floor when the round started.
+ */
 export interface MemoryPage {
   base: number;
+  floor: number;
 }
 
 export interface JournalView {
@@ -21,8 +25,8 @@ export interface JournalView {
   head(): number;
   /** Cursors below this were compacted away. */
   floor(): number;
-  /** The change for one key, or undefined to skip it (a tombstone during a full sync). */
-  exportKey(key: string, ref: unknown, base: number, fullSync: boolean): Change | undefined;
+  /** The change for one key, or undefined to skip it (a tombstone before anything was imported). */
+  exportKey(key: string, ref: unknown, base: number, nothingImported: boolean): Change | undefined;
   pageSize: number;
   name: string;
   /** Throws `NotFoundError` when the scope itself is gone (a deleted folder). */
@@ -31,16 +35,22 @@ export interface JournalView {
 
 export function journalSource(view: JournalView): ChangeSource<number, MemoryPage> {
   return {
-    async fetchPage({ cursor, page }): Promise<Page<number, MemoryPage>> {
+    async fetchPage({ cursor, page, fullSync }): Promise<Page<number, MemoryPage>> {
       view.check?.();
-      if (cursor !== undefined && cursor < view.floor()) {
+      const floor = view.floor();
+      // A full sync's mid-round cursor may sit below the floor: the tombstones dropped then
+      // were of objects deleted before the round began, which it never exported.
+      const compactedSinceStart = !fullSync || page === undefined || page.floor !== floor;
+      if (cursor !== undefined && cursor < floor && compactedSinceStart) {
         throw new StateInvalidError(
           `memory ${view.name}: state cursor ${cursor} is older than the journal (compacted up to ${view.floor()})`,
         );
       }
       const from = cursor ?? 0;
       const base = page?.base ?? from;
-      const fullSync = cursor === undefined;
+      const token = { base, floor: page?.floor ?? floor };
+      // Before anything was imported, tombstones concern nobody.
+      const nothingImported = cursor === undefined;
       const changes: Change[] = [];
       let last = from;
       let more = false;
@@ -50,16 +60,18 @@ export function journalSource(view: JournalView): ChangeSource<number, MemoryPag
           break;
         }
         last = entry.cn;
-        const change = view.exportKey(entry.key, entry.ref, base, fullSync);
+        const change = view.exportKey(entry.key, entry.ref, base, nothingImported);
         if (!change) continue;
-        change.position = { cursor: entry.cn, page: { base } };
+        change.position = { cursor: entry.cn, page: token };
         changes.push(change);
       }
-      if (more) return { changes, newCursor: last, nextPage: { base } };
+      if (more) return { changes, newCursor: last, nextPage: token };
       return { changes, newCursor: Math.max(last, view.head()) };
     },
     cursorSchema: z.number().int().nonnegative(),
-    pageSchema: z.object({ base: z.number().int().nonnegative() }).strict(),
+    pageSchema: z
+      .object({ base: z.number().int().nonnegative(), floor: z.number().int().nonnegative() })
+      .strict(),
   };
 }
 
@@ -69,11 +81,11 @@ export function exportItem(
   key: string,
   inScope: boolean,
   base: number,
-  fullSync: boolean,
+  nothingImported: boolean,
   arrivedCn: number,
 ): Change | undefined {
   if (!item || !inScope) {
-    if (fullSync) return undefined;
+    if (nothingImported) return undefined;
     return {
       kind: "delete",
       object: { sourcekey: key, type: "item", parentKey: item?.parent },
@@ -109,10 +121,10 @@ export function exportFolder(
   folder: FolderRecord | undefined,
   key: string,
   base: number,
-  fullSync: boolean,
+  nothingImported: boolean,
 ): Change | undefined {
   if (!folder || folder.deleted) {
-    if (fullSync) return undefined;
+    if (nothingImported) return undefined;
     return {
       kind: "delete",
       object: { sourcekey: key, type: "folder", parentKey: folder?.parent },
@@ -136,10 +148,10 @@ export function exportUser(
   user: UserRecord | undefined,
   key: string,
   base: number,
-  fullSync: boolean,
+  nothingImported: boolean,
 ): Change | undefined {
   if (!user || user.deleted) {
-    if (fullSync) return undefined;
+    if (nothingImported) return undefined;
     return { kind: "delete", object: { sourcekey: key, type: "user" }, soft: false };
   }
   return {

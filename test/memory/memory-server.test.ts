@@ -177,3 +177,22 @@ describe("memory server", () => {
     expect(copy.allItems()).toEqual(server.allItems());
   });
 });
+
+describe("memory server compaction during a full sync", () => {
+  it("a full sync resumed across an older compaction keeps going; one compacted mid-round is invalid", async () => {
+    const { server, inbox } = setup({ pageSize: 1 });
+    inbox.createItem({ n: 1 });
+    inbox.createItem({ n: 2 });
+    const gone = inbox.createItem({ n: 3 });
+    server.deleteItem(gone);
+    server.compact();
+    const checkpoints: string[] = [];
+    const ctl = new AbortController();
+    await inbox.sync({ update: () => ctl.abort() }, undefined, { signal: ctl.signal, onCheckpoint: (s) => void checkpoints.push(s) }).catch(() => {});
+    await inbox.sync({}, undefined, { onCheckpoint: (s) => void checkpoints.push(s) });
+    // The first checkpoint's cursor is below the floor, but the compaction predates the round.
+    await expect(inbox.sync({}, checkpoints[0])).resolves.toBeTypeOf("string");
+    server.compact();
+    await expect(inbox.sync({}, checkpoints[0])).rejects.toBeInstanceOf(StateInvalidError);
+  });
+});
