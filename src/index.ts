@@ -4,3 +4,5 @@
  */
 export * from "./core/index.js";
 export * from "./notify/index.js";
+export * from "./orchestrator/index.js";
+export * from "./stores/index.js";

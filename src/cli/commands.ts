@@ -1,0 +1,146 @@
+/**
+ * `deltasync sync <source>` and `deltasync watch <source>`.
+ */
+import { registerSecret } from "../orchestrator/redact.js";
+import { runSync, type SyncResult } from "../orchestrator/run-sync.js";
+import { watch } from "../orchestrator/watch.js";
+import { createFileStateStore } from "../stores/file.js";
+import { createMemoryStateStore } from "../stores/memory.js";
+import { createSqliteStateStore } from "../stores/sqlite.js";
+import type { StateStore } from "../stores/types.js";
+import type { Output } from "./output.js";
+import { loadCliSource, parseSourceUrl } from "./registry.js";
+import { openSink } from "./sinks.js";
+import type { OpenedSource } from "./source.js";
+
+export interface SourceFlags {
+  state?: string;
+  out?: string;
+  batchSize?: number;
+  password?: string;
+  token?: string;
+  daysWithin?: number;
+  timeMin?: string;
+  timeMax?: string;
+}
+
+export interface WatchFlags extends SourceFlags {
+  poll: number;
+  duration?: number;
+}
+
+/** The environment adapters read credentials from, with flags copied in; all secrets registered. */
+export function credentialEnv(flags: SourceFlags): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  if (flags.password !== undefined) env.DELTASYNC_PASSWORD = flags.password;
+  if (flags.token !== undefined) env.DELTASYNC_TOKEN = flags.token;
+  for (const [name, value] of Object.entries(env)) {
+    if (/PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|API_?KEY/i.test(name)) registerSecret(value);
+  }
+  return env;
+}
+
+export function openStateStore(file: string | undefined): StateStore {
+  if (!file) return createMemoryStateStore();
+  if (/\.(sqlite3?|db)$/i.test(file)) return createSqliteStateStore(file);
+  return createFileStateStore(file);
+}
+
+async function openSource(
+  text: string,
+  flags: SourceFlags,
+  signal: AbortSignal,
+): Promise<OpenedSource> {
+  const url = parseSourceUrl(text);
+  const cli = await loadCliSource(url.protocol.replace(/:$/, ""));
+  return cli.open(url, { env: credentialEnv(flags), signal });
+}
+
+function summary(r: SyncResult): string {
+  const kind = r.reset ? "full sync after reset" : r.fullSync ? "full sync" : "incremental sync";
+  return `${r.key}: ${kind}: ${r.updated} updated, ${r.deleted} deleted, ${r.read} read changes in ${r.batches} batches, ${r.pages} pages, ${r.durationMs} ms`;
+}
+
+export function resultEvent(
+  r: SyncResult,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const { state: _state, ...rest } = r;
+  return { event: "sync", ...rest, ...extra };
+}
+
+export async function syncCommand(
+  source: string,
+  flags: SourceFlags,
+  out: Output,
+  signal: AbortSignal,
+) {
+  const opened = await openSource(source, flags, signal);
+  const store = openStateStore(flags.state);
+  const sink = openSink(flags.out, opened.key);
+  if (!flags.state) out.note("note: no --state given; the next run will be a full sync again");
+  const progress = out.progress(`sync ${opened.key}`, 0);
+  try {
+    const result = await runSync(opened.syncable, {
+      ...sink.callbacks,
+      key: opened.key,
+      store,
+      signal,
+      batchSize: flags.batchSize,
+      daysWithin: flags.daysWithin,
+      timeMin: flags.timeMin,
+      timeMax: flags.timeMax,
+      onProgress: (p) => progress.update(p.updated + p.deleted + p.read, p.batches),
+    });
+    progress.stop();
+    out.emit(resultEvent(result), summary(result));
+  } finally {
+    progress.stop();
+    sink.close();
+    await store.close();
+    await opened.close();
+  }
+}
+
+export async function watchCommand(
+  source: string,
+  flags: WatchFlags,
+  out: Output,
+  signal: AbortSignal,
+) {
+  const opened = await openSource(source, flags, signal);
+  const store = openStateStore(flags.state);
+  const sink = openSink(flags.out, opened.key);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const sub = watch(opened.syncable, {
+        ...sink.callbacks,
+        key: opened.key,
+        store,
+        signal,
+        batchSize: flags.batchSize,
+        daysWithin: flags.daysWithin,
+        timeMin: flags.timeMin,
+        timeMax: flags.timeMax,
+        pollIntervalMs: flags.poll * 1000,
+        onError: (e) =>
+          out.note(
+            `deltasync: sync failed, backing off: ${e instanceof Error ? e.message : String(e)}`,
+          ),
+      }).subscribe({
+        next: (r) =>
+          out.emit(resultEvent(r, { trigger: r.trigger }), `[${r.trigger}] ${summary(r)}`),
+        error: reject,
+        complete: resolve,
+      });
+      signal.addEventListener("abort", () => {
+        sub.unsubscribe();
+        resolve();
+      });
+    });
+  } finally {
+    sink.close();
+    await store.close();
+    await opened.close();
+  }
+}

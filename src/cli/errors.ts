@@ -1,0 +1,57 @@
+/**
+ * Turns any error into one credential-free line and an exit code.
+ */
+import {
+  ArgumentError,
+  AuthError,
+  ConflictError,
+  isTransient,
+  NotFoundError,
+  NotSupportedError,
+  StateError,
+  StateInvalidError,
+} from "../core/errors.js";
+import { describeError, redact } from "../orchestrator/redact.js";
+
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  auth: 3,
+  unreachable: 4,
+  state: 5,
+  interrupted: 130,
+} as const;
+
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof ArgumentError || error instanceof NotSupportedError) return EXIT.usage;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && code.startsWith("commander.")) return EXIT.usage;
+  if (error instanceof AuthError) return EXIT.auth;
+  if (
+    error instanceof StateError ||
+    error instanceof StateInvalidError ||
+    error instanceof ConflictError
+  )
+    return EXIT.state;
+  if (error instanceof NotFoundError || isTransient(error)) return EXIT.unreachable;
+  return EXIT.failure;
+}
+
+/** `deltasync: <what>: <message>`; the stack (redacted) only when verbose. */
+export function formatError(error: unknown, verbose: boolean): string {
+  const e = error as { message?: unknown } | null;
+  let kind = "error";
+  if (error instanceof AuthError) kind = "bad credentials";
+  else if (error instanceof StateError) kind = "bad state";
+  else if (isTransient(error) || error instanceof NotFoundError) kind = "unreachable";
+  else if (error instanceof ArgumentError) kind = "bad argument";
+  const message =
+    e && typeof e.message === "string"
+      ? redact(e.message.replace(/\s*\n\s*/g, " "))
+      : describeError(error);
+  const line = `deltasync: ${kind}: ${message}`;
+  if (!verbose) return line;
+  const stack = error instanceof Error && error.stack ? redact(error.stack) : "";
+  return `${line}\n${stack}`;
+}

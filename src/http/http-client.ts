@@ -1,0 +1,255 @@
+/**
+ * The shared undici client: one keep-alive pool, bearer/basic auth with one refresh on 401,
+ * retries with backoff and `Retry-After` for idempotent requests, zod validation of bodies.
+ */
+import { Agent, type Dispatcher } from "undici";
+import {
+  AuthError,
+  ConflictError,
+  DeltaSyncError,
+  isTransient,
+  NotFoundError,
+  ProtocolError,
+  TransientError,
+} from "../core/errors.js";
+import { normalizeBaseUrl, resolveUrl } from "./origin.js";
+import { backoffDelay, parseRetryAfter, sleep } from "./retry-after.js";
+import type {
+  HttpClient,
+  HttpClientOptions,
+  HttpErrorResponse,
+  HttpRequest,
+  HttpResponse,
+  QueryValue,
+} from "./types.js";
+import { parseJsonBody } from "./validate.js";
+
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PROPFIND", "REPORT"]);
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/**
+ * Creates the shared HTTP client.
+ *
+ * @example
+ * const http = createHttpClient({ baseUrl: "https://www.googleapis.com/calendar/v3/", accessToken });
+ * const { body } = await http.request({ path: "users/me/calendarList", schema: CalendarListSchema });
+ */
+export function createHttpClient(options: HttpClientOptions): HttpClient {
+  const baseUrl = normalizeBaseUrl(options.baseUrl);
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const ownDispatcher = options.dispatcher === undefined;
+  const dispatcher: Dispatcher =
+    options.dispatcher ??
+    new Agent({
+      connections: options.connections ?? 8,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      connect: { timeout: timeoutMs },
+    });
+  const retries = options.retry?.retries ?? 3;
+  const backoff = {
+    minDelayMs: options.retry?.minDelayMs ?? 200,
+    maxDelayMs: options.retry?.maxDelayMs ?? 30_000,
+  };
+  const wait = options.sleep ?? sleep;
+  const basic = options.basicAuth
+    ? `Basic ${Buffer.from(`${options.basicAuth.username}:${options.basicAuth.password}`).toString("base64")}`
+    : undefined;
+  const canRefresh = options.getAccessToken !== undefined;
+  let closed = false;
+
+  async function authorization(
+    forceRefresh: boolean,
+  ): Promise<{ header?: string; secret?: string }> {
+    if (options.getAccessToken) {
+      let token: string;
+      try {
+        token = await options.getAccessToken({ forceRefresh });
+      } catch (cause) {
+        throw new AuthError("getAccessToken failed", { cause });
+      }
+      return { header: `Bearer ${token}`, secret: token };
+    }
+    if (options.accessToken !== undefined)
+      return { header: `Bearer ${options.accessToken}`, secret: options.accessToken };
+    if (basic !== undefined) return { header: basic, secret: options.basicAuth?.password };
+    return {};
+  }
+
+  async function send(
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    body: string | Uint8Array | undefined,
+    signal: AbortSignal | undefined,
+    endpoint: string,
+  ): Promise<RawResponse> {
+    try {
+      const res = await dispatcher.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        body,
+        signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      const text = await res.body.text();
+      return { status: res.statusCode, headers: res.headers, text };
+    } catch (cause) {
+      if (signal?.aborted) throw signal.reason;
+      if (isTransient(cause))
+        throw new TransientError(`${endpoint}: ${networkReason(cause)}`, { cause });
+      throw new ProtocolError(endpoint, `request failed: ${networkReason(cause)}`, { cause });
+    }
+  }
+
+  async function request<T = string>(req: HttpRequest<T>): Promise<HttpResponse<T>> {
+    if (closed) throw new DeltaSyncError("HTTP client is closed");
+    const method = (req.method ?? "GET").toUpperCase();
+    const url = resolveUrl(req.path, baseUrl, req.endpoint ?? `${method} ${req.path}`);
+    appendQuery(url, req.query);
+    const endpoint = req.endpoint ?? `${method} ${url.pathname}`;
+    const idempotent = req.idempotent ?? IDEMPOTENT.has(method);
+    const headers: Record<string, string> = { ...options.headers, ...req.headers };
+    let body = req.body;
+    if (req.json !== undefined) {
+      body = JSON.stringify(req.json);
+      headers["content-type"] ??= "application/json";
+    }
+    if (req.schema) headers.accept ??= "application/json";
+
+    let refreshed = false;
+    let forceRefresh = false;
+    let attempt = 0;
+    for (;;) {
+      const auth = await authorization(forceRefresh);
+      forceRefresh = false;
+      const sent = auth.header ? { ...headers, authorization: auth.header } : headers;
+      let error: Error;
+      try {
+        const raw = await send(method, url, sent, body, req.signal, endpoint);
+        const expected = req.expect
+          ? req.expect.includes(raw.status)
+          : raw.status >= 200 && raw.status < 300;
+        if (expected) return toResponse(raw, req, url, endpoint);
+        if (raw.status === 401 && canRefresh && !refreshed) {
+          refreshed = true;
+          forceRefresh = true;
+          continue;
+        }
+        error = toError(raw, method, endpoint, auth.secret);
+      } catch (e) {
+        if (!(e instanceof TransientError)) throw e;
+        error = e;
+      }
+      if (!(error instanceof TransientError) || !idempotent || attempt >= retries) throw error;
+      const delay = error.retryAfterMs ?? backoffDelay(attempt, backoff);
+      // A server asking for a longer pause than we allow: let the caller (orchestrator) schedule it.
+      if (delay > backoff.maxDelayMs) throw error;
+      attempt++;
+      await wait(delay, req.signal);
+    }
+  }
+
+  function toError(raw: RawResponse, method: string, endpoint: string, secret?: string): Error {
+    const retryAfterMs = parseRetryAfter(headerValue(raw.headers["retry-after"]));
+    const info: HttpErrorResponse = {
+      status: raw.status,
+      method,
+      endpoint,
+      headers: raw.headers,
+      text: raw.text,
+      retryAfterMs,
+    };
+    const custom = options.classify?.(info);
+    if (custom) return custom;
+    return defaultError(info, secret);
+  }
+
+  return {
+    baseUrl,
+    request,
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (ownDispatcher) await dispatcher.close();
+    },
+  };
+}
+
+/** The default status → error mapping (see docs/http.md). */
+export function defaultError(info: HttpErrorResponse, secret?: string): Error {
+  const detail = excerpt(info.text, secret);
+  const message = `${info.endpoint}: HTTP ${info.status}${detail ? ` ${detail}` : ""}`;
+  const { status } = info;
+  if (status === 408 || status === 429 || status >= 500)
+    return new TransientError(message, { status, retryAfterMs: info.retryAfterMs });
+  if (status === 401 || status === 403) return new AuthError(message);
+  if (status === 404 || status === 410) return new NotFoundError(message);
+  if (status === 409 || status === 412) return new ConflictError(message);
+  return new ProtocolError(info.endpoint, `HTTP ${status}${detail ? ` ${detail}` : ""}`);
+}
+
+function toResponse<T>(
+  raw: RawResponse,
+  req: HttpRequest<T>,
+  url: URL,
+  endpoint: string,
+): HttpResponse<T> {
+  let body: unknown = raw.text;
+  if (raw.status >= 200 && raw.status < 300) {
+    if (req.schema) body = parseJsonBody(raw.text, req.schema, endpoint);
+  } else if (req.schema) {
+    try {
+      body = JSON.parse(raw.text);
+    } catch {
+      body = raw.text;
+    }
+  }
+  return {
+    status: raw.status,
+    headers: raw.headers,
+    body: body as T,
+    text: raw.text,
+    url: url.toString(),
+  };
+}
+
+function appendQuery(url: URL, query: Record<string, QueryValue> | undefined): void {
+  if (!query) return;
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) url.searchParams.append(key, String(v));
+    else url.searchParams.append(key, String(value));
+  }
+}
+
+/** The first value of a header. */
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** A short, single-line, secret-free excerpt of an error body. */
+function excerpt(text: string, secret?: string): string {
+  let out = text.replace(/\s+/g, " ").trim();
+  if (secret) out = out.split(secret).join("[redacted]");
+  out = out.replace(/(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 [redacted]");
+  return out.length > 200 ? `${out.slice(0, 200)}…` : out;
+}
+
+function networkReason(cause: unknown): string {
+  const code = (cause as { code?: unknown }).code;
+  const name = cause instanceof Error ? cause.name : "error";
+  if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") return "timed out";
+  if (code === "UND_ERR_CONNECT_TIMEOUT") return "connect timed out";
+  return typeof code === "string" ? `${name} (${code})` : name;
+}

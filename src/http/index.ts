@@ -1,0 +1,16 @@
+/**
+ * The shared HTTP layer every HTTP adapter uses (see docs/http.md).
+ */
+export { createHttpClient, defaultError, headerValue } from "./http-client.js";
+export { normalizeBaseUrl, resolveUrl, sameOrigin } from "./origin.js";
+export { type PrefetchOptions, prefetching } from "./prefetch.js";
+export { backoffDelay, parseRetryAfter, sleep } from "./retry-after.js";
+export type {
+  HttpClient,
+  HttpClientOptions,
+  HttpErrorResponse,
+  HttpRequest,
+  HttpResponse,
+  QueryValue,
+} from "./types.js";
+export { formatPath, parseJsonBody, validate } from "./validate.js";

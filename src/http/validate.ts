@@ -1,0 +1,39 @@
+/**
+ * Turns a response body into a validated value, or a `ProtocolError` naming the endpoint and field.
+ */
+import type { ZodType } from "zod";
+import { ProtocolError } from "../core/errors.js";
+
+/** `items[3].status` from a zod issue path. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out === "" ? "(root)" : out;
+}
+
+/** Parses `text` as JSON and validates it with `schema`. */
+export function parseJsonBody<T>(text: string, schema: ZodType<T>, endpoint: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new ProtocolError(endpoint, "response body is not valid JSON", { cause });
+  }
+  return validate(json, schema, endpoint);
+}
+
+/** Validates an already parsed value with `schema`. */
+export function validate<T>(value: unknown, schema: ZodType<T>, endpoint: string): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const where = issue ? formatPath(issue.path) : "(root)";
+  const what = issue ? issue.message : "invalid";
+  const more = result.error.issues.length > 1 ? ` (+${result.error.issues.length - 1} more)` : "";
+  throw new ProtocolError(endpoint, `invalid response body at ${where}: ${what}${more}`, {
+    cause: result.error,
+  });
+}

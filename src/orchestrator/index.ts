@@ -1,0 +1,24 @@
+export { syncCalendar, syncContacts, syncEmail } from "./account.js";
+export type { BatchCallbacks, DeletedRecord, ReadChange } from "./batch.js";
+export { type Concurrency, KeyedRunner } from "./keyed.js";
+export { describeError, redact, registerSecret } from "./redact.js";
+export { parseRetryAfter, type RetryPolicy, resolveRetryPolicy, retryDelay } from "./retry.js";
+export { type RunSyncOptions, runSync, type SyncProgress, type SyncResult } from "./run-sync.js";
+export {
+  createSqliteMirror,
+  type MirrorRow,
+  type SqliteMirror,
+  type SqliteMirrorOptions,
+} from "./sqlite-mirror.js";
+export {
+  type BatchEvent,
+  channels,
+  type EndEvent,
+  type ErrorEvent,
+  type PageEvent,
+  type ResetEvent,
+  type RetryEvent,
+  type StartEvent,
+  type TelemetryBase,
+} from "./telemetry.js";
+export { type WatchOptions, type WatchResult, type WatchTrigger, watch } from "./watch.js";

@@ -1,0 +1,245 @@
+/**
+ * A local SQLite copy of a synced scope: the example importer to copy. Each row keeps the
+ * metadata a two-way sync needs (the Q&A seed): where it came from (`source`), which source
+ * changed it last (`updated_at_source`), when it was created and updated locally, and a stable
+ * local id that survives updates (`id`), next to the backend's `sourcekey` and `change_key`.
+ */
+import { randomBytes } from "node:crypto";
+import Database from "better-sqlite3";
+import type { Importer, SyncObject } from "../core/types.js";
+import { checkTable } from "../stores/sqlite.js";
+import type { BatchCallbacks } from "./batch.js";
+
+export interface SqliteMirrorOptions {
+  /** Names the origin of every row, e.g. `google:alice/primary`. */
+  source: string;
+  /** Table name. Default `mirror`. */
+  table?: string;
+  /** Reads an item's read flag from its data. Default: `data.read` when it is a boolean. */
+  readOf?(obj: SyncObject): boolean | undefined;
+}
+
+/** One mirrored object. */
+export interface MirrorRow {
+  source: string;
+  sourcekey: string;
+  /** Stable local id, kept across updates (use it as your foreign key). */
+  id: string;
+  type: string;
+  parentKey: string | null;
+  changeKey: string | null;
+  data: unknown;
+  isRead: boolean | null;
+  /** ISO time the row was first created here. */
+  createdLocally: string;
+  /** ISO time the row was last changed here. */
+  updatedLocally: string;
+  /** The source that made the last change (this mirror's `source` for synced changes). */
+  updatedAtSource: string;
+}
+
+export interface SqliteMirror {
+  /** Per-change importer (each call its own statement); fine for small scopes and tests. */
+  readonly importer: Importer;
+  /** Batch callbacks for `runSync`: one transaction per batch (the fast path). */
+  readonly callbacks: Required<
+    Pick<BatchCallbacks, "onUpdated" | "onDeleted" | "onRead" | "onReset">
+  >;
+  /** Every row of this mirror's source, ordered by sourcekey. */
+  rows(): MirrorRow[];
+  get(sourcekey: string): MirrorRow | undefined;
+  count(): number;
+  /** Deletes every row of this mirror's source (what a reset does). */
+  clear(): void;
+  /** The underlying database. */
+  readonly db: Database.Database;
+  /** Closes the database if the mirror opened it; safe twice. */
+  close(): void;
+}
+
+interface RawRow {
+  source: string;
+  sourcekey: string;
+  id: string;
+  type: string;
+  parent_key: string | null;
+  change_key: string | null;
+  data: string;
+  is_read: number | null;
+  created_locally: string;
+  updated_locally: string;
+  updated_at_source: string;
+}
+
+/**
+ * Opens (or creates) a mirror table in a SQLite file.
+ * @example
+ * const mirror = createSqliteMirror("mirror.sqlite", { source: "memory:alice" });
+ * await runSync(store.items, { ...mirror.callbacks, store: states });
+ * mirror.count(); // 5000
+ */
+export function createSqliteMirror(
+  file: string | Database.Database,
+  options: SqliteMirrorOptions,
+): SqliteMirror {
+  const table = checkTable(options.table ?? "mirror");
+  const owned = typeof file === "string";
+  const db = typeof file === "string" ? new Database(file) : file;
+  if (owned) {
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = NORMAL");
+    db.pragma("busy_timeout = 5000");
+    db.pragma("cache_size = -65536"); // 64 MiB: keeps a 1M-row mirror's indexes in memory
+  }
+  db.exec(`CREATE TABLE IF NOT EXISTS ${table} (
+    source TEXT NOT NULL,
+    sourcekey TEXT NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    parent_key TEXT,
+    change_key TEXT,
+    data TEXT NOT NULL,
+    is_read INTEGER,
+    created_locally TEXT NOT NULL,
+    updated_locally TEXT NOT NULL,
+    updated_at_source TEXT NOT NULL,
+    PRIMARY KEY (source, sourcekey)
+  );
+  CREATE INDEX IF NOT EXISTS ${table}_parent ON ${table} (source, parent_key);`);
+  const { source } = options;
+  const readOf =
+    options.readOf ??
+    ((obj: SyncObject) => {
+      const r = (obj.data as { read?: unknown } | null)?.read;
+      return typeof r === "boolean" ? r : undefined;
+    });
+  const upsert = db.prepare(`INSERT INTO ${table}
+    (source, sourcekey, id, type, parent_key, change_key, data, is_read, created_locally, updated_locally, updated_at_source)
+    VALUES (@source, @sourcekey, @id, @type, @parentKey, @changeKey, @data, @isRead, @now, @now, @source)
+    ON CONFLICT (source, sourcekey) DO UPDATE SET
+      type = excluded.type, parent_key = excluded.parent_key, change_key = excluded.change_key,
+      data = excluded.data, is_read = excluded.is_read, updated_locally = excluded.updated_locally,
+      updated_at_source = excluded.updated_at_source`);
+  const removeOne = db.prepare(`DELETE FROM ${table} WHERE source = ? AND sourcekey = ?`);
+  // A folder delete implies its subtree (DESIGN.md): remove every descendant too.
+  const removeTree = db.prepare(`WITH RECURSIVE tree(k) AS (
+      SELECT ? UNION SELECT m.sourcekey FROM ${table} m JOIN tree ON m.parent_key = tree.k WHERE m.source = ?
+    ) DELETE FROM ${table} WHERE source = ? AND sourcekey IN (SELECT k FROM tree)`);
+  // The read flag lives in `is_read`; a `read` boolean inside the data is kept in step with it.
+  const setRead = db.prepare(
+    `UPDATE ${table} SET is_read = ?, updated_locally = ?, updated_at_source = source,
+      data = CASE WHEN json_type(data, '$.read') IN ('true', 'false')
+        THEN json_set(data, '$.read', json(?)) ELSE data END
+      WHERE source = ? AND sourcekey = ?`,
+  );
+  const selectAll = db.prepare<[string], RawRow>(
+    `SELECT * FROM ${table} WHERE source = ? ORDER BY sourcekey`,
+  );
+  const selectOne = db.prepare<[string, string], RawRow>(
+    `SELECT * FROM ${table} WHERE source = ? AND sourcekey = ?`,
+  );
+  const countRows = db.prepare<[string], { n: number }>(
+    `SELECT count(*) AS n FROM ${table} WHERE source = ?`,
+  );
+  const clearAll = db.prepare(`DELETE FROM ${table} WHERE source = ?`);
+
+  const update = (obj: SyncObject, now: string) => {
+    const r = readOf(obj);
+    upsert.run({
+      source,
+      sourcekey: obj.sourcekey,
+      id: timeOrderedId(),
+      type: obj.type,
+      parentKey: obj.parentKey ?? null,
+      changeKey: obj.changeKey ?? null,
+      data: JSON.stringify(obj.data ?? null),
+      isRead: r === undefined ? null : r ? 1 : 0,
+      now,
+    });
+  };
+  const remove = (sourcekey: string, type: string | undefined) => {
+    if (type === "folder") removeTree.run(sourcekey, source, source);
+    else removeOne.run(source, sourcekey);
+  };
+  const markRead = (sourcekey: string, isRead: boolean, now: string) => {
+    setRead.run(isRead ? 1 : 0, now, isRead ? "true" : "false", source, sourcekey);
+  };
+  const clear = () => {
+    clearAll.run(source);
+  };
+
+  const onUpdated = db.transaction((records: SyncObject[]) => {
+    const now = new Date().toISOString();
+    for (const r of records) update(r, now);
+  });
+  const onDeleted = db.transaction((keys: string[], objects?: { type?: string }[]) => {
+    for (const [i, k] of keys.entries()) remove(k, objects?.[i]?.type);
+  });
+  const onRead = db.transaction((changes: { sourcekey: string; isRead: boolean }[]) => {
+    const now = new Date().toISOString();
+    for (const c of changes) markRead(c.sourcekey, c.isRead, now);
+  });
+
+  const toRow = (r: RawRow): MirrorRow => ({
+    source: r.source,
+    sourcekey: r.sourcekey,
+    id: r.id,
+    type: r.type,
+    parentKey: r.parent_key,
+    changeKey: r.change_key,
+    data: JSON.parse(r.data) as unknown,
+    isRead: r.is_read === null ? null : r.is_read === 1,
+    createdLocally: r.created_locally,
+    updatedLocally: r.updated_locally,
+    updatedAtSource: r.updated_at_source,
+  });
+
+  let closed = false;
+  return {
+    db,
+    importer: {
+      update: (obj) => update(obj, new Date().toISOString()),
+      delete: (obj) => remove(obj.sourcekey, obj.type),
+      read: (obj, isRead) => markRead(obj.sourcekey, isRead, new Date().toISOString()),
+      reset: clear,
+    },
+    callbacks: {
+      onUpdated: (records) => onUpdated(records),
+      onDeleted: (keys, objects) => onDeleted(keys, objects),
+      onRead: (changes) => onRead(changes),
+      onReset: clear,
+    },
+    rows: () => selectAll.all(source).map(toRow),
+    get: (sourcekey) => {
+      const r = selectOne.get(source, sourcekey);
+      return r ? toRow(r) : undefined;
+    },
+    count: () => countRows.get(source)?.n ?? 0,
+    clear,
+    close() {
+      if (closed || !owned) return;
+      closed = true;
+      db.close();
+    },
+  };
+}
+
+let lastMs = 0;
+let counter = 0;
+
+/**
+ * A UUIDv7-style id (RFC 9562 §5.7): time-ordered, so inserting millions of rows appends to the
+ * `id` index instead of scattering random writes over it.
+ */
+function timeOrderedId(): string {
+  const now = Date.now();
+  counter = now === lastMs ? (counter + 1) & 0xfff : 0;
+  lastMs = now;
+  const b = randomBytes(16);
+  b.writeUIntBE(now, 0, 6);
+  b[6] = 0x70 | (counter >> 8);
+  b[7] = counter & 0xff;
+  b[8] = 0x80 | ((b[8] as number) & 0x3f);
+  const h = b.toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
