@@ -21,6 +21,7 @@ fi
 if [ ! -x "$root/usr/lib/cyrus/bin/imapd" ]; then
   [ "$updated" = 1 ] || $sudo apt-get update
   tmp="$(mktemp -d)"
+  chmod 777 "$tmp" # apt downloads as the _apt user
   (cd "$tmp" && apt-get download cyrus-imapd)
   $sudo mkdir -p "$root"
   $sudo dpkg-deb -x "$tmp"/cyrus-imapd_*.deb "$root"

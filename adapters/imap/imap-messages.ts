@@ -1,0 +1,149 @@
+/**
+ * What the adapter exports for one message, and the flag signatures kept in cursors.
+ */
+import type {
+  FetchMessageObject,
+  FetchQueryObject,
+  ImapFlow,
+  MessageAddressObject,
+} from "imapflow";
+import type { SyncObject } from "../../src/core/types.js";
+import type { ImapFetchMode } from "./schemas.js";
+
+export interface ImapAddress {
+  name?: string;
+  address?: string;
+}
+
+/** One message as deltasync exports it (the `data` of a `SyncObject`). */
+export interface ImapMessage {
+  uid: number;
+  /** Every flag but `\Seen` and `\Recent`, sorted; `\Seen` travels as `seen` (the read channel). */
+  flags: string[];
+  seen: boolean;
+  size?: number;
+  internalDate?: string;
+  envelope?: {
+    date?: string;
+    subject?: string;
+    messageId?: string;
+    inReplyTo?: string;
+    from?: ImapAddress[];
+    to?: ImapAddress[];
+    cc?: ImapAddress[];
+  };
+  bodyStructure?: unknown;
+  /** The full RFC 5322 source, base64, when `fetch: "source"`. */
+  source?: string;
+}
+
+const SEEN = "\\Seen";
+
+/** The flags a cursor remembers for a UID: sorted, `\Recent` dropped (it is session state). */
+export function signature(flags: Iterable<string> | undefined): string {
+  return [...(flags ?? [])]
+    .filter((f) => f.toLowerCase() !== "\\recent")
+    .sort()
+    .join(" ");
+}
+
+/** True when two signatures differ in `\Seen` only. */
+export function onlySeenDiffers(before: string, after: string): boolean {
+  const strip = (s: string) =>
+    s
+      .split(" ")
+      .filter((f) => f && f !== SEEN)
+      .join(" ");
+  return strip(before) === strip(after) && before !== after;
+}
+
+export function isSeen(sig: string): boolean {
+  return sig.split(" ").includes(SEEN);
+}
+
+/**
+ * `uidvalidity:uid`; with `mailbox` (the server-wide scope) `mailbox/uidvalidity:uid`, since
+ * Cyrus can give two mailboxes created in the same second the same UIDVALIDITY.
+ */
+export function messageKey(uidValidity: string, uid: number | "*", mailbox?: string): string {
+  return mailbox === undefined ? `${uidValidity}:${uid}` : `${mailbox}/${uidValidity}:${uid}`;
+}
+
+export function fetchQuery(mode: ImapFetchMode): FetchQueryObject {
+  return {
+    uid: true,
+    flags: true,
+    size: true,
+    internalDate: true,
+    envelope: true,
+    ...(mode === "bodyStructure" ? { bodyStructure: true } : {}),
+    ...(mode === "source" ? { source: true } : {}),
+  };
+}
+
+const addresses = (list: MessageAddressObject[] | undefined): ImapAddress[] | undefined =>
+  list?.map((a) => ({
+    ...(a.name ? { name: a.name } : {}),
+    ...(a.address ? { address: a.address } : {}),
+  }));
+
+function iso(date: Date | string | undefined): string | undefined {
+  if (date === undefined) return undefined;
+  const d = typeof date === "string" ? new Date(date) : date;
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+}
+
+export function toMessage(msg: FetchMessageObject): ImapMessage {
+  const flags = [...(msg.flags ?? [])].filter((f) => f !== SEEN && f.toLowerCase() !== "\\recent");
+  const env = msg.envelope;
+  const out: ImapMessage = {
+    uid: msg.uid,
+    flags: flags.sort(),
+    seen: msg.flags?.has(SEEN) ?? false,
+  };
+  if (msg.size !== undefined) out.size = msg.size;
+  const internal = iso(msg.internalDate);
+  if (internal) out.internalDate = internal;
+  if (env) {
+    out.envelope = {
+      ...(iso(env.date) ? { date: iso(env.date) } : {}),
+      ...(env.subject !== undefined ? { subject: env.subject } : {}),
+      ...(env.messageId ? { messageId: env.messageId } : {}),
+      ...(env.inReplyTo ? { inReplyTo: env.inReplyTo } : {}),
+      ...(env.from ? { from: addresses(env.from) } : {}),
+      ...(env.to ? { to: addresses(env.to) } : {}),
+      ...(env.cc ? { cc: addresses(env.cc) } : {}),
+    };
+  }
+  if (msg.bodyStructure) out.bodyStructure = msg.bodyStructure;
+  if (msg.source) out.source = msg.source.toString("base64");
+  return out;
+}
+
+export function toSyncObject(
+  uidValidity: string,
+  path: string,
+  msg: FetchMessageObject,
+  qualified = false,
+): SyncObject<ImapMessage> {
+  return {
+    sourcekey: messageKey(uidValidity, msg.uid, qualified ? path : undefined),
+    type: "item",
+    parentKey: path,
+    ...(msg.modseq !== undefined ? { changeKey: String(msg.modseq) } : {}),
+    data: toMessage(msg),
+  };
+}
+
+/** Fetches `range` (a UID set) and resolves with the messages sorted by UID. */
+export async function fetchMessages(
+  client: ImapFlow,
+  range: string,
+  query: FetchQueryObject,
+  changedSince?: bigint,
+): Promise<FetchMessageObject[]> {
+  const out: FetchMessageObject[] = [];
+  const options = changedSince === undefined ? { uid: true } : { uid: true, changedSince };
+  for await (const msg of client.fetch(range, query, options)) out.push(msg);
+  return out.sort((a, b) => a.uid - b.uid);
+}

@@ -1,0 +1,110 @@
+/**
+ * The IMAP adapter: one mailbox's items (`folder`), the mailbox hierarchy (`hierarchy`) and
+ * server-wide mail (`server`, a composite over every selectable mailbox), on one connection.
+ *
+ * @example
+ * const account = createImapAccount({ host: "imap.example.com", secure: true, user: "alice", password });
+ * const state = await account.folder("INBOX").sync({ update: (o) => db.upsert(o) }, previousState);
+ * await account.close();
+ */
+import { defer, mergeMap, type Observable, Subject, takeUntil } from "rxjs";
+import { z } from "zod";
+import { compositeSource } from "../../src/core/composite.js";
+import { ArgumentError } from "../../src/core/errors.js";
+import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
+import type { Notification } from "../../src/core/types.js";
+import { accountLabel, createImapConnection } from "./imap-connection.js";
+import { hierarchySource, type ImapFolder, listSelectable } from "./imap-hierarchy.js";
+import { mailboxSource } from "./imap-mailbox-sync.js";
+import type { ImapMessage } from "./imap-messages.js";
+import { idleNotifications, mergedNotifications } from "./imap-notify.js";
+import { type ImapOptions, imapOptionsSchema, mailboxCursorSchema } from "./schemas.js";
+
+export type { ImapFolder } from "./imap-hierarchy.js";
+export type { ImapMessage } from "./imap-messages.js";
+export type { ImapFetchMode, ImapOptions, ImapSyncMode } from "./schemas.js";
+
+/** Mailboxes watched at most by a server-wide subscription (one IDLE connection each). */
+const MAX_WATCHED = 10;
+
+export interface ImapAccount extends Account<ImapMessage> {
+  /** `imap:user@host:port`, credential-free. */
+  readonly id: string;
+  /** The messages of one mailbox, keyed `uidvalidity:uid`. */
+  folder(path: string): Syncable<ImapMessage>;
+  /** The mailbox list (LIST with special-use), keyed by path. */
+  hierarchy(): Syncable<ImapFolder>;
+  /** Every selectable mailbox's messages, as one composite scope. */
+  server(): Syncable<ImapMessage>;
+  /** Same as `server()`. */
+  mail(): Syncable<ImapMessage>;
+  /** Logs out and ends notification subscriptions; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Opens (lazily) one IMAP account. */
+export function createImapAccount(options: ImapOptions): ImapAccount {
+  const parsed = imapOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ArgumentError(`invalid IMAP options: ${issue?.path.join(".")}: ${issue?.message}`);
+  }
+  const opts = parsed.data;
+  const connection = createImapConnection(opts);
+  const id = `imap:${accountLabel(opts)}`;
+  // close() also ends every IDLE subscription (each holds its own connection).
+  const closing = new Subject<void>();
+
+  const folder = (path: string): Syncable<ImapMessage> => {
+    if (!path) throw new ArgumentError("a mailbox path is required");
+    const scope = `folder:${path}`;
+    return createSyncable<ImapMessage>({
+      adapter: "imap",
+      scope,
+      source: mailboxSource({ connection, path }),
+      windowKeys: ["daysWithin"],
+      notifications: () =>
+        idleNotifications(opts, path, scope).pipe(takeUntil(closing)) as Observable<
+          Notification<ImapMessage>
+        >,
+    });
+  };
+
+  const server = (): Syncable<ImapMessage> =>
+    createSyncable<ImapMessage>({
+      adapter: "imap",
+      scope: "server",
+      source: {
+        ...compositeSource({
+          name: `${connection.label} server`,
+          listChildren: (signal) => connection.withClient(listSelectable, signal),
+          child: (path) => mailboxSource({ connection, path, qualified: true }),
+        }),
+        // Stricter than the composite's own: every child cursor must be a mailbox cursor.
+        cursorSchema: z.record(z.string(), mailboxCursorSchema),
+      },
+      windowKeys: ["daysWithin"],
+      notifications: () =>
+        defer(() => connection.withClient(listSelectable)).pipe(
+          mergeMap((paths) => mergedNotifications(opts, paths.slice(0, MAX_WATCHED), "server")),
+          takeUntil(closing),
+        ) as Observable<Notification<ImapMessage>>,
+    });
+
+  return {
+    id,
+    folder,
+    hierarchy: () =>
+      createSyncable<ImapFolder>({
+        adapter: "imap",
+        scope: "hierarchy",
+        source: hierarchySource(connection),
+      }),
+    server,
+    mail: server,
+    close: () => {
+      closing.next();
+      return connection.close();
+    },
+  };
+}

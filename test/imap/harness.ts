@@ -1,0 +1,378 @@
+/**
+ * Conformance harnesses for the IMAP adapter against a real server. Each history gets a fresh
+ * user; every mutation goes through a second imapflow client, never through the adapter.
+ */
+import fc from "fast-check";
+import { ImapFlow } from "imapflow";
+import type { ImapFolder } from "../../adapters/imap/imap-hierarchy.js";
+import type { ImapMessage } from "../../adapters/imap/imap-messages.js";
+import {
+  createImapAccount,
+  type ImapAccount,
+  type ImapSyncMode,
+} from "../../adapters/imap/index.js";
+import type { SyncObject } from "../../src/core/types.js";
+import type {
+  ConformanceBackend,
+  ConformanceHarness,
+  ConformanceScope,
+  MirrorEntry,
+} from "../../src/testing/harness.js";
+
+export interface ImapTestServer {
+  name: string;
+  port: number;
+  password: string;
+  addUser(user: string): void;
+}
+
+export type ImapOp =
+  | { t: "append"; box: number; seen: boolean; flagged: boolean }
+  | { t: "flag"; box: number; msg: number; flag: "\\Seen" | "\\Flagged" | "$Work"; on: boolean }
+  | { t: "expunge"; box: number; msg: number }
+  | { t: "move"; box: number; msg: number; to: number }
+  | { t: "create"; box: number }
+  | { t: "delete"; box: number }
+  | { t: "rename"; box: number; to: number }
+  | { t: "recreate"; box: number };
+
+let users = 0;
+let messages = 0;
+
+/** Logs in a plain imapflow client (the "second connection" of the tests). */
+export async function mutator(server: ImapTestServer, user: string): Promise<ImapFlow> {
+  const client = new ImapFlow({
+    host: "127.0.0.1",
+    port: server.port,
+    secure: false,
+    auth: { user, pass: server.password },
+    logger: false,
+    disableAutoIdle: true,
+  });
+  client.on("error", () => undefined);
+  await client.connect();
+  return client;
+}
+
+export function rawMessage(subject: string): string {
+  const id = `<${subject}.${process.pid}.${++messages}@deltasync.test>`;
+  return [
+    `Message-ID: ${id}`,
+    `Date: ${new Date().toUTCString()}`,
+    "From: Test <test@deltasync.test>",
+    "To: Alice <alice@deltasync.test>",
+    `Subject: ${subject}`,
+    "",
+    `body of ${subject}`,
+    "",
+  ].join("\r\n");
+}
+
+export const projectMessage = (obj: SyncObject) => {
+  const m = obj.data as ImapMessage;
+  return { subject: m.envelope?.subject, messageId: m.envelope?.messageId, flags: m.flags };
+};
+const readOf = (obj: SyncObject) => (obj.data as ImapMessage).seen;
+
+/** What a mailbox really holds, read with `client` (keyed like the adapter: uidvalidity:uid). */
+export async function mailboxTruth(
+  client: ImapFlow,
+  path: string,
+  into = new Map<string, MirrorEntry>(),
+  qualified = false,
+): Promise<Map<string, MirrorEntry>> {
+  const lock = await client.getMailboxLock(path);
+  try {
+    const box = await client.mailboxOpen(path);
+    if (box.exists === 0) return into;
+    for await (const msg of client.fetch("1:*", { uid: true, flags: true, envelope: true })) {
+      const flags = [...(msg.flags ?? [])].filter((f) => f !== "\\Seen" && f !== "\\Recent");
+      const key = `${box.uidValidity}:${msg.uid}`;
+      into.set(qualified ? `${path}/${key}` : key, {
+        type: "item",
+        parentKey: path,
+        data: {
+          subject: msg.envelope?.subject,
+          messageId: msg.envelope?.messageId,
+          flags: flags.sort(),
+        },
+        read: msg.flags?.has("\\Seen") ?? false,
+      });
+    }
+    return into;
+  } finally {
+    lock.release();
+  }
+}
+
+async function selectable(client: ImapFlow): Promise<string[]> {
+  const list = await client.list({ listOnly: true });
+  return list
+    .filter((e) => ![...e.flags].some((f) => /\\(noselect|nonexistent)/i.test(f)))
+    .map((e) => e.path);
+}
+
+const mutation: fc.Arbitrary<ImapOp> = fc.oneof(
+  {
+    arbitrary: fc.record({
+      t: fc.constant("append" as const),
+      box: fc.nat(3),
+      seen: fc.boolean(),
+      flagged: fc.boolean(),
+    }),
+    weight: 4,
+  },
+  {
+    arbitrary: fc.record({
+      t: fc.constant("flag" as const),
+      box: fc.nat(3),
+      msg: fc.nat(20),
+      flag: fc.constantFrom("\\Seen" as const, "\\Flagged" as const, "$Work" as const),
+      on: fc.boolean(),
+    }),
+    weight: 4,
+  },
+  {
+    arbitrary: fc.record({ t: fc.constant("expunge" as const), box: fc.nat(3), msg: fc.nat(20) }),
+    weight: 2,
+  },
+  {
+    arbitrary: fc.record({
+      t: fc.constant("move" as const),
+      box: fc.nat(3),
+      msg: fc.nat(20),
+      to: fc.nat(3),
+    }),
+    weight: 2,
+  },
+  { arbitrary: fc.record({ t: fc.constant("create" as const), box: fc.nat(3) }), weight: 1 },
+  { arbitrary: fc.record({ t: fc.constant("delete" as const), box: fc.nat(3) }), weight: 1 },
+  {
+    arbitrary: fc.record({ t: fc.constant("rename" as const), box: fc.nat(3), to: fc.nat(3) }),
+    weight: 1,
+  },
+  { arbitrary: fc.record({ t: fc.constant("recreate" as const), box: fc.nat(3) }), weight: 1 },
+);
+
+const folderOps = new Set(["append", "flag", "expunge", "move"]);
+
+export interface HarnessOptions {
+  /**
+   * `folder`: one mailbox scope, with expiry by recreating the mailbox (UIDVALIDITY change).
+   * `server`: the server-wide composite and the hierarchy, with mailbox create/rename/delete.
+   */
+  kind: "folder" | "server";
+  mode?: ImapSyncMode;
+  chunkSize?: number;
+}
+
+export function imapHarness(
+  server: ImapTestServer,
+  options: HarnessOptions,
+): ConformanceHarness<ImapOp> {
+  const folderOnly = options.kind === "folder";
+  return {
+    name: `${server.name} imap ${options.kind}${options.mode ? ` (${options.mode})` : ""}`,
+    mutation: folderOnly
+      ? mutation.filter((op) => folderOps.has(op.t)).map((op) => clampBoxes(op, 2))
+      : mutation,
+    async setup(): Promise<ConformanceBackend<ImapOp>> {
+      const user = `u${process.pid}x${++users}`;
+      server.addUser(user);
+      const client = await mutator(server, user);
+      const delimiter =
+        (await client.list({ listOnly: true })).find((e) => e.path === "INBOX")?.delimiter ?? "/";
+      // Box 0 ("A") always exists and is never renamed or deleted; box 3 is a child of box 1.
+      const names = ["A", "B", "C", `B${delimiter}x`];
+      await client.mailboxCreate("A");
+      await client.mailboxCreate("B");
+      // A few messages up front, so flag / expunge / move ops have something to act on.
+      for (const [i, box] of ["A", "A", "A", "B", "B"].entries()) {
+        await client.append(box, rawMessage(`seed${i}`), i % 2 ? ["\\Seen"] : []);
+      }
+      const account: ImapAccount = createImapAccount({
+        host: "127.0.0.1",
+        port: server.port,
+        user,
+        password: server.password,
+        chunkSize: options.chunkSize ?? 3,
+        backoffMs: 20,
+        ...(options.mode ? { mode: options.mode } : {}),
+      });
+      const scopes: ConformanceScope[] = folderOnly
+        ? [
+            {
+              name: "folder A",
+              syncable: account.folder("A"),
+              truth: () => mailboxTruth(client, "A"),
+              project: projectMessage,
+              readOf,
+            },
+          ]
+        : [
+            {
+              name: "server",
+              syncable: account.server(),
+              truth: async () => {
+                const all = new Map<string, MirrorEntry>();
+                for (const path of await selectable(client))
+                  await mailboxTruth(client, path, all, true);
+                return all;
+              },
+              project: projectMessage,
+              readOf,
+            },
+            {
+              name: "hierarchy",
+              syncable: account.hierarchy(),
+              truth: async () => {
+                const all = new Map<string, MirrorEntry>();
+                for (const e of await client.list({ listOnly: true })) {
+                  all.set(e.path, {
+                    type: "folder",
+                    ...(e.parentPath ? { parentKey: e.parentPath } : {}),
+                    data: { path: e.path },
+                  });
+                }
+                return all;
+              },
+              project: (obj) => ({ path: (obj.data as ImapFolder).path }),
+            },
+          ];
+      const exists = async (path: string) =>
+        (await client.list({ listOnly: true })).some((e) => e.path === path);
+      return {
+        scopes,
+        // A server refusing an op (NO, e.g. Cyrus on a name it still holds) makes it a no-op.
+        apply: (op) =>
+          applyOp(client, names, op, exists).catch((error: { responseStatus?: string }) => {
+            if (error?.responseStatus !== "NO") throw error;
+          }),
+        ...(folderOnly ? { expireStates: () => recreate(client, "A") } : {}),
+        async teardown() {
+          await account.close();
+          await client.logout().catch(() => client.close());
+        },
+      };
+    },
+  };
+}
+
+function clampBoxes(op: ImapOp, n: number): ImapOp {
+  const out = { ...op, box: op.box % n } as ImapOp;
+  if (out.t === "move") out.to = out.to % n;
+  return out;
+}
+
+async function uidValidity(client: ImapFlow, path: string): Promise<bigint | undefined> {
+  const status = await client.status(path, { uidValidity: true });
+  return status ? status.uidValidity : undefined;
+}
+
+/** Deletes and recreates a mailbox with the same messages: a new UIDVALIDITY. */
+export async function recreate(client: ImapFlow, path: string): Promise<void> {
+  const saved: { source: Buffer; flags: string[] }[] = [];
+  {
+    const lock = await client.getMailboxLock(path);
+    try {
+      const box = await client.mailboxOpen(path);
+      if (box.exists > 0) {
+        for await (const m of client.fetch("1:*", { source: true, flags: true })) {
+          if (m.source) saved.push({ source: m.source, flags: [...(m.flags ?? [])] });
+        }
+      }
+    } finally {
+      lock.release();
+    }
+  }
+  const before = await uidValidity(client, path);
+  await client.mailboxDelete(path);
+  await client.mailboxCreate(path);
+  const after = await uidValidity(client, path);
+  if (before === after) throw new Error(`recreating ${path} kept UIDVALIDITY ${before}`);
+  for (const m of saved) {
+    await client.append(
+      path,
+      m.source,
+      m.flags.filter((f) => f !== "\\Recent"),
+    );
+  }
+}
+
+async function withBox<R>(
+  client: ImapFlow,
+  path: string,
+  fn: (count: number) => Promise<R>,
+): Promise<R | undefined> {
+  const lock = await client.getMailboxLock(path).catch(() => undefined);
+  if (!lock) return undefined;
+  try {
+    const box = await client.mailboxOpen(path);
+    return await fn(box.exists);
+  } finally {
+    lock.release();
+  }
+}
+
+async function applyOp(
+  client: ImapFlow,
+  names: string[],
+  op: ImapOp,
+  exists: (path: string) => Promise<boolean>,
+): Promise<void> {
+  const path = names[op.box] as string;
+  switch (op.t) {
+    case "append": {
+      if (!(await exists(path))) return;
+      const flags = [...(op.seen ? ["\\Seen"] : []), ...(op.flagged ? ["\\Flagged"] : [])];
+      await client.append(path, rawMessage(`m${messages + 1}`), flags);
+      return;
+    }
+    case "flag":
+      if (!(await exists(path))) return;
+      await withBox(client, path, async (count) => {
+        if (count === 0) return;
+        const seq = `${(op.msg % count) + 1}`;
+        if (op.on) await client.messageFlagsAdd(seq, [op.flag]);
+        else await client.messageFlagsRemove(seq, [op.flag]);
+      });
+      return;
+    case "expunge":
+      if (!(await exists(path))) return;
+      await withBox(client, path, async (count) => {
+        if (count > 0) await client.messageDelete(`${(op.msg % count) + 1}`);
+      });
+      return;
+    case "move": {
+      const to = names[op.to] as string;
+      if (to === path || !(await exists(path)) || !(await exists(to))) return;
+      await withBox(client, path, async (count) => {
+        if (count > 0) await client.messageMove(`${(op.msg % count) + 1}`, to);
+      });
+      return;
+    }
+    case "create":
+      if (!(await exists(path))) await client.mailboxCreate(path);
+      return;
+    case "delete": {
+      if (op.box === 0 || !(await exists(path))) return;
+      const children = names.filter((n) => n.startsWith(`${path}`) && n !== path);
+      for (const child of children) if (await exists(child)) await client.mailboxDelete(child);
+      await client.mailboxDelete(path);
+      return;
+    }
+    case "rename": {
+      const to = names[op.to] as string;
+      if (op.box === 0 || op.to === 0 || to === path || to.startsWith(path) || path.startsWith(to))
+        return;
+      if (!(await exists(path)) || (await exists(to))) return;
+      const parent = names.find((n) => to.startsWith(n) && n !== to);
+      if (parent && !(await exists(parent))) return;
+      await client.mailboxRename(path, to);
+      return;
+    }
+    case "recreate":
+      if (await exists(path)) await recreate(client, path);
+      return;
+  }
+}
