@@ -3,6 +3,16 @@
  * @module
  */
 export * from "./core/index.js";
+export {
+  createHttpClient,
+  type HttpClient,
+  type HttpClientOptions,
+  type HttpRequest,
+  type HttpResponse,
+  type PrefetchOptions,
+  prefetching,
+  sameOrigin,
+} from "./http/index.js";
 export * from "./notify/index.js";
 export * from "./orchestrator/index.js";
 export * from "./stores/index.js";

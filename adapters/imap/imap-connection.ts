@@ -3,6 +3,7 @@
  * (imapflow instances can't be reused after close), with backoff, a mailbox lock per operation
  * and imapflow's failures mapped onto deltasync's typed errors.
  */
+
 import { ImapFlow, type ImapFlowOptions, type MailboxObject } from "imapflow";
 import {
   AuthError,
@@ -12,6 +13,7 @@ import {
   ProtocolError,
   TransientError,
 } from "../../src/core/errors.js";
+import { sleep } from "../../src/core/sleep.js";
 import type { imapOptionsSchema } from "./schemas.js";
 
 export type ResolvedImapOptions = ReturnType<(typeof imapOptionsSchema)["parse"]>;
@@ -136,19 +138,6 @@ export interface ImapConnection {
   /** Logs out; safe to call twice. */
   close(): Promise<void>;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
-  });
 
 /** Connects one imapflow client, mapping login failures. */
 export async function connectClient(

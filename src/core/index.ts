@@ -2,6 +2,7 @@ export * from "./composite.js";
 export * from "./engine.js";
 export * from "./errors.js";
 export * from "./lifecycle.js";
+export * from "./retry.js";
 export * from "./snapshot.js";
 export type * from "./source.js";
 export * from "./state.js";

@@ -12,8 +12,9 @@ import {
   ProtocolError,
   TransientError,
 } from "../core/errors.js";
+import { parseRetryAfter, resolveRetryPolicy, retryDelay } from "../core/retry.js";
+import { sleep } from "../core/sleep.js";
 import { normalizeBaseUrl, resolveUrl } from "./origin.js";
-import { backoffDelay, parseRetryAfter, sleep } from "./retry-after.js";
 import type {
   HttpClient,
   HttpClientOptions,
@@ -53,11 +54,11 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       bodyTimeout: timeoutMs,
       connect: { timeout: timeoutMs },
     });
-  const retries = options.retry?.retries ?? 3;
-  const backoff = {
+  const policy = resolveRetryPolicy({
+    retries: options.retry?.retries ?? 3,
     minDelayMs: options.retry?.minDelayMs ?? 200,
     maxDelayMs: options.retry?.maxDelayMs ?? 30_000,
-  };
+  });
   const wait = options.sleep ?? sleep;
   const basic = options.basicAuth
     ? `Basic ${Buffer.from(`${options.basicAuth.username}:${options.basicAuth.password}`).toString("base64")}`
@@ -151,12 +152,12 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
         if (!(e instanceof TransientError)) throw e;
         error = e;
       }
-      if (!(error instanceof TransientError) || !idempotent || attempt >= retries) throw error;
-      const delay = error.retryAfterMs ?? backoffDelay(attempt, backoff);
+      if (!(error instanceof TransientError) || !idempotent || attempt >= policy.retries)
+        throw error;
       // A server asking for a longer pause than we allow: let the caller (orchestrator) schedule it.
-      if (delay > backoff.maxDelayMs) throw error;
+      if ((error.retryAfterMs ?? 0) > policy.maxDelayMs) throw error;
       attempt++;
-      await wait(delay, req.signal);
+      await wait(retryDelay(attempt, error, policy), req.signal);
     }
   }
 

@@ -4,7 +4,6 @@
 export { createHttpClient, defaultError, headerValue } from "./http-client.js";
 export { normalizeBaseUrl, resolveUrl, sameOrigin } from "./origin.js";
 export { type PrefetchOptions, prefetching } from "./prefetch.js";
-export { backoffDelay, parseRetryAfter, sleep } from "./retry-after.js";
 export type {
   HttpClient,
   HttpClientOptions,

@@ -2,7 +2,6 @@ export { syncCalendar, syncContacts, syncEmail } from "./account.js";
 export type { BatchCallbacks, DeletedRecord, ReadChange } from "./batch.js";
 export { type Concurrency, KeyedRunner } from "./keyed.js";
 export { describeError, redact, registerSecret } from "./redact.js";
-export { parseRetryAfter, type RetryPolicy, resolveRetryPolicy, retryDelay } from "./retry.js";
 export { type RunSyncOptions, runSync, type SyncProgress, type SyncResult } from "./run-sync.js";
 export {
   createSqliteMirror,

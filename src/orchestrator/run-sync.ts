@@ -3,13 +3,13 @@
  * saving, retries, reset-on-invalid-state, per-key serialisation and telemetry.
  */
 import { ArgumentError, ConflictError, StateInvalidError } from "../core/errors.js";
+import { type RetryPolicy, resolveRetryPolicy, retryDelay } from "../core/retry.js";
+import { sleep } from "../core/sleep.js";
 import type { Syncable } from "../core/syncable.js";
 import type { Importer, SyncWindow } from "../core/types.js";
-import { sleep } from "../stores/sleep.js";
 import type { StateStore } from "../stores/types.js";
 import { type BatchCallbacks, ChangeBuffer, checkTarget, deliverBatch } from "./batch.js";
 import { type Concurrency, defaultRunner, type KeyedRunner } from "./keyed.js";
-import { type RetryPolicy, resolveRetryPolicy, retryDelay } from "./retry.js";
 import { RunTelemetry } from "./telemetry.js";
 
 /** Options of `runSync` and the `syncEmail` / `syncCalendar` / `syncContacts` conveniences. */

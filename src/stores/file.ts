@@ -2,7 +2,7 @@ import { closeSync, fsyncSync, openSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { StateError, TransientError } from "../core/errors.js";
-import { sleep } from "./sleep.js";
+import { sleep } from "../core/sleep.js";
 import type { StateStore } from "./types.js";
 
 export interface FileStateStoreOptions {

@@ -2,8 +2,8 @@ import { type Span, type SpanOptions, type Tracer, trace } from "@opentelemetry/
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { TransientError } from "../../src/core/errors.js";
+import { parseRetryAfter, resolveRetryPolicy, retryDelay } from "../../src/core/retry.js";
 import { describeError, redact } from "../../src/orchestrator/redact.js";
-import { parseRetryAfter, resolveRetryPolicy, retryDelay } from "../../src/orchestrator/retry.js";
 import { runSync } from "../../src/orchestrator/run-sync.js";
 import { createFakeScope } from "./fake.js";
 

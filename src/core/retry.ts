@@ -2,7 +2,7 @@
  * Retry policy for transient failures: exponential backoff with full jitter, honouring the
  * server's `Retry-After` (RFC 9110 §10.2.3: delay-seconds or an HTTP-date).
  */
-import { isTransient, TransientError } from "../core/errors.js";
+import { isTransient, TransientError } from "./errors.js";
 
 export interface RetryPolicy {
   /** Retries after the first attempt before failing with the last error. Default 5. */
@@ -47,9 +47,10 @@ export function retryDelay(attempt: number, error: unknown, policy: ResolvedRetr
 }
 
 /**
- * Parses a `Retry-After` header value into milliseconds from `now`: either delay-seconds
- * (`120`) or an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`). Undefined when absent or invalid;
- * a date in the past gives 0.
+ * Parses a `Retry-After` value (RFC 9110 §10.2.3): delay-seconds (`120`) or an HTTP-date
+ * (`Wed, 21 Oct 2015 07:28:00 GMT`). Milliseconds from `now`, never negative; undefined when
+ * absent or unparsable.
+ * @example parseRetryAfter("2") // 2000
  */
 export function parseRetryAfter(
   value: string | null | undefined,
@@ -58,7 +59,8 @@ export function parseRetryAfter(
   if (value === null || value === undefined) return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
-  if (!/[a-z]/i.test(text)) return undefined;
+  // An HTTP-date starts with the day name (RFC 9110 §5.6.7); this keeps "-5" from parsing as a year.
+  if (!/^[A-Za-z]{3},/.test(text)) return undefined;
   const at = Date.parse(text);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - now);

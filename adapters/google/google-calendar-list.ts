@@ -1,0 +1,64 @@
+/**
+ * Calendar v3 `calendarList.list` as the hierarchy of the account (PROTOCOLS.md §1.2): calendars
+ * added, changed and removed (`deleted: true`), with its own sync token.
+ */
+import { z } from "zod";
+import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
+import type { Change } from "../../src/core/types.js";
+import type { HttpClient } from "../../src/http/index.js";
+import { CalendarListPageSchema, type GoogleCalendarListEntry } from "./schemas.js";
+
+export const TokenCursorSchema = z.object({ syncToken: z.string().min(1) });
+export type TokenCursor = z.infer<typeof TokenCursorSchema>;
+export const PageTokenSchema = z.string().min(1);
+
+/** The page fetcher of the calendar list. `maxResults` is capped at 250 by Google. */
+export function calendarListSource(options: {
+  http: HttpClient;
+  pageSize: number;
+}): ChangeSource<TokenCursor, string> {
+  const { http } = options;
+  const pageSize = Math.min(options.pageSize, 250);
+  return {
+    cursorSchema: TokenCursorSchema,
+    pageSchema: PageTokenSchema,
+    async fetchPage(req: PageRequest<TokenCursor, string>) {
+      // minAccessRole / showDeleted=false / showHidden=false are forbidden with a syncToken.
+      const res = await http.request({
+        path: "users/me/calendarList",
+        query: {
+          maxResults: pageSize,
+          syncToken: req.cursor?.syncToken,
+          // Hidden calendars come with every delta; list them in a full sync too, or the two differ.
+          showHidden: req.cursor ? undefined : true,
+          pageToken: req.page,
+        },
+        schema: CalendarListPageSchema,
+        endpoint: "calendar.calendarList.list",
+        signal: req.signal,
+      });
+      const changes = res.body.items.map((entry) =>
+        calendarChange(entry, req.cursor === undefined),
+      );
+      const page: Page<TokenCursor, string> = { changes };
+      if (res.body.nextPageToken !== undefined) page.nextPage = res.body.nextPageToken;
+      else if (res.body.nextSyncToken !== undefined)
+        page.newCursor = { syncToken: res.body.nextSyncToken };
+      return page;
+    },
+  };
+}
+
+function calendarChange(
+  entry: GoogleCalendarListEntry,
+  created: boolean,
+): Change<GoogleCalendarListEntry> {
+  if (entry.deleted === true) {
+    return { kind: "delete", object: { sourcekey: entry.id, type: "folder" }, soft: false };
+  }
+  return {
+    kind: "update",
+    object: { sourcekey: entry.id, type: "folder", changeKey: entry.etag, data: entry },
+    created,
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * People API `people.connections.list` as the account's contacts (PROTOCOLS.md §1.3):
+ * `requestSyncToken`, deletions as `metadata.deleted`, expiry as `EXPIRED_SYNC_TOKEN`.
+ */
+import { z } from "zod";
+import { StateError } from "../../src/core/errors.js";
+import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
+import type { Change } from "../../src/core/types.js";
+import type { HttpClient } from "../../src/http/index.js";
+import { ConnectionsPageSchema, type GooglePerson } from "./schemas.js";
+
+export const PeopleCursorSchema = z.object({
+  syncToken: z.string().min(1),
+  personFields: z.string(),
+});
+export type PeopleCursor = z.infer<typeof PeopleCursorSchema>;
+
+/** The page fetcher of `people/me/connections`; `pageSize` is capped at 1000 by Google. */
+export function connectionsSource(options: {
+  http: HttpClient;
+  pageSize: number;
+  personFields: string;
+}): ChangeSource<PeopleCursor, string> {
+  const { http, personFields } = options;
+  const pageSize = Math.min(options.pageSize, 1000);
+  return {
+    cursorSchema: PeopleCursorSchema,
+    pageSchema: z.string().min(1),
+    async fetchPage(req: PageRequest<PeopleCursor, string>) {
+      // Every parameter must match the call that issued the sync or page token.
+      if (req.cursor && req.cursor.personFields !== personFields) {
+        throw new StateError(
+          `state was made with personFields=${req.cursor.personFields}, not ${personFields}`,
+        );
+      }
+      const res = await http.request({
+        path: "people/me/connections",
+        query: {
+          personFields,
+          pageSize,
+          requestSyncToken: true,
+          syncToken: req.cursor?.syncToken,
+          pageToken: req.page,
+        },
+        schema: ConnectionsPageSchema,
+        endpoint: "people.connections.list",
+        signal: req.signal,
+      });
+      const created = req.cursor === undefined;
+      const changes = res.body.connections.map((p) => personChange(p, created));
+      const page: Page<PeopleCursor, string> = { changes };
+      if (res.body.nextPageToken !== undefined) page.nextPage = res.body.nextPageToken;
+      else if (res.body.nextSyncToken !== undefined) {
+        page.newCursor = { syncToken: res.body.nextSyncToken, personFields };
+      }
+      return page;
+    },
+  };
+}
+
+function personChange(person: GooglePerson, created: boolean): Change<GooglePerson> {
+  if (person.metadata?.deleted === true) {
+    return {
+      kind: "delete",
+      object: { sourcekey: person.resourceName, type: "user" },
+      soft: false,
+    };
+  }
+  return {
+    kind: "update",
+    object: { sourcekey: person.resourceName, type: "user", changeKey: person.etag, data: person },
+    created,
+  };
+}

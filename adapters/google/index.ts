@@ -1,0 +1,231 @@
+/**
+ * `deltasync/adapters/google`: Google Calendar (events, calendar list), People (contacts) and
+ * Gmail (history) as deltasync scopes, plus Calendar push channels and their webhook.
+ *
+ * @example
+ * const google = createGoogleAccount({ getAccessToken: () => oauth.token() });
+ * const state = await google.calendar("primary").sync({ update: (o) => db.upsert(o) }, saved);
+ */
+import { Agent, type Dispatcher } from "undici";
+import type { ChangeSource } from "../../src/core/source.js";
+import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
+import type { SyncWindow } from "../../src/core/types.js";
+import {
+  createHttpClient,
+  type HttpClient,
+  type HttpClientOptions,
+  prefetching,
+} from "../../src/http/index.js";
+import { NotificationHub } from "../../src/notify/hub.js";
+import { eventsSource } from "./google-calendar.js";
+import { calendarListSource } from "./google-calendar-list.js";
+import { classifyGoogleError } from "./google-errors.js";
+import { gmailSource } from "./google-gmail.js";
+import { connectionsSource } from "./google-people.js";
+import {
+  type CalendarWatch,
+  ChannelRegistry,
+  createWebhookReceiver,
+  type WatchOptions,
+  type WebhookReceiver,
+  watchCalendar,
+} from "./google-push.js";
+import type {
+  GmailMessage,
+  GoogleCalendarListEntry,
+  GoogleEvent,
+  GooglePerson,
+} from "./schemas.js";
+
+export { classifyGoogleError } from "./google-errors.js";
+export type { CalendarWatch, GoogleChannel, WatchOptions, WebhookReceiver } from "./google-push.js";
+export type {
+  GmailMessage,
+  GoogleCalendarListEntry,
+  GoogleEvent,
+  GooglePerson,
+} from "./schemas.js";
+
+const ADAPTER = "google";
+
+/** Options of `createGoogleAccount`. */
+export interface GoogleOptions {
+  /** A fixed OAuth access token. */
+  accessToken?: string;
+  /** Returns a valid access token; called with `forceRefresh: true` once after a 401. */
+  getAccessToken?: (opts: { forceRefresh: boolean }) => Promise<string>;
+  /**
+   * One root for every API (an emulator): Calendar at `<baseUrl>calendar/v3/`, People at
+   * `<baseUrl>v1/`, Gmail at `<baseUrl>gmail/v1/`. Default: Google's hosts.
+   */
+  baseUrl?: string;
+  /** A stable, credential-free account label used in `id` (e.g. the user's email). */
+  accountId?: string;
+  /** Page size of every list call (capped per API: 2500 events, 250 calendars, 1000 people, 500 Gmail). */
+  pageSize?: number;
+  /** Calendar `singleEvents` (expand recurring events); recorded in the state. Default false. */
+  singleEvents?: boolean;
+  /** People `personFields`; recorded in the state. */
+  personFields?: string;
+  /** Fetch page N+1 while page N is imported (default true). */
+  prefetch?: boolean;
+  /** Parallel `messages.get` per Gmail page (default 8; Gmail allows about 10 per user). */
+  gmailConcurrency?: number;
+  timeoutMs?: number;
+  connections?: number;
+  retry?: HttpClientOptions["retry"];
+  /** Replace the account's own undici Agent. */
+  dispatcher?: Dispatcher;
+}
+
+/** A Google account: every scope deltasync can sync, and Calendar push. */
+export interface GoogleAccount extends Account {
+  mail(): Syncable<GmailMessage>;
+  calendar(calendarId: string): Syncable<GoogleEvent>;
+  contacts(): Syncable<GooglePerson>;
+  /** The calendar list as a folder hierarchy (calendars added, changed, removed). */
+  calendarList(): Syncable<GoogleCalendarListEntry>;
+  /** Opens an `events.watch` channel for a calendar and renews it until `stop()`. */
+  watchCalendar(calendarId: string, options: WatchOptions): Promise<CalendarWatch>;
+  /** The webhook receiving this account's channel deliveries. */
+  readonly webhook: WebhookReceiver;
+  close(): Promise<void>;
+}
+
+/** The scope id of a calendar in states and notifications. */
+export const calendarScope = (calendarId: string): string => `calendar:${calendarId}`;
+
+/** Creates a Google account. No request is made until a sync. */
+export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
+  const root = options.baseUrl?.replace(/\/?$/, "/");
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  // One keep-alive pool for the three API hosts of the account.
+  const agent =
+    options.dispatcher ??
+    new Agent({
+      connections: options.connections ?? 8,
+      keepAliveTimeout: 30_000,
+      pipelining: 1,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      connect: { timeout: timeoutMs },
+    });
+  const client = (baseUrl: string): HttpClient =>
+    createHttpClient({
+      baseUrl,
+      accessToken: options.accessToken,
+      getAccessToken: options.getAccessToken,
+      timeoutMs,
+      retry: options.retry,
+      dispatcher: agent,
+      classify: classifyGoogleError,
+    });
+  const calendarHttp = client(
+    root ? `${root}calendar/v3/` : "https://www.googleapis.com/calendar/v3/",
+  );
+  const peopleHttp = client(root ? `${root}v1/` : "https://people.googleapis.com/v1/");
+  const gmailHttp = client(root ? `${root}gmail/v1/` : "https://gmail.googleapis.com/gmail/v1/");
+  const pageSize = options.pageSize ?? 250;
+  const prefetch = options.prefetch ?? true;
+  const hub = new NotificationHub<GoogleEvent>();
+  const registry = new ChannelRegistry();
+  const calendars = new Map<string, Syncable<GoogleEvent>>();
+  const watches = new Set<CalendarWatch>();
+  let mail: Syncable<GmailMessage> | undefined;
+  let contacts: Syncable<GooglePerson> | undefined;
+  let list: Syncable<GoogleCalendarListEntry> | undefined;
+  let closed = false;
+
+  function scope<C, P, T>(
+    name: string,
+    source: ChangeSource<C, P>,
+    windowKeys: readonly (keyof SyncWindow)[] = [],
+  ): Syncable<T> {
+    return createSyncable<T>({
+      adapter: ADAPTER,
+      scope: name,
+      source: (prefetch ? prefetching(source) : source) as ChangeSource,
+      windowKeys,
+    });
+  }
+
+  return {
+    id: `google:${options.accountId ?? "me"}`,
+    webhook: createWebhookReceiver(registry, hub as NotificationHub, calendarScope),
+    calendar(calendarId) {
+      let syncable = calendars.get(calendarId);
+      if (!syncable) {
+        const name = calendarScope(calendarId);
+        const source = eventsSource({
+          http: calendarHttp,
+          calendarId,
+          pageSize: Math.min(pageSize, 2500),
+          singleEvents: options.singleEvents ?? false,
+        });
+        syncable = createSyncable<GoogleEvent>({
+          adapter: ADAPTER,
+          scope: name,
+          source: (prefetch ? prefetching(source) : source) as ChangeSource,
+          windowKeys: ["timeMin", "timeMax"],
+          notifications: (filter) => hub.stream(filter).pipe(onlyScope(name)),
+        });
+        calendars.set(calendarId, syncable);
+      }
+      return syncable;
+    },
+    calendarList() {
+      list ??= scope(
+        "hierarchy:calendarList",
+        calendarListSource({ http: calendarHttp, pageSize }),
+      );
+      return list;
+    },
+    contacts() {
+      contacts ??= scope(
+        "gab",
+        connectionsSource({
+          http: peopleHttp,
+          pageSize: Math.min(pageSize, 1000),
+          personFields: options.personFields ?? "names,emailAddresses,phoneNumbers,metadata",
+        }),
+      );
+      return contacts;
+    },
+    mail() {
+      mail ??= scope(
+        "mail",
+        gmailSource({ http: gmailHttp, pageSize, concurrency: options.gmailConcurrency ?? 8 }),
+        ["daysWithin"],
+      );
+      return mail;
+    },
+    async watchCalendar(calendarId, watchOptions) {
+      const watch = await watchCalendar(calendarHttp, registry, calendarId, watchOptions);
+      const stop = watch.stop.bind(watch);
+      watches.add(watch);
+      return {
+        get channel() {
+          return watch.channel;
+        },
+        async stop() {
+          watches.delete(watch);
+          await stop();
+        },
+      };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled([...watches].map((w) => w.stop()));
+      hub.complete();
+      await Promise.all([calendarHttp.close(), peopleHttp.close(), gmailHttp.close()]);
+      if (!options.dispatcher) await agent.close();
+    },
+  };
+}
+
+function onlyScope<N extends { scope: string }>(name: string) {
+  return filter<N>((n) => n.scope === name);
+}
+
+import { filter } from "rxjs";
