@@ -188,7 +188,12 @@ describe("memory server compaction during a full sync", () => {
     server.compact();
     const checkpoints: string[] = [];
     const ctl = new AbortController();
-    await inbox.sync({ update: () => ctl.abort() }, undefined, { signal: ctl.signal, onCheckpoint: (s) => void checkpoints.push(s) }).catch(() => {});
+    await inbox
+      .sync({ update: () => ctl.abort() }, undefined, {
+        signal: ctl.signal,
+        onCheckpoint: (s) => void checkpoints.push(s),
+      })
+      .catch(() => {});
     await inbox.sync({}, undefined, { onCheckpoint: (s) => void checkpoints.push(s) });
     // The first checkpoint's cursor is below the floor, but the compaction predates the round.
     await expect(inbox.sync({}, checkpoints[0])).resolves.toBeTypeOf("string");
