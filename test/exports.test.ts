@@ -1,0 +1,122 @@
+/**
+ * The public surface: what `deltasync` and `deltasync/testing` export, and that the package's
+ * `exports` map points at files the build produces.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import * as main from "../src/index.js";
+import * as testing from "../src/testing/index.js";
+
+describe("public exports", () => {
+  it("deltasync exports exactly the documented runtime names", () => {
+    expect(Object.keys(main).sort()).toEqual(
+      [
+        "ArgumentError",
+        "AuthError",
+        "ConflictError",
+        "CursorStalledError",
+        "DeltaSyncError",
+        "EVENT_TYPES",
+        "ImporterError",
+        "KeyedRunner",
+        "NotFoundError",
+        "NotSupportedError",
+        "NotificationHub",
+        "OBJECT_TYPES",
+        "ProtocolError",
+        "StateError",
+        "StateInvalidError",
+        "TransientError",
+        "applyChange",
+        "channels",
+        "checkFilter",
+        "compositeSource",
+        "createFileStateStore",
+        "createHttpClient",
+        "createLifecycle",
+        "createMemoryStateStore",
+        "createPostgresStateStore",
+        "createSqliteMirror",
+        "createSqliteStateStore",
+        "createSyncable",
+        "decodeState",
+        "describeError",
+        "diffSnapshot",
+        "encodeState",
+        "errorMessage",
+        "exportChanges",
+        "filterNotifications",
+        "isTransient",
+        "matchesFilter",
+        "parseRetryAfter",
+        "peekState",
+        "prefetching",
+        "redact",
+        "registerSecret",
+        "resolveRetryPolicy",
+        "retryDelay",
+        "runSync",
+        "sameOrigin",
+        "sameWindow",
+        "snapshotSource",
+        "subscribeSink",
+        "syncCalendar",
+        "syncContacts",
+        "syncEmail",
+        "watch",
+      ].sort(),
+    );
+  });
+
+  it("deltasync/testing exports the conformance kit", () => {
+    expect(Object.keys(testing).sort()).toEqual(
+      [
+        "ConformanceError",
+        "checkConformance",
+        "checkNotificationFilters",
+        "checkStateErrors",
+        "diffMirror",
+        "mirrorImporter",
+      ].sort(),
+    );
+  });
+
+  it("every error class has a distinct stable code", () => {
+    const errors = Object.values(main).filter(
+      (v): v is new (m: string) => Error => typeof v === "function" && v.prototype instanceof Error,
+    );
+    const codes = errors.map((E) =>
+      E === main.ImporterError ? "ERR_IMPORTER" : (new E("x") as main.DeltaSyncError).code,
+    );
+    expect(new Set(codes).size).toBe(codes.length);
+    for (const code of codes) expect(code).toMatch(/^ERR_[A-Z_]+$/);
+  });
+
+  it("every adapter folder is a published subpath with an index", () => {
+    const pkg = JSON.parse(readFileSync("package.json", "utf8"));
+    expect(Object.keys(pkg.exports)).toEqual([".", "./testing", "./adapters/*", "./package.json"]);
+    for (const adapter of readdirSync("adapters"))
+      expect(existsSync(`adapters/${adapter}/index.ts`)).toBe(true);
+  });
+
+  it.skipIf(!existsSync("dist/index.js"))(
+    "the built package has every entry the exports map names (after npm run build)",
+    () => {
+      for (const file of [
+        "dist/index.js",
+        "dist/index.cjs",
+        "dist/index.d.ts",
+        "dist/testing/index.js",
+        "dist/cli/main.js",
+      ]) {
+        expect(existsSync(file), file).toBe(true);
+      }
+      for (const adapter of readdirSync("adapters")) {
+        for (const ext of ["js", "cjs", "d.ts"])
+          expect(existsSync(`dist/adapters/${adapter}/index.${ext}`), `${adapter} ${ext}`).toBe(
+            true,
+          );
+      }
+    },
+  );
+});
