@@ -1,0 +1,139 @@
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { Socket } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StateInvalidError } from "../../src/core/errors.js";
+import { checkConformance } from "../../src/testing/index.js";
+import { CYRUS_COMMANDS, type CyrusServer, startCyrus } from "../servers/cyrus.js";
+import { serverAvailability } from "../servers/process.js";
+import {
+  type DavServerInfo,
+  type DavTestClient,
+  davHarness,
+  eventBody,
+  putMarkers,
+} from "./dav-harness.js";
+import { davServerTests } from "./dav-server-tests.js";
+
+const availability = serverAvailability("cyrus", CYRUS_COMMANDS);
+const RUNS = process.env.CI ? 50 : Number(process.env.DAV_RUNS ?? 20);
+
+/** Cyrus creates a user's mailboxes (and DAV homes) on the first IMAP login. */
+async function imapLogin(port: number, user: string, password: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const s = new Socket();
+    let buf = "";
+    s.setTimeout(10_000, () => s.destroy(new Error("imap login timed out")));
+    s.on("error", reject);
+    s.on("data", (d) => {
+      buf += d.toString();
+      if (buf.startsWith("* OK") && !buf.includes("a1 ")) {
+        if (!buf.includes("\r\n") || buf.includes("sent")) return;
+        buf += "sent";
+        s.write(`a1 LOGIN ${user} ${password}\r\n`);
+      } else if (/a1 OK/.test(buf)) {
+        s.end("a2 LOGOUT\r\n");
+        resolve();
+      } else if (/a1 (NO|BAD)/.test(buf)) reject(new Error(`imap login failed: ${buf}`));
+    });
+    s.connect(port, "127.0.0.1");
+  });
+}
+
+describe.skipIf(availability.skip)("dav adapter against Cyrus", () => {
+  let server: CyrusServer;
+  let info: DavServerInfo;
+
+  /**
+   * Cyrus refuses tokens older than the collection's `deletedmodseq`: a tombstone (marker put and
+   * deleted) pushed out by `cyr_expire -X 0` invalidates every earlier token (403 valid-sync-token).
+   */
+  async function expire(client: DavTestClient, collections: string[]): Promise<void> {
+    for (const href of await putMarkers(client, collections)) await client.must("DELETE", href);
+    const args = ["-C", join(server.dir, "imapd.conf"), "-X", "0", "-D", "0"];
+    const bin = "/usr/lib/cyrus/bin/cyr_expire";
+    const r =
+      process.getuid?.() === 0
+        ? spawnSync("runuser", ["-u", "cyrus", "--", bin, ...args])
+        : spawnSync(bin, args);
+    if (r.status !== 0) throw new Error(`cyr_expire failed: ${r.stderr.toString()}`);
+  }
+
+  beforeAll(async () => {
+    server = await startCyrus();
+    // The shared fixture expunges immediately (for its IMAP tests); in Cyrus every expunge
+    // raises the mailbox's deletedmodseq, and DAV refuses any token older than it (403
+    // valid-sync-token), so any change would expire every state. httpd reads imapd.conf per
+    // connection (prefork=0), so DAV gets Cyrus's default, delayed expunge.
+    const conf = join(server.dir, "imapd.conf");
+    writeFileSync(
+      conf,
+      readFileSync(conf, "utf8")
+        .replace(/^expunge_mode: .*$/m, "expunge_mode: delayed")
+        .replace(/^delete_mode: .*$/m, "delete_mode: delayed"),
+    );
+    await imapLogin(server.imapPort, server.user, server.password);
+    info = {
+      name: "cyrus",
+      url: `http://127.0.0.1:${server.httpPort}/`,
+      user: server.user,
+      password: server.password,
+      calendarHome: `/dav/calendars/user/${server.user}/`,
+      addressbookHome: `/dav/addressbooks/user/${server.user}/`,
+      expire,
+      // Cyrus honours DAV:limit with a 507 and a partial token: every history pages.
+      account: { syncLimit: 2 },
+    };
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it(`passes the conformance kit (${RUNS} histories, DAV:limit 2 so syncs page with 507)`, async () => {
+    const { harness, account } = davHarness(info);
+    try {
+      await checkConformance(harness, { numRuns: RUNS, maxSteps: 12 });
+    } finally {
+      await account.close();
+    }
+  });
+
+  davServerTests(() => info, { invalidStatus: "403" });
+
+  it("follows 507 truncation page by page, checkpointing the partial token", async () => {
+    const { account, client } = davHarness(info, { syncLimit: 2 });
+    const cal = `${info.calendarHome}trunc${Date.now()}/`;
+    await client.makeCalendar(cal);
+    for (let i = 0; i < 5; i++) await client.put(`${cal}t${i}.ics`, eventBody(`t${i}`, `T${i}`));
+    const checkpoints: string[] = [];
+    const keys = new Set<string>();
+    const folder = account.collection(cal);
+    const out = await folder.exportChanges(
+      { update: (o) => void keys.add(o.sourcekey) },
+      undefined,
+      { onCheckpoint: (s) => void checkpoints.push(s) },
+    );
+    expect(keys.size).toBe(5);
+    expect(out.pages).toBeGreaterThanOrEqual(3);
+    expect(checkpoints.length).toBe(out.pages - 1);
+    // Resuming from the first checkpoint delivers the rest, not everything again.
+    const rest = new Set<string>();
+    await folder.sync({ update: (o) => void rest.add(o.sourcekey) }, checkpoints[0]);
+    expect(rest.size).toBeLessThan(5);
+    expect(rest.size).toBeGreaterThan(0);
+    await account.close();
+  });
+
+  it("maps an expired token to StateInvalidError (403 valid-sync-token)", async () => {
+    const { account, client } = davHarness(info);
+    const cal = `${info.calendarHome}tok${Date.now()}/`;
+    await client.makeCalendar(cal);
+    await client.put(`${cal}a.ics`, eventBody("a", "A"));
+    const folder = account.collection(cal);
+    const state = await folder.sync({});
+    await expire(client, [cal]);
+    await expect(folder.sync({}, state)).rejects.toBeInstanceOf(StateInvalidError);
+    await account.close();
+  });
+});

@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StateInvalidError } from "../../src/core/errors.js";
+import { checkConformance } from "../../src/testing/index.js";
+import { serverAvailability } from "../servers/process.js";
+import { startXandikos, type XandikosServer } from "../servers/xandikos.js";
+import { type DavServerInfo, davHarness, eventBody, recreate } from "./dav-harness.js";
+import { davServerTests } from "./dav-server-tests.js";
+
+const availability = serverAvailability("xandikos", ["xandikos"]);
+const RUNS = process.env.CI ? 50 : Number(process.env.DAV_RUNS ?? 20);
+
+describe.skipIf(availability.skip)("dav adapter against Xandikos", () => {
+  let server: XandikosServer;
+  let info: DavServerInfo;
+
+  beforeAll(async () => {
+    server = await startXandikos();
+    info = {
+      name: "xandikos",
+      url: `${server.url}/`,
+      calendarHome: "/user/calendars/",
+      addressbookHome: "/user/contacts/",
+      // Tokens name git states; a re-created collection (marker first) has none of the old ones,
+      // and Xandikos answers them with a bare HTTP 500.
+      expire: (client, collections) => recreate(client, collections),
+    };
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it(`passes the conformance kit (${RUNS} histories; bodies by multiget)`, async () => {
+    const { harness, account } = davHarness(info);
+    try {
+      await checkConformance(harness, { numRuns: RUNS, maxSteps: 12 });
+    } finally {
+      await account.close();
+    }
+  });
+
+  davServerTests(() => info, { invalidStatus: "500" });
+
+  it("turns the HTTP 500 for an unknown token into StateInvalidError", async () => {
+    const { account, client } = davHarness(info);
+    const cal = `/user/calendars/tok${Date.now()}/`;
+    await client.makeCalendar(cal);
+    await client.put(`${cal}a.ics`, eventBody("a", "A"));
+    const folder = account.collection(cal);
+    const state = await folder.sync({});
+    await recreate(client, [cal]);
+    await expect(folder.sync({}, state)).rejects.toBeInstanceOf(StateInvalidError);
+    // The state of a full sync afterwards works again.
+    const fresh = await folder.sync({});
+    await expect(folder.sync({}, fresh)).resolves.toMatch(/^ds1\./);
+    await account.close();
+  });
+});
