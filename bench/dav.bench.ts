@@ -8,8 +8,8 @@ import { Agent, createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { calendarMultiGet, type DAVCalendar, DAVClient } from "tsdav";
 import { setGlobalDispatcher, Agent as UndiciAgent } from "undici";
-import { noBackpressure } from "../adapters/dav/dav-transport.js";
 import { createDavAccount } from "../adapters/dav/index.js";
+import { noBackpressure } from "../src/http/index.js";
 import { startRadicale } from "../test/servers/radicale.js";
 
 const EVENTS = Number(process.env.DAV_BENCH_EVENTS ?? 5000);

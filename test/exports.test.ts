@@ -82,11 +82,13 @@ describe("public exports", () => {
   });
 
   it("every error class has a distinct stable code", () => {
-    const errors = Object.values(main).filter(
+    const errors = Object.values(main as Record<string, unknown>).filter(
       (v): v is new (m: string) => Error => typeof v === "function" && v.prototype instanceof Error,
     );
     const codes = errors.map((E) =>
-      E === main.ImporterError ? "ERR_IMPORTER" : (new E("x") as main.DeltaSyncError).code,
+      (E as unknown) === main.ImporterError
+        ? "ERR_IMPORTER"
+        : (new E("x") as main.DeltaSyncError).code,
     );
     expect(new Set(codes).size).toBe(codes.length);
     for (const code of codes) expect(code).toMatch(/^ERR_[A-Z_]+$/);

@@ -4,7 +4,6 @@
  * RFC 6578 §3.2 precondition: any 4xx naming `valid-sync-token` is a `StateInvalidError`.
  */
 
-import { Agent, type Dispatcher } from "undici";
 import { StateInvalidError } from "../../src/core/errors.js";
 import { createHttpClient, type HttpClient, type HttpClientOptions } from "../../src/http/index.js";
 import { type MultiStatus, parseMultistatus } from "./dav-multistatus.js";
@@ -41,69 +40,10 @@ export interface DavTransport {
 
 export type DavTransportOptions = Omit<HttpClientOptions, "baseUrl" | "classify" | "dispatcher">;
 
-/**
- * undici 7 crashes the process (uncatchable `assert(!this.paused)`, nodejs/undici#5360, fixed
- * only in 8.x) when a server closes the connection while a large body is paused by
- * backpressure. Radicale speaks HTTP/1.0 and closes after every response, so a multi-megabyte
- * multistatus hits it. The body is read whole anyway: this dispatcher never applies backpressure.
- */
-export function noBackpressure(agent: Dispatcher): Dispatcher {
-  return agent.compose((dispatch) => (opts, handler) => dispatch(opts, neverPause(handler)));
-}
-
-const CONTROLLED = new Set([
-  "onRequestStart",
-  "onRequestUpgrade",
-  "onResponseStart",
-  "onResponseData",
-  "onResponseEnd",
-  "onResponseError",
-]);
-
-/** `compose` hands interceptors new-style handlers: give each a controller whose pause is a no-op. */
-function neverPause(handler: Dispatcher.DispatchHandler): Dispatcher.DispatchHandler {
-  let wrapped: Dispatcher.DispatchController | undefined;
-  let original: Dispatcher.DispatchController | undefined;
-  const controllerOf = (controller: Dispatcher.DispatchController) => {
-    if (controller !== original) {
-      original = controller;
-      wrapped = new Proxy(controller, {
-        get(target, prop) {
-          if (prop === "pause") return () => undefined;
-          const value = Reflect.get(target, prop, target) as unknown;
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
-    }
-    return wrapped as Dispatcher.DispatchController;
-  };
-  return new Proxy(handler, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target) as unknown;
-      if (typeof value !== "function") return value;
-      const fn = value as (...args: unknown[]) => unknown;
-      if (typeof prop === "string" && CONTROLLED.has(prop)) {
-        return (controller: Dispatcher.DispatchController, ...rest: unknown[]) =>
-          fn.call(target, controllerOf(controller), ...rest);
-      }
-      return fn.bind(target);
-    },
-  });
-}
-
 export function createDavTransport(baseUrl: string, options: DavTransportOptions): DavTransport {
   const origin = `${new URL(baseUrl).origin}/`;
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const agent = new Agent({
-    connections: 8,
-    keepAliveTimeout: 30_000,
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-    connect: { timeout: timeoutMs },
-  });
   const http: HttpClient = createHttpClient({
     ...options,
-    dispatcher: noBackpressure(agent),
     baseUrl: origin,
     classify(info) {
       if (info.status >= 400 && info.status < 500 && info.text.includes("valid-sync-token")) {
@@ -142,7 +82,6 @@ export function createDavTransport(baseUrl: string, options: DavTransportOptions
     },
     async close() {
       await http.close();
-      await agent.close();
     },
   };
 }

@@ -2,7 +2,7 @@
  * The shared undici client: one keep-alive pool, bearer/basic auth with one refresh on 401,
  * retries with backoff and `Retry-After` for idempotent requests, zod validation of bodies.
  */
-import { Agent, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
 import {
   AuthError,
   ConflictError,
@@ -14,6 +14,7 @@ import {
 } from "../core/errors.js";
 import { parseRetryAfter, resolveRetryPolicy, retryDelay } from "../core/retry.js";
 import { sleep } from "../core/sleep.js";
+import { noBackpressureAgent } from "./no-backpressure.js";
 import { normalizeBaseUrl, resolveUrl } from "./origin.js";
 import type {
   HttpClient,
@@ -46,7 +47,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const ownDispatcher = options.dispatcher === undefined;
   const dispatcher: Dispatcher =
     options.dispatcher ??
-    new Agent({
+    noBackpressureAgent({
       connections: options.connections ?? 8,
       pipelining: 1,
       keepAliveTimeout: 30_000,
