@@ -6,7 +6,8 @@
  * const google = createGoogleAccount({ getAccessToken: () => oauth.token() });
  * const state = await google.calendar("primary").sync({ update: (o) => db.upsert(o) }, saved);
  */
-import { Agent, type Dispatcher } from "undici";
+import { filter } from "rxjs";
+import type { Dispatcher } from "undici";
 import type { ChangeSource } from "../../src/core/source.js";
 import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
 import type { SyncWindow } from "../../src/core/types.js";
@@ -14,6 +15,7 @@ import {
   createHttpClient,
   type HttpClient,
   type HttpClientOptions,
+  noBackpressureAgent,
   prefetching,
 } from "../../src/http/index.js";
 import { NotificationHub } from "../../src/notify/hub.js";
@@ -102,7 +104,7 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
   // One keep-alive pool for the three API hosts of the account.
   const agent =
     options.dispatcher ??
-    new Agent({
+    noBackpressureAgent({
       connections: options.connections ?? 8,
       keepAliveTimeout: 30_000,
       pipelining: 1,
@@ -227,5 +229,3 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
 function onlyScope<N extends { scope: string }>(name: string) {
   return filter<N>((n) => n.scope === name);
 }
-
-import { filter } from "rxjs";

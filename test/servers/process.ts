@@ -115,3 +115,32 @@ export function startProcess(
     },
   };
 }
+
+/** Waits until an HTTP server answers below 500 on `url`; stops it and throws if it exits or times out. */
+export async function waitForHttp(
+  server: RunningServer,
+  url: string,
+  name: string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (server.child.exitCode !== null) {
+      const output = server.output();
+      await server.stop(); // removes the throwaway dir
+      throw new Error(`${name} exited (${server.child.exitCode}): ${output}`);
+    }
+    try {
+      const res = await fetch(`${url}/`, { redirect: "manual" });
+      await res.arrayBuffer();
+      if (res.status < 500) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await server.stop();
+      throw new Error(`${name} did not answer on ${url}: ${server.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

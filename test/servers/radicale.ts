@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, type RunningServer, startProcess, tempDir } from "./process.js";
+import { freePort, startProcess, tempDir, waitForHttp } from "./process.js";
 
 export interface RadicaleServer {
   /** `http://127.0.0.1:PORT` */
@@ -61,7 +61,7 @@ export async function startRadicale(
   for (const seed of options.seed ?? []) seedCollection(storage, user, seed);
   const server = startProcess("radicale", ["--config", join(dir, "config")], dir);
   const url = `http://127.0.0.1:${port}`;
-  await waitReady(server, url);
+  await waitForHttp(server, url, "radicale");
   return { url, port, user, password, storage, dir, stop: () => server.stop() };
 }
 
@@ -76,28 +76,5 @@ export function seedCollection(storage: string, user: string, seed: RadicaleSeed
   writeFileSync(join(folder, ".Radicale.props"), JSON.stringify(props));
   for (const [name, body] of Object.entries(seed.files ?? {})) {
     writeFileSync(join(folder, name), body);
-  }
-}
-
-async function waitReady(server: RunningServer, url: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (server.child.exitCode !== null) {
-      const output = server.output();
-      await server.stop(); // removes the throwaway dir
-      throw new Error(`radicale exited (${server.child.exitCode}): ${output}`);
-    }
-    try {
-      const res = await fetch(`${url}/`, { redirect: "manual" });
-      await res.arrayBuffer();
-      if (res.status < 500) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await server.stop();
-      throw new Error(`radicale did not answer on ${url}: ${server.output()}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -3,7 +3,7 @@
  * Basic credentials are ignored. `--defaults` creates `/user/calendars/calendar/` and
  * `/user/contacts/addressbook/` (recipe: shared SERVERS.md).
  */
-import { freePort, type RunningServer, startProcess, tempDir } from "./process.js";
+import { freePort, startProcess, tempDir, waitForHttp } from "./process.js";
 
 export interface XandikosServer {
   /** `http://127.0.0.1:PORT` */
@@ -22,29 +22,6 @@ export async function startXandikos(): Promise<XandikosServer> {
     dir,
   );
   const url = `http://127.0.0.1:${port}`;
-  await waitReady(server, url);
+  await waitForHttp(server, url, "xandikos");
   return { url, port, dir, stop: () => server.stop() };
-}
-
-async function waitReady(server: RunningServer, url: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (server.child.exitCode !== null) {
-      const output = server.output();
-      await server.stop(); // removes the throwaway dir
-      throw new Error(`xandikos exited (${server.child.exitCode}): ${output}`);
-    }
-    try {
-      const res = await fetch(`${url}/`, { redirect: "manual" });
-      await res.arrayBuffer();
-      if (res.status < 500) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await server.stop();
-      throw new Error(`xandikos did not answer on ${url}: ${server.output()}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
