@@ -1,8 +1,9 @@
 /**
  * `deltasync sync <source>` and `deltasync watch <source>`.
  */
+import { errorMessage } from "../core/errors.js";
 import { registerSecret } from "../orchestrator/redact.js";
-import { runSync, type SyncResult } from "../orchestrator/run-sync.js";
+import { type RunSyncOptions, runSync, type SyncResult } from "../orchestrator/run-sync.js";
 import { watch } from "../orchestrator/watch.js";
 import { createFileStateStore } from "../stores/file.js";
 import { createMemoryStateStore } from "../stores/memory.js";
@@ -69,19 +70,21 @@ export function resultEvent(
   return { event: "sync", ...rest, ...extra };
 }
 
-export async function syncCommand(
+/**
+ * Opens the source, the state store and the output sink, hands `run` the options every command
+ * passes to the orchestrator, and closes all three afterwards.
+ */
+async function withSource(
   source: string,
   flags: SourceFlags,
-  out: Output,
   signal: AbortSignal,
-) {
+  run: (opened: OpenedSource, options: RunSyncOptions<unknown>) => Promise<void>,
+): Promise<void> {
   const opened = await openSource(source, flags, signal);
   const store = openStateStore(flags.state);
   const sink = openSink(flags.out, opened.key);
-  if (!flags.state) out.note("note: no --state given; the next run will be a full sync again");
-  const progress = out.progress(`sync ${opened.key}`, 0);
   try {
-    const result = await runSync(opened.syncable, {
+    await run(opened, {
       ...sink.callbacks,
       key: opened.key,
       store,
@@ -90,57 +93,52 @@ export async function syncCommand(
       daysWithin: flags.daysWithin,
       timeMin: flags.timeMin,
       timeMax: flags.timeMax,
-      onProgress: (p) => progress.update(p.updated + p.deleted + p.read, p.batches),
     });
-    progress.stop();
-    out.emit(resultEvent(result), summary(result));
   } finally {
-    progress.stop();
     sink.close();
     await store.close();
     await opened.close();
   }
 }
 
-export async function watchCommand(
-  source: string,
-  flags: WatchFlags,
-  out: Output,
-  signal: AbortSignal,
-) {
-  const opened = await openSource(source, flags, signal);
-  const store = openStateStore(flags.state);
-  const sink = openSink(flags.out, opened.key);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const sub = watch(opened.syncable, {
-        ...sink.callbacks,
-        key: opened.key,
-        store,
-        signal,
-        batchSize: flags.batchSize,
-        daysWithin: flags.daysWithin,
-        timeMin: flags.timeMin,
-        timeMax: flags.timeMax,
-        pollIntervalMs: flags.poll * 1000,
-        onError: (e) =>
-          out.note(
-            `deltasync: sync failed, backing off: ${e instanceof Error ? e.message : String(e)}`,
-          ),
-      }).subscribe({
-        next: (r) =>
-          out.emit(resultEvent(r, { trigger: r.trigger }), `[${r.trigger}] ${summary(r)}`),
-        error: reject,
-        complete: resolve,
+export function syncCommand(source: string, flags: SourceFlags, out: Output, signal: AbortSignal) {
+  return withSource(source, flags, signal, async (opened, options) => {
+    if (!flags.state) out.note("note: no --state given; the next run will be a full sync again");
+    const progress = out.progress(`sync ${opened.key}`, 0);
+    try {
+      const result = await runSync(opened.syncable, {
+        ...options,
+        onProgress: (p) => progress.update(p.updated + p.deleted + p.read, p.batches),
       });
-      signal.addEventListener("abort", () => {
-        sub.unsubscribe();
-        resolve();
-      });
-    });
-  } finally {
-    sink.close();
-    await store.close();
-    await opened.close();
-  }
+      progress.stop();
+      out.emit(resultEvent(result), summary(result));
+    } finally {
+      progress.stop();
+    }
+  });
+}
+
+export function watchCommand(source: string, flags: WatchFlags, out: Output, signal: AbortSignal) {
+  return withSource(
+    source,
+    flags,
+    signal,
+    (opened, options) =>
+      new Promise<void>((resolve, reject) => {
+        const sub = watch(opened.syncable, {
+          ...options,
+          pollIntervalMs: flags.poll * 1000,
+          onError: (e) => out.note(`deltasync: sync failed, backing off: ${errorMessage(e)}`),
+        }).subscribe({
+          next: (r) =>
+            out.emit(resultEvent(r, { trigger: r.trigger }), `[${r.trigger}] ${summary(r)}`),
+          error: reject,
+          complete: resolve,
+        });
+        signal.addEventListener("abort", () => {
+          sub.unsubscribe();
+          resolve();
+        });
+      }),
+  );
 }
