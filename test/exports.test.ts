@@ -49,7 +49,7 @@ describe("public exports", () => {
         "isTransient",
         "matchesFilter",
         "parseRetryAfter",
-        "peekState",
+
         "prefetching",
         "redact",
         "registerSecret",

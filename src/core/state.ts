@@ -103,17 +103,6 @@ export function decodeState(state: string, adapter: string, scope: string): Stat
   };
 }
 
-/** Reads adapter and scope from a state without validating it for a particular scope. */
-export function peekState(state: string): { adapter: string; scope: string } | undefined {
-  try {
-    const json = JSON.parse(Buffer.from(state.slice(PREFIX.length), "base64url").toString("utf8"));
-    const parsed = envelopeSchema.safeParse(json);
-    return parsed.success ? { adapter: parsed.data.a, scope: parsed.data.s } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export function sameWindow(a: SyncWindow | undefined, b: SyncWindow | undefined): boolean {
   const norm = (w: SyncWindow | undefined) =>
     JSON.stringify([w?.daysWithin ?? null, w?.timeMin ?? null, w?.timeMax ?? null]);
