@@ -11,7 +11,7 @@
  * the gain peaks (2x) when they are equal and fades when either dominates.
  *
  * GOOGLE_BENCH_EVENTS (100000), GOOGLE_BENCH_ROUNDS (3, median), GOOGLE_BENCH_LATENCY_EVENTS
- * (20000), GOOGLE_BENCH_LATENCY ("15,50" ms, comma-separated; "0" skips scenario 2).
+ * (20000), GOOGLE_BENCH_LATENCY ("5,10,20,50" ms, comma-separated; "0" skips scenario 2).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -22,11 +22,13 @@ import Database from "better-sqlite3";
 import { google } from "googleapis";
 import { Agent, request } from "undici";
 import { createGoogleAccount } from "../adapters/google/index.js";
+import { runSync } from "../src/orchestrator/index.js";
+import { createMemoryStateStore } from "../src/stores/index.js";
 
 const EVENTS = Number(process.env.GOOGLE_BENCH_EVENTS ?? 100_000);
 const ROUNDS = Number(process.env.GOOGLE_BENCH_ROUNDS ?? 3);
 const LATENCY_EVENTS = Number(process.env.GOOGLE_BENCH_LATENCY_EVENTS ?? 20_000);
-const LATENCIES = (process.env.GOOGLE_BENCH_LATENCY ?? "15,50")
+const LATENCIES = (process.env.GOOGLE_BENCH_LATENCY ?? "5,10,20,50")
   .split(",")
   .map(Number)
   .filter((n) => n > 0);
@@ -147,6 +149,20 @@ async function googleapisLoop(base: string, sink: Sink): Promise<void> {
   if (!syncToken) throw new Error("no nextSyncToken");
 }
 
+/** The orchestrator: batches of 1000 (4 pages), state saved in memory after each batch. */
+async function orchestrated(base: string, sink: Sink): Promise<void> {
+  const account = createGoogleAccount({ baseUrl: base, accessToken: "bench", pageSize: PAGE });
+  await runSync(account.calendar("primary"), {
+    batchSize: 1000,
+    store: createMemoryStateStore(),
+    importer: {
+      update: (obj) => sink.upsert(obj.data as EventJson),
+      delete: (obj) => sink.remove(obj.sourcekey),
+    },
+  });
+  await account.close();
+}
+
 async function deltasync(base: string, sink: Sink, prefetch: boolean): Promise<void> {
   const account = createGoogleAccount({
     baseUrl: base,
@@ -199,6 +215,7 @@ const VARIANTS: Variant[] = [
   ["googleapis events.list loop", googleapisLoop],
   ["deltasync (read-ahead off)", (url, s) => deltasync(url, s, false)],
   ["deltasync (default: read-ahead on)", (url, s) => deltasync(url, s, true)],
+  ["deltasync runSync, batches of 1000 (read-ahead on)", orchestrated],
 ];
 
 async function scenario(

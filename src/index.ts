@@ -9,8 +9,6 @@ export {
   type HttpClientOptions,
   type HttpRequest,
   type HttpResponse,
-  type PrefetchOptions,
-  prefetching,
   sameOrigin,
 } from "./http/index.js";
 export * from "./notify/index.js";

@@ -49,8 +49,6 @@ describe("public exports", () => {
         "isTransient",
         "matchesFilter",
         "parseRetryAfter",
-
-        "prefetching",
         "redact",
         "registerSecret",
         "resolveRetryPolicy",

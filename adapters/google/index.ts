@@ -16,7 +16,6 @@ import {
   type HttpClient,
   type HttpClientOptions,
   noBackpressureAgent,
-  prefetching,
 } from "../../src/http/index.js";
 import { NotificationHub } from "../../src/notify/hub.js";
 import { eventsSource } from "./google-calendar.js";
@@ -146,7 +145,7 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
     return createSyncable<T>({
       adapter: ADAPTER,
       scope: name,
-      source: (prefetch ? prefetching(source) : source) as ChangeSource,
+      source: { ...source, readAhead: prefetch } as ChangeSource,
       windowKeys,
     });
   }
@@ -167,7 +166,7 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
         syncable = createSyncable<GoogleEvent>({
           adapter: ADAPTER,
           scope: name,
-          source: (prefetch ? prefetching(source) : source) as ChangeSource,
+          source: { ...source, readAhead: prefetch } as ChangeSource,
           windowKeys: ["timeMin", "timeMax"],
           notifications: (filter) => hub.stream(filter).pipe(onlyScope(name)),
         });

@@ -98,6 +98,7 @@ export class MemoryFolder extends SyncableView {
       source: journalSource({
         name: journalId,
         pageSize: core.pageSize,
+        readAhead: core.readAhead,
         check: () => void core.liveFolder(sourcekey),
         journal: () => core.journal(journalId),
         head: () => core.cn,
@@ -119,6 +120,7 @@ export class MemoryFolder extends SyncableView {
       source: journalSource({
         name: `hierarchy:${sourcekey}`,
         pageSize: core.pageSize,
+        readAhead: core.readAhead,
         check: () => void core.liveFolder(sourcekey),
         journal: () => core.journal(treeId),
         head: () => core.cn,
@@ -269,6 +271,7 @@ export class MemoryServer extends SyncableView {
       source: journalSource({
         name: "gab",
         pageSize: core.pageSize,
+        readAhead: core.readAhead,
         journal: () => core.journal("gab"),
         head: () => core.cn,
         floor: () => core.floor,
@@ -411,6 +414,7 @@ function itemScopeSource(
   return journalSource({
     name: journalId,
     pageSize: core.pageSize,
+    readAhead: core.readAhead,
     journal: () => core.journal(journalId),
     head: () => core.cn,
     floor: () => core.floor,

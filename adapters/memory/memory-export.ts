@@ -28,6 +28,8 @@ export interface JournalView {
   /** The change for one key, or undefined to skip it (a tombstone before anything was imported). */
   exportKey(key: string, ref: unknown, base: number, nothingImported: boolean): Change | undefined;
   pageSize: number;
+  /** Let the engine request the next page while one is imported (see `ChangeSource.readAhead`). */
+  readAhead?: boolean;
   name: string;
   /** Throws `NotFoundError` when the scope itself is gone (a deleted folder). */
   check?(): void;
@@ -68,6 +70,7 @@ export function journalSource(view: JournalView): ChangeSource<number, MemoryPag
       if (more) return { changes, newCursor: last, nextPage: token };
       return { changes, newCursor: Math.max(last, view.head()) };
     },
+    readAhead: view.readAhead,
     cursorSchema: z.number().int().nonnegative(),
     pageSchema: z
       .object({ base: z.number().int().nonnegative(), floor: z.number().int().nonnegative() })

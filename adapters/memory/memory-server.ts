@@ -26,6 +26,11 @@ export interface MemoryServerOptions {
   pageSize?: number;
   /** Restore a server saved with `snapshot()`. */
   from?: MemorySnapshot;
+  /**
+   * Sync with the engine's read-ahead (`ChangeSource.readAhead`), as HTTP adapters do: page N+1 is
+   * fetched while page N is imported. Default false; useful to test an importer under it.
+   */
+  readAhead?: boolean;
 }
 
 const FOLDER_KINDS: readonly FolderKind[] = ["mail", "calendar", "contacts"];
@@ -37,6 +42,7 @@ export class MemoryCore {
   seq = 0;
   readonly pageSize: number;
   readonly retention: number | undefined;
+  readonly readAhead: boolean;
   readonly stores = new Map<string, { name: string; root: string }>();
   readonly folders = new Map<string, FolderRecord>();
   readonly items = new Map<string, ItemRecord>();
@@ -56,6 +62,7 @@ export class MemoryCore {
     }
     this.pageSize = pageSize;
     this.retention = retention;
+    this.readAhead = options.readAhead ?? false;
     if (options.from) this.#restore(options.from);
   }
 

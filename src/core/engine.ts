@@ -9,7 +9,8 @@ import {
   StateError,
   StateInvalidError,
 } from "./errors.js";
-import type { ChangeSource, Page, ResumePoint, ScopeDefinition } from "./source.js";
+import { ReadAhead } from "./read-ahead.js";
+import type { ChangeSource, Page, PageRequest, ResumePoint, ScopeDefinition } from "./source.js";
 import { decodeState, encodeState, type StateEnvelope, sameWindow } from "./state.js";
 import type { Change, Importer, SyncOptions, SyncOutcome, SyncWindow } from "./types.js";
 
@@ -49,48 +50,72 @@ export async function exportChanges(
       ...patch,
     });
 
-  for (;;) {
-    signal.throwIfAborted();
-    const result: Page = await source.fetchPage({ cursor, page, fullSync, window, signal });
-    pages++;
-    checkPage(def, result, cursor, page);
-    const { changes } = result;
-    if (skip > changes.length) {
-      // The page shrank since the state was written: the only safe way on is a full resync.
-      throw new StateInvalidError(
-        `state resumes after change ${skip} of a page that now has ${changes.length}: ` +
-          `the adapter "${def.adapter}" pages are not repeatable`,
-      );
-    }
-    for (let i = skip; i < changes.length; i++) {
-      if (signal.aborted) signal.throwIfAborted();
-      const change = changes[i] as Change;
-      const pending = applyChange(importer, change);
-      if (pending !== undefined) {
-        try {
-          await pending;
-        } catch (cause) {
-          throw new ImporterError(change, cause);
+  const ahead = source.readAhead ? new ReadAhead(source as ChangeSource, signal) : undefined;
+  let failed = true;
+  try {
+    for (;;) {
+      signal.throwIfAborted();
+      const request: PageRequest = { cursor, page, fullSync, window, signal };
+      const result: Page = await (ahead ? ahead.fetch(request) : source.fetchPage(request));
+      pages++;
+      checkPage(def, result, cursor, page);
+      const { changes } = result;
+      if (skip > changes.length) {
+        // The page shrank since the state was written: the only safe way on is a full resync.
+        throw new StateInvalidError(
+          `state resumes after change ${skip} of a page that now has ${changes.length}: ` +
+            `the adapter "${def.adapter}" pages are not repeatable`,
+        );
+      }
+      if (ahead && result.nextPage !== undefined) {
+        // Mirrors the loop below: the next request carries newCursor (when given) and nextPage.
+        // Requested even when maxChanges stops this round: the next round starts there.
+        await ahead.prefetch({
+          ...request,
+          cursor: result.newCursor ?? cursor,
+          page: result.nextPage,
+        });
+      }
+      for (let i = skip; i < changes.length; i++) {
+        if (signal.aborted) signal.throwIfAborted();
+        const change = changes[i] as Change;
+        const pending = applyChange(importer, change);
+        if (pending !== undefined) {
+          try {
+            await pending;
+          } catch (cause) {
+            throw new ImporterError(change, cause);
+          }
+        }
+        counts[change.kind]++;
+        imported++;
+        if (imported >= limit && i + 1 < changes.length) {
+          const resume = resumePoint(change);
+          let stopped: string;
+          if (resume === undefined) {
+            ahead?.keep(request, result);
+            stopped = envelope({ page, skip: i + 1 });
+          } else {
+            stopped = envelope({ cursor: resume.cursor ?? cursor, page: resume.page });
+          }
+          failed = false;
+          return { state: stopped, complete: false, fullSync, counts, pages };
         }
       }
-      counts[change.kind]++;
-      imported++;
-      if (imported >= limit && i + 1 < changes.length) {
-        const resume = resumePoint(change);
-        const stopped =
-          resume === undefined
-            ? envelope({ page, skip: i + 1 })
-            : envelope({ cursor: resume.cursor ?? cursor, page: resume.page });
-        return { state: stopped, complete: false, fullSync, counts, pages };
+      if (result.newCursor !== undefined) cursor = result.newCursor;
+      skip = 0;
+      page = result.nextPage;
+      if (page === undefined) break;
+      const checkpoint = envelope({ page });
+      if (options.onCheckpoint) await options.onCheckpoint(checkpoint);
+      if (imported >= limit) {
+        failed = false;
+        return { state: checkpoint, complete: false, fullSync, counts, pages };
       }
     }
-    if (result.newCursor !== undefined) cursor = result.newCursor;
-    skip = 0;
-    page = result.nextPage;
-    if (page === undefined) break;
-    const checkpoint = envelope({ page });
-    if (options.onCheckpoint) await options.onCheckpoint(checkpoint);
-    if (imported >= limit) return { state: checkpoint, complete: false, fullSync, counts, pages };
+    failed = false;
+  } finally {
+    ahead?.end(failed);
   }
   if (cursor === undefined) {
     throw new ProtocolError(

@@ -51,6 +51,13 @@ export interface ChangeSource<C = unknown, P = unknown> {
   cursorSchema?: ZodType<C>;
   /** Validates the page token read back from a state. */
   pageSchema?: ZodType<P>;
+  /**
+   * The engine may request page N+1 while page N is imported (and keep a page for the next round
+   * when `maxChanges` stops one inside it). Only for sources whose page is a plain function of
+   * `(cursor, page, fullSync, window)`, e.g. HTTP list calls with a page token. Kept pages are
+   * used for at most `maxAgeMs` (default 60 000).
+   */
+  readAhead?: boolean | { maxAgeMs?: number };
 }
 
 /** Everything the engine needs to turn a source into a public syncable scope. */

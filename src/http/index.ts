@@ -4,7 +4,6 @@
 export { createHttpClient, defaultError, headerValue } from "./http-client.js";
 export { noBackpressure, noBackpressureAgent } from "./no-backpressure.js";
 export { normalizeBaseUrl, resolveUrl, sameOrigin } from "./origin.js";
-export { type PrefetchOptions, prefetching } from "./prefetch.js";
 export type {
   HttpClient,
   HttpClientOptions,

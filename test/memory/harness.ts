@@ -200,6 +200,7 @@ export function memoryHarness(
       const server = createMemoryServer({
         pageSize: options.pageSize ?? 3,
         retention: options.retention,
+        readAhead: options.readAhead,
       });
       const alice = server.createStore("alice");
       const bob = server.createStore("bob");
