@@ -131,6 +131,7 @@ export function createDavAccount(options: DavOptions): DavAccount {
   const life = createLifecycle(
     async () => createDavTransport(base.toString(), transportOptions),
     (t) => t.close(),
+    `the DAV account for ${base.origin}`,
   );
   const itemOptions: ItemOptions = {
     inline: options.inlineData ?? true,
