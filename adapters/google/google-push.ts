@@ -3,10 +3,16 @@
  * they expire and stopped, and a webhook receiver that turns verified `exists` deliveries into
  * notifications on the calendar's scope.
  */
-import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
 import type { HttpClient } from "../../src/http/index.js";
 import type { NotificationHub } from "../../src/notify/hub.js";
+import {
+  digest,
+  safeEqual,
+  serveWebhook,
+  type WebhookReceiver,
+  type WebhookRequest,
+} from "./google-webhook.js";
 import { ChannelSchema } from "./schemas.js";
 
 /** How to create a channel. */
@@ -73,10 +79,16 @@ export async function watchCalendar(
   let current = await createChannel(http, registry, calendarId, options, ttlMs);
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let renewing: Promise<void> | undefined;
 
   const schedule = () => {
     const delay = Math.max(0, current.expiration - renewBeforeMs - Date.now());
-    timer = setTimeout(renew, Math.min(delay, 2 ** 31 - 1));
+    timer = setTimeout(
+      () => {
+        renewing = renew();
+      },
+      Math.min(delay, 2 ** 31 - 1),
+    );
     timer.unref();
   };
   const renew = async () => {
@@ -100,6 +112,8 @@ export async function watchCalendar(
       if (stopped) return;
       stopped = true;
       clearTimeout(timer);
+      // A renewal in flight would leave its new channel live: let it finish, then stop that one.
+      await renewing;
       await stopChannel(http, registry, current);
     },
   };
@@ -153,14 +167,6 @@ async function stopChannel(
   });
 }
 
-/** The webhook, as a Node `(req, res)` handler and as a fetch-style handler. */
-export interface WebhookReceiver {
-  /** For `http.createServer(handler)`, Express, Fastify's raw handler… */
-  node(req: IncomingMessage, res: ServerResponse): void;
-  /** For Hono, Bun, Deno, Cloudflare-style runtimes. */
-  fetch(request: Request): Promise<Response>;
-}
-
 /** Which scope a calendar's notifications go to. */
 export type ScopeOfCalendar = (calendarId: string) => string;
 
@@ -173,8 +179,9 @@ export function createWebhookReceiver(
   hub: NotificationHub,
   scopeOf: ScopeOfCalendar,
 ): WebhookReceiver {
-  const handle = (method: string, header: (name: string) => string | undefined): number => {
-    if (method !== "POST") return 405;
+  const handle = (request: WebhookRequest): number => {
+    const header = (name: string) => request.headers.get(name) ?? undefined;
+    if (request.method !== "POST") return 405;
     const channel = registry.get(header("x-goog-channel-id") ?? "");
     if (!channel) return 404;
     if (!safeEqual(channel.tokenDigest, header("x-goog-channel-token"))) return 403;
@@ -195,30 +202,6 @@ export function createWebhookReceiver(
     });
     return 200;
   };
-  return {
-    node(req, res) {
-      const status = handle(req.method ?? "", (name) => {
-        const v = req.headers[name];
-        return Array.isArray(v) ? v[0] : v;
-      });
-      // Drain any body so the connection can be reused.
-      req.resume();
-      res.statusCode = status;
-      res.end();
-    },
-    async fetch(request) {
-      const status = handle(request.method, (name) => request.headers.get(name) ?? undefined);
-      await request.body?.cancel();
-      return new Response(null, { status });
-    },
-  };
-}
-
-function digest(value: string): Buffer {
-  return createHash("sha256").update(value, "utf8").digest();
-}
-
-/** Compares digests so neither the length nor the content of the secret leaks through timing. */
-function safeEqual(expected: Buffer, given: string | undefined): boolean {
-  return timingSafeEqual(expected, digest(given ?? ""));
+  // Channel deliveries have no body; it is never read, only drained.
+  return serveWebhook(handle, { endpoint: "calendar.webhook", maxBodyBytes: 0 });
 }

@@ -1,16 +1,17 @@
 /**
  * `deltasync/adapters/google`: Google Calendar (events, calendar list), People (contacts) and
- * Gmail (history) as deltasync scopes, plus Calendar push channels and their webhook.
+ * Gmail (history) as deltasync scopes, plus push: Calendar channels and Gmail's Pub/Sub watch,
+ * each with its webhook receiver.
  *
  * @example
  * const google = createGoogleAccount({ getAccessToken: () => oauth.token() });
  * const state = await google.calendar("primary").sync({ update: (o) => db.upsert(o) }, saved);
  */
-import { filter } from "rxjs";
+import { filter, type Observable } from "rxjs";
 import type { Dispatcher } from "undici";
 import type { ChangeSource } from "../../src/core/source.js";
 import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
-import type { SyncWindow } from "../../src/core/types.js";
+import type { Notification, SyncWindow } from "../../src/core/types.js";
 import {
   createHttpClient,
   type HttpClient,
@@ -22,15 +23,22 @@ import { eventsSource } from "./google-calendar.js";
 import { calendarListSource } from "./google-calendar-list.js";
 import { classifyGoogleError } from "./google-errors.js";
 import { gmailSource } from "./google-gmail.js";
+import {
+  createMailReceiver,
+  type MailWatch,
+  type MailWatchOptions,
+  MailWatchSlot,
+  watchMail,
+} from "./google-gmail-push.js";
 import { connectionsSource } from "./google-people.js";
 import {
   type CalendarWatch,
   ChannelRegistry,
   createWebhookReceiver,
   type WatchOptions,
-  type WebhookReceiver,
   watchCalendar,
 } from "./google-push.js";
+import type { WebhookReceiver } from "./google-webhook.js";
 import type {
   GmailMessage,
   GoogleCalendarListEntry,
@@ -39,7 +47,9 @@ import type {
 } from "./schemas.js";
 
 export { classifyGoogleError } from "./google-errors.js";
-export type { CalendarWatch, GoogleChannel, WatchOptions, WebhookReceiver } from "./google-push.js";
+export type { MailPushData, MailWatch, MailWatchOptions } from "./google-gmail-push.js";
+export type { CalendarWatch, GoogleChannel, WatchOptions } from "./google-push.js";
+export type { PushRequest, WebhookReceiver } from "./google-webhook.js";
 export type {
   GmailMessage,
   GoogleCalendarListEntry,
@@ -48,6 +58,7 @@ export type {
 } from "./schemas.js";
 
 const ADAPTER = "google";
+const MAIL_SCOPE = "mail";
 
 /** Options of `createGoogleAccount`. */
 export interface GoogleOptions {
@@ -90,6 +101,13 @@ export interface GoogleAccount extends Account {
   watchCalendar(calendarId: string, options: WatchOptions): Promise<CalendarWatch>;
   /** The webhook receiving this account's channel deliveries. */
   readonly webhook: WebhookReceiver;
+  /**
+   * Calls Gmail `users.watch` (publishing mailbox changes to a Pub/Sub topic) and renews it until
+   * `stop()`; deliveries to `mailWebhook` then notify `mail()`. One watch per account at a time.
+   */
+  watchMail(options: MailWatchOptions): Promise<MailWatch>;
+  /** The receiver of the Pub/Sub push subscription of `watchMail`'s topic. */
+  readonly mailWebhook: WebhookReceiver;
   close(): Promise<void>;
 }
 
@@ -132,6 +150,8 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
   const registry = new ChannelRegistry();
   const calendars = new Map<string, Syncable<GoogleEvent>>();
   const watches = new Set<CalendarWatch>();
+  const mailSlot = new MailWatchSlot();
+  let mailWatch: MailWatch | undefined;
   let mail: Syncable<GmailMessage> | undefined;
   let contacts: Syncable<GooglePerson> | undefined;
   let list: Syncable<GoogleCalendarListEntry> | undefined;
@@ -153,6 +173,7 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
   return {
     id: `google:${options.accountId ?? "me"}`,
     webhook: createWebhookReceiver(registry, hub as NotificationHub, calendarScope),
+    mailWebhook: createMailReceiver(mailSlot, hub as NotificationHub, MAIL_SCOPE),
     calendar(calendarId) {
       let syncable = calendars.get(calendarId);
       if (!syncable) {
@@ -193,12 +214,42 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
       return contacts;
     },
     mail() {
-      mail ??= scope(
-        "mail",
-        gmailSource({ http: gmailHttp, pageSize, concurrency: options.gmailConcurrency ?? 8 }),
-        ["daysWithin"],
-      );
+      if (!mail) {
+        const source = gmailSource({
+          http: gmailHttp,
+          pageSize,
+          concurrency: options.gmailConcurrency ?? 8,
+        });
+        mail = createSyncable<GmailMessage>({
+          adapter: ADAPTER,
+          scope: MAIL_SCOPE,
+          source: { ...source, readAhead: prefetch } as ChangeSource,
+          windowKeys: ["daysWithin"],
+          // Pub/Sub deliveries (after `watchMail`) arrive here; without a watch it never emits.
+          notifications: (filter) =>
+            (hub as NotificationHub).stream(filter).pipe(onlyScope(MAIL_SCOPE)) as Observable<
+              Notification<GmailMessage>
+            >,
+        });
+      }
       return mail;
+    },
+    async watchMail(watchOptions) {
+      const watch = await watchMail(gmailHttp, mailSlot, watchOptions);
+      mailWatch = watch;
+      return {
+        get historyId() {
+          return watch.historyId;
+        },
+        get expiration() {
+          return watch.expiration;
+        },
+        emailAddress: watch.emailAddress,
+        async stop() {
+          if (mailWatch === watch) mailWatch = undefined;
+          await watch.stop();
+        },
+      };
     },
     async watchCalendar(calendarId, watchOptions) {
       const watch = await watchCalendar(calendarHttp, registry, calendarId, watchOptions);
@@ -217,7 +268,9 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.allSettled([...watches].map((w) => w.stop()));
+      await Promise.allSettled(
+        [...watches, ...(mailWatch ? [mailWatch] : [])].map((w) => w.stop()),
+      );
       hub.complete();
       await Promise.all([calendarHttp.close(), peopleHttp.close(), gmailHttp.close()]);
       if (!options.dispatcher) await agent.close();

@@ -115,6 +115,35 @@ export const ChannelSchema = z.looseObject({
   expiration: z.union([z.string(), z.number()]).optional(),
 });
 
+/** An int64 that Google sends as a JSON string (documented) or a number (seen in push data). */
+const int64 = z
+  .union([z.string().regex(/^\d+$/, "expected a decimal integer"), z.number().int().nonnegative()])
+  .transform(String);
+
+/** Gmail `users.watch` response: the mailbox `historyId` and `expiration` in epoch ms. */
+export const WatchResponseSchema = z.looseObject({
+  historyId: int64,
+  expiration: int64,
+});
+
+/** A Cloud Pub/Sub push delivery in the default (wrapped) envelope. */
+export const PubSubPushSchema = z.looseObject({
+  message: z.looseObject({
+    /** base64 of the publisher's payload. */
+    data: z.string().min(1),
+    messageId: z.string().min(1),
+    publishTime: z.string().optional(),
+    attributes: z.record(z.string(), z.string()).optional(),
+  }),
+  subscription: z.string().min(1),
+});
+
+/** What Gmail publishes: whose mailbox changed and its history id at that moment. */
+export const GmailPushDataSchema = z.looseObject({
+  emailAddress: z.string().min(1),
+  historyId: int64,
+});
+
 /** The error body every Google API answers with. */
 export const GoogleErrorSchema = z.looseObject({
   error: z.looseObject({

@@ -83,6 +83,8 @@ export class GoogleModel {
   readonly history: HistoryEntry[] = [];
   /** Called with the calendar id after each change of its events (push channels). */
   onCalendarChange: (calendarId: string) => void = () => {};
+  /** Called after each mailbox change with the labels the message had before or after (Gmail push). */
+  onMailChange: (entry: HistoryEntry, labelIds: readonly string[]) => void = () => {};
   #ids = 0;
 
   #next(): number {
@@ -300,7 +302,10 @@ export class GoogleModel {
       historyId: String(seq),
     };
     this.messages.put(id, message, seq);
-    this.history.push({ id: seq, kind: "messageAdded", messageId: id, threadId: message.threadId });
+    this.#mailChanged(
+      { id: seq, kind: "messageAdded", messageId: id, threadId: message.threadId },
+      labelIds,
+    );
     return id;
   }
 
@@ -309,7 +314,10 @@ export class GoogleModel {
     if (!cur) return false;
     const seq = this.#next();
     this.messages.put(id, null, seq);
-    this.history.push({ id: seq, kind: "messageDeleted", messageId: id, threadId: cur.threadId });
+    this.#mailChanged(
+      { id: seq, kind: "messageDeleted", messageId: id, threadId: cur.threadId },
+      cur.labelIds,
+    );
     return true;
   }
 
@@ -319,14 +327,22 @@ export class GoogleModel {
     const seq = this.#next();
     const labelIds = on ? [...cur.labelIds, label] : cur.labelIds.filter((l) => l !== label);
     this.messages.put(id, { ...cur, labelIds, historyId: String(seq) }, seq);
-    this.history.push({
-      id: seq,
-      kind: on ? "labelAdded" : "labelRemoved",
-      messageId: id,
-      threadId: cur.threadId,
-      labelIds: [label],
-    });
+    this.#mailChanged(
+      {
+        id: seq,
+        kind: on ? "labelAdded" : "labelRemoved",
+        messageId: id,
+        threadId: cur.threadId,
+        labelIds: [label],
+      },
+      [...new Set([...cur.labelIds, ...labelIds])],
+    );
     return true;
+  }
+
+  #mailChanged(entry: HistoryEntry, labelIds: readonly string[]): void {
+    this.history.push(entry);
+    this.onMailChange(entry, labelIds);
   }
 
   liveMessages(): StoredMessage[] {

@@ -1,8 +1,9 @@
 /**
  * An emulator of the documented behaviour of Google Calendar v3, People v1 and Gmail v1 on
  * node:http: sync tokens, paging of configurable size, cancelled entries, token expiry on demand
- * (410 / EXPIRED_SYNC_TOKEN / 404), rate limits, malformed bodies, connection resets, and
- * `events.watch` channels that post notifications.
+ * (410 / EXPIRED_SYNC_TOKEN / 404), rate limits, malformed bodies, connection resets,
+ * `events.watch` channels that post notifications, and Gmail `users.watch` publishing to
+ * Pub/Sub push subscriptions (`emulator-pubsub.ts`).
  *
  * Paths: `/calendar/v3/...`, `/v1/people/me/connections`, `/gmail/v1/users/me/...` (the layout
  * `createGoogleAccount({ baseUrl })` expects).
@@ -17,6 +18,7 @@ import {
   type StoredEvent,
   seriesCount,
 } from "./emulator-model.js";
+import { GmailPushEmulator, type PubSubAnswer } from "./emulator-pubsub.js";
 
 export { GoogleModel } from "./emulator-model.js";
 
@@ -56,6 +58,10 @@ export class GoogleEmulator {
   model = new GoogleModel();
   readonly requests: { method: string; path: string; query: Query }[] = [];
   readonly channels = new Map<string, Channel>();
+  /** The address Gmail reports (`users.getProfile`, push data). */
+  readonly emailAddress = "me@example.com";
+  /** Gmail's watch, Pub/Sub topics and push subscriptions, and the deliveries made. */
+  gmailPush: GmailPushEmulator;
   options: EmulatorOptions;
   url = "";
   #server: Server;
@@ -66,6 +72,7 @@ export class GoogleEmulator {
 
   private constructor(options: EmulatorOptions) {
     this.options = options;
+    this.gmailPush = this.#newGmailPush();
     this.#server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
@@ -97,6 +104,7 @@ export class GoogleEmulator {
     this.#wire();
     this.requests.length = 0;
     this.channels.clear();
+    this.gmailPush = this.#newGmailPush();
     this.#faults = [];
     this.#chaos = undefined;
   }
@@ -130,7 +138,12 @@ export class GoogleEmulator {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
+  #newGmailPush(): GmailPushEmulator {
+    return new GmailPushEmulator(this.emailAddress, (d) => this.#deliveries.push(d));
+  }
+
   #wire(): void {
+    this.model.onMailChange = (entry, labelIds) => this.gmailPush.mailChanged(entry, labelIds);
     this.model.onCalendarChange = (calendarId) => {
       for (const ch of this.channels.values()) {
         if (ch.calendarId === calendarId && ch.expiration > Date.now()) this.#deliver(ch, "exists");
@@ -189,7 +202,7 @@ export class GoogleEmulator {
     if (p === "/v1/people/me/connections" && method === "GET") return this.#connections(res, q);
     if (p === "/gmail/v1/users/me/profile")
       return sendJson(res, 200, {
-        emailAddress: "me@example.com",
+        emailAddress: this.emailAddress,
         historyId: String(this.model.seq),
       });
     if (p === "/gmail/v1/users/me/messages") return this.#messagesList(res, q);
@@ -200,6 +213,15 @@ export class GoogleEmulator {
         : sendError(res, 404, "notFound", "Requested entity was not found.");
     }
     if (p === "/gmail/v1/users/me/history") return this.#history(res, q);
+    if (p === "/gmail/v1/users/me/watch" && method === "POST") {
+      const watch = () => answer(res, this.gmailPush.handleWatch(body, String(this.model.seq)));
+      // A slow users.watch takes effect late (races with users.stop).
+      if (this.gmailPush.watchLatencyMs) setTimeout(watch, this.gmailPush.watchLatencyMs);
+      else watch();
+      return;
+    }
+    if (p === "/gmail/v1/users/me/stop" && method === "POST")
+      return answer(res, this.gmailPush.handleStop());
     sendError(res, 404, "notFound", `no route ${method} ${p}`);
   }
 
@@ -635,6 +657,12 @@ function sendError(
   };
   if (rpcStatus) body.error.status = rpcStatus;
   sendJson(res, status, body);
+}
+
+function answer(res: ServerResponse, a: PubSubAnswer): void {
+  if ("error" in a) sendError(res, a.status, a.error.reason, a.error.message);
+  else if (a.json === undefined) res.writeHead(a.status).end();
+  else sendJson(res, a.status, a.json);
 }
 
 function fullSyncRequired(res: ServerResponse): void {
