@@ -1,5 +1,4 @@
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -61,18 +60,7 @@ describe.skipIf(availability.skip)("dav adapter against Cyrus", () => {
   }
 
   beforeAll(async () => {
-    server = await startCyrus();
-    // The shared fixture expunges immediately (for its IMAP tests); in Cyrus every expunge
-    // raises the mailbox's deletedmodseq, and DAV refuses any token older than it (403
-    // valid-sync-token), so any change would expire every state. httpd reads imapd.conf per
-    // connection (prefork=0), so DAV gets Cyrus's default, delayed expunge.
-    const conf = join(server.dir, "imapd.conf");
-    writeFileSync(
-      conf,
-      readFileSync(conf, "utf8")
-        .replace(/^expunge_mode: .*$/m, "expunge_mode: delayed")
-        .replace(/^delete_mode: .*$/m, "delete_mode: delayed"),
-    );
+    server = await startCyrus({ expunge: "delayed" });
     await imapLogin(server.imapPort, server.user, server.password);
     info = {
       name: "cyrus",

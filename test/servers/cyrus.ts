@@ -40,8 +40,19 @@ function chownCyrus(dir: string): void {
   if (r.status !== 0) throw new Error(`chown cyrus failed: ${r.stderr.toString()}`);
 }
 
+/** Options of `startCyrus`. */
+export interface CyrusOptions {
+  /**
+   * `immediate` (default) expunges and deletes at once, as the IMAP tests expect. `delayed` is
+   * Cyrus's own default, which DAV needs: every immediate expunge raises the mailbox's
+   * `deletedmodseq`, and DAV refuses any sync token older than it (403 valid-sync-token).
+   */
+  expunge?: "immediate" | "delayed";
+}
+
 /** Starts Cyrus with user `alice` / `secret`; resolves once IMAP and HTTP accept connections. */
-export async function startCyrus(): Promise<CyrusServer> {
+export async function startCyrus(options: CyrusOptions = {}): Promise<CyrusServer> {
+  const expunge = options.expunge ?? "immediate";
   // Cyrus fsyncs every mailbox operation; on tmpfs (where there is one) tests run ~2x faster.
   const dir = existsSync("/dev/shm")
     ? mkdtempSync(join("/dev/shm", "deltasync-cyrus-"))
@@ -74,8 +85,8 @@ export async function startCyrus(): Promise<CyrusServer> {
       "autocreate_quota: 0",
       "unixhierarchysep: yes",
       "altnamespace: yes",
-      "delete_mode: immediate",
-      "expunge_mode: immediate",
+      `delete_mode: ${expunge}`,
+      `expunge_mode: ${expunge}`,
       "jmap_nonstandard_extensions: yes",
       "caldav_allowscheduling: off",
       `lmtpsocket: ${dir}/config/socket/lmtp`,
