@@ -47,6 +47,7 @@ describe("public exports", () => {
         "exportChanges",
         "filterNotifications",
         "isTransient",
+        "keepRenewed",
         "matchesFilter",
         "parseRetryAfter",
         "redact",

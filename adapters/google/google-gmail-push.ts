@@ -8,6 +8,7 @@ import type { ZodType } from "zod";
 import { ArgumentError, AuthError, ProtocolError } from "../../src/core/errors.js";
 import { formatPath, type HttpClient } from "../../src/http/index.js";
 import type { NotificationHub } from "../../src/notify/hub.js";
+import { keepRenewed } from "../../src/notify/renewal.js";
 import { MAILBOX_KEY } from "./google-gmail.js";
 import {
   digest,
@@ -134,38 +135,16 @@ export async function watchMail(
     throw error;
   }
 
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  let failures = 0;
-  let renewing: Promise<void> | undefined;
-  const schedule = () => {
-    // After failures (maybe past expiry) back off from a minute up to the renewal period.
-    const delay =
-      failures === 0
-        ? renewalDelay(current.expiration, Date.now(), renewEveryMs)
-        : Math.min(renewEveryMs, 60_000 * 2 ** Math.min(failures - 1, 10));
-    timer = setTimeout(
-      () => {
-        renewing = renew();
-      },
-      Math.min(delay, 2 ** 31 - 1),
-    );
-    timer.unref();
-  };
-  const renew = async () => {
-    if (stopped) return;
-    try {
+  const renewal = keepRenewed({
+    nextDelay: () => renewalDelay(current.expiration, Date.now(), renewEveryMs),
+    renew: async () => {
       // Calling watch again on a watched mailbox renews it (same topic, new expiration).
       const next = await callWatch(http, options);
-      if (!stopped) current = next;
-      failures = 0;
-    } catch (error) {
-      failures++;
-      options.onError?.(error);
-    }
-    if (!stopped) schedule();
-  };
-  schedule();
+      if (!renewal.stopped) current = next;
+    },
+    onError: options.onError,
+    maxBackoffMs: renewEveryMs,
+  });
   return {
     get historyId() {
       return current.historyId;
@@ -175,13 +154,11 @@ export async function watchMail(
     },
     emailAddress: registration.emailAddress,
     async stop() {
-      if (stopped) return;
-      stopped = true;
-      clearTimeout(timer);
+      if (renewal.stopped) return;
       registration.live = false;
       try {
         // A renewal landing after users.stop would watch the mailbox again: let it finish first.
-        await renewing;
+        await renewal.stop();
         await http.request({
           method: "POST",
           path: "users/me/stop",

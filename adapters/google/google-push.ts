@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { HttpClient } from "../../src/http/index.js";
 import type { NotificationHub } from "../../src/notify/hub.js";
+import { keepRenewed } from "../../src/notify/renewal.js";
 import {
   digest,
   safeEqual,
@@ -77,43 +78,24 @@ export async function watchCalendar(
   const ttlMs = options.ttlMs ?? 7 * 24 * 3600_000;
   const renewBeforeMs = options.renewBeforeMs ?? 3600_000;
   let current = await createChannel(http, registry, calendarId, options, ttlMs);
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  let renewing: Promise<void> | undefined;
-
-  const schedule = () => {
-    const delay = Math.max(0, current.expiration - renewBeforeMs - Date.now());
-    timer = setTimeout(
-      () => {
-        renewing = renew();
-      },
-      Math.min(delay, 2 ** 31 - 1),
-    );
-    timer.unref();
-  };
-  const renew = async () => {
-    if (stopped) return;
-    try {
+  const renewal = keepRenewed({
+    nextDelay: () => current.expiration - renewBeforeMs - Date.now(),
+    renew: async () => {
       // Google has no renewal: make a new channel (new id), then stop the old one; both overlap.
       const old = current;
       current = await createChannel(http, registry, calendarId, options, ttlMs);
       await stopChannel(http, registry, old).catch(options.onError);
-    } catch (error) {
-      options.onError?.(error);
-    }
-    if (!stopped) schedule();
-  };
-  schedule();
+    },
+    onError: options.onError,
+  });
   return {
     get channel() {
       return current;
     },
     async stop() {
-      if (stopped) return;
-      stopped = true;
-      clearTimeout(timer);
+      if (renewal.stopped) return;
       // A renewal in flight would leave its new channel live: let it finish, then stop that one.
-      await renewing;
+      await renewal.stop();
       await stopChannel(http, registry, current);
     },
   };
