@@ -21,7 +21,9 @@ describe("memory adapter passes the conformance kit", () => {
   }, 300_000);
 
   it("with the engine's read-ahead (pages kept across maxChanges rounds)", async () => {
-    await checkConformance(memoryHarness({ readAhead: true, pageSize: 2 }), { numRuns: Math.ceil(RUNS / 4) });
+    await checkConformance(memoryHarness({ readAhead: true, pageSize: 2 }), {
+      numRuns: Math.ceil(RUNS / 4),
+    });
   }, 300_000);
 
   it("notification filters deliver exactly the matching events", async () => {
