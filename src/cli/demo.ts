@@ -5,9 +5,9 @@
  * starts from the same server with its change journal), and `demo.sqlite` (states + mirror), so
  * a second run is incremental.
  */
+
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import Database from "better-sqlite3";
 import type { Subscription } from "rxjs";
 import { loadSnapshot, saveSnapshot } from "../../adapters/memory/cli.js";
 import { createMemoryServer, type MemoryServer } from "../../adapters/memory/index.js";
@@ -18,6 +18,7 @@ import { runSync } from "../orchestrator/run-sync.js";
 import { createSqliteMirror, type SqliteMirror } from "../orchestrator/sqlite-mirror.js";
 import { watch } from "../orchestrator/watch.js";
 import { createSqliteStateStore } from "../stores/sqlite.js";
+import { openSqlite } from "../stores/sqlite-driver.js";
 import { resultEvent } from "./commands.js";
 import { DEMO_LAYOUT, generateDemoServer, mutateDemoServer, seededRandom } from "./demo-data.js";
 import type { Output } from "./output.js";
@@ -139,7 +140,7 @@ export async function demoCommand(
     generateDemoServer(server, flags.items);
     saveSnapshot(server, snapshotFile);
   }
-  const db = new Database(join(dir, "demo.sqlite"));
+  const db = openSqlite(join(dir, "demo.sqlite"));
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
   const states = createSqliteStateStore(db);

@@ -4,10 +4,11 @@
  * changed it last (`updated_at_source`), when it was created and updated locally, and a stable
  * local id that survives updates (`id`), next to the backend's `sourcekey` and `change_key`.
  */
+
 import { randomBytes } from "node:crypto";
-import Database from "better-sqlite3";
 import type { Importer, SyncObject } from "../core/types.js";
 import { checkTable } from "../stores/sqlite.js";
+import { openSqlite, type SqliteDatabase } from "../stores/sqlite-driver.js";
 import type { BatchCallbacks } from "./batch.js";
 
 export interface SqliteMirrorOptions {
@@ -52,7 +53,7 @@ export interface SqliteMirror {
   /** Deletes every row of this mirror's source (what a reset does). */
   clear(): void;
   /** The underlying database. */
-  readonly db: Database.Database;
+  readonly db: SqliteDatabase;
   /** Closes the database if the mirror opened it; safe twice. */
   close(): void;
 }
@@ -79,12 +80,12 @@ interface RawRow {
  * mirror.count(); // 5000
  */
 export function createSqliteMirror(
-  file: string | Database.Database,
+  file: string | SqliteDatabase,
   options: SqliteMirrorOptions,
 ): SqliteMirror {
   const table = checkTable(options.table ?? "mirror");
   const owned = typeof file === "string";
-  const db = typeof file === "string" ? new Database(file) : file;
+  const db = typeof file === "string" ? openSqlite(file) : file;
   if (owned) {
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");

@@ -1,5 +1,5 @@
-import Database from "better-sqlite3";
 import { ArgumentError } from "../core/errors.js";
+import { openSqlite, type SqliteDatabase } from "./sqlite-driver.js";
 import type { StateStore } from "./types.js";
 
 export interface SqliteStateStoreOptions {
@@ -14,12 +14,12 @@ export interface SqliteStateStoreOptions {
  * const store = createSqliteStateStore("./deltasync.sqlite");
  */
 export function createSqliteStateStore(
-  file: string | Database.Database,
+  file: string | SqliteDatabase,
   options: SqliteStateStoreOptions = {},
 ): StateStore {
   const table = checkTable(options.table ?? "deltasync_state");
   const owned = typeof file === "string";
-  const db = typeof file === "string" ? new Database(file) : file;
+  const db = typeof file === "string" ? openSqlite(file) : file;
   if (owned) {
     db.pragma("journal_mode = WAL");
     // A saved state must survive power loss, not just a crash: fsync every commit.
