@@ -6,7 +6,7 @@ import { ArgumentError, ConflictError, StateInvalidError } from "../core/errors.
 import { type RetryPolicy, resolveRetryPolicy, retryDelay } from "../core/retry.js";
 import { sleep } from "../core/sleep.js";
 import type { Syncable } from "../core/syncable.js";
-import type { Importer, SyncWindow } from "../core/types.js";
+import type { Change, Importer, SyncOutcome, SyncWindow } from "../core/types.js";
 import type { StateStore } from "../stores/types.js";
 import { type BatchCallbacks, ChangeBuffer, checkTarget, deliverBatch } from "./batch.js";
 import { type Concurrency, defaultRunner, type KeyedRunner } from "./keyed.js";
@@ -109,11 +109,12 @@ async function runOnce<T>(
   const window = windowOf(options);
   const maxResets = options.maxResets ?? 2;
   const totals: SyncProgress = { updated: 0, deleted: 0, read: 0, batches: 0, pages: 0 };
-  const buffer = new ChangeBuffer<T>();
   let fullSync: boolean | undefined;
   let reset = false;
   let resets = 0;
   let failures = 0;
+  // The next batch's round, read while the callbacks write this one (see `startRound`).
+  let ahead: Round<T> | undefined;
   try {
     signal?.throwIfAborted();
     // `saved` is what the store holds (the compare-and-set expectation); `state` is where to go on.
@@ -122,19 +123,22 @@ async function runOnce<T>(
     telemetry.start(saved !== undefined);
     for (;;) {
       signal?.throwIfAborted();
-      buffer.take();
-      let pagesThisRound = 0;
+      const round =
+        ahead !== undefined && ahead.from === state
+          ? ahead
+          : startRound(syncable, state, batchSize, window, signal);
+      if (ahead !== round) ahead?.cancel();
+      ahead = undefined;
       try {
-        const outcome = await syncable.exportChanges(buffer.importer, state ?? null, {
-          maxChanges: batchSize,
-          signal,
-          window,
-          onCheckpoint: () => telemetry.page(totals.pages + ++pagesThisRound),
-        });
+        const { outcome, changes } = await round.result;
         fullSync ??= outcome.fullSync;
+        for (let i = 1; i <= outcome.pages; i++) telemetry.page(totals.pages + i);
         totals.pages += outcome.pages;
-        if (outcome.pages > pagesThisRound) telemetry.page(totals.pages);
-        const changes = buffer.take();
+        if (!outcome.complete && changes.length > 0) {
+          ahead = startRound(syncable, outcome.state, batchSize, window, signal);
+          // Let its first request reach the wire before synchronous callbacks hold the thread.
+          await turns(2);
+        }
         if (changes.length > 0) {
           const started = performance.now();
           const counts = await deliverBatch(changes, options.importer, options);
@@ -161,6 +165,8 @@ async function runOnce<T>(
         failures = 0;
         if (outcome.complete) break;
       } catch (error) {
+        ahead?.cancel();
+        ahead = undefined;
         if (signal?.aborted) throw error;
         if (error instanceof StateInvalidError && resets < maxResets) {
           resets++;
@@ -196,7 +202,52 @@ async function runOnce<T>(
   } catch (error) {
     telemetry.error(error);
     throw error;
+  } finally {
+    ahead?.cancel();
   }
+}
+
+/** One engine round (at most `batchSize` changes) into its own buffer. */
+interface Round<T> {
+  /** The state it started from. */
+  from: string | undefined;
+  result: Promise<{ outcome: SyncOutcome; changes: Change<T>[] }>;
+  cancel(): void;
+}
+
+/**
+ * Starts reading a batch. The orchestrator starts the next batch's round as soon as it has this
+ * one's changes, so fetching overlaps with the callbacks writing; nothing is saved until the
+ * callbacks confirm, and a round that is not wanted any more is cancelled (aborted).
+ */
+function startRound<T>(
+  syncable: Syncable<T>,
+  from: string | undefined,
+  batchSize: number,
+  window: SyncWindow | undefined,
+  signal: AbortSignal | undefined,
+): Round<T> {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(signal?.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const buffer = new ChangeBuffer<T>();
+  const result = syncable
+    .exportChanges(buffer.importer, from ?? null, {
+      maxChanges: batchSize,
+      signal: controller.signal,
+      window,
+    })
+    .then((outcome) => ({ outcome, changes: buffer.take() }))
+    .finally(() => signal?.removeEventListener("abort", onAbort));
+  // A cancelled round's rejection is nobody's concern.
+  result.catch(() => {});
+  return { from, result, cancel: () => controller.abort(new Error("round no longer needed")) };
+}
+
+function turns(n: number): Promise<void> {
+  let p = Promise.resolve();
+  for (let i = 0; i < n; i++) p = p.then(() => new Promise<void>((r) => setImmediate(r)));
+  return p;
 }
 
 function windowOf(options: RunSyncOptions<unknown>): SyncWindow | undefined {

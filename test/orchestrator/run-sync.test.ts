@@ -121,6 +121,61 @@ describe("runSync", () => {
     }
   });
 
+  it("reads the next batch while the callbacks write this one", async () => {
+    const fake = createFakeScope({ items: 40, pageSize: 10 });
+    const log: string[] = [];
+    fake.fault = (n) => void log.push(`fetch ${n}`);
+    const { mirror, callbacks } = callbackMirror();
+    let batch = 0;
+    await runSync(fake.syncable, {
+      ...callbacks,
+      batchSize: 10,
+      async onUpdated(records) {
+        const b = ++batch;
+        log.push(`write ${b}`);
+        await new Promise((r) => setTimeout(r, 5));
+        callbacks.onUpdated(records);
+        log.push(`written ${b}`);
+      },
+    });
+    expect(mirror).toEqual(fake.truth());
+    // Batch 2 is being fetched before batch 1 is written, and so on.
+    for (let b = 1; b <= 3; b++) {
+      expect(log.indexOf(`fetch ${b + 1}`)).toBeLessThan(log.indexOf(`written ${b}`));
+    }
+  });
+
+  it("a failing batch cancels the batch read ahead; the next run resumes after the last saved one", async () => {
+    const fake = createFakeScope({ items: 40, pageSize: 10 });
+    const signals: AbortSignal[] = [];
+    fake.fault = (_n, request) => void signals.push(request.signal);
+    const store = createMemoryStateStore();
+    const { mirror, callbacks } = callbackMirror();
+    let batch = 0;
+    await expect(
+      runSync(fake.syncable, {
+        ...callbacks,
+        store,
+        batchSize: 10,
+        retry: false,
+        async onUpdated(records) {
+          if (++batch === 2) {
+            await new Promise((r) => setTimeout(r, 5));
+            throw new Error("disk full");
+          }
+          callbacks.onUpdated(records);
+        },
+      }),
+    ).rejects.toThrow("disk full");
+    expect(mirror.size).toBe(10);
+    // Batch 3's read was under way while batch 2 failed: it is cancelled, not left running.
+    expect(signals.length).toBeGreaterThanOrEqual(3);
+    expect(signals.at(-1)?.aborted).toBe(true);
+    const r = await runSync(fake.syncable, { ...callbacks, store, batchSize: 10 });
+    expect(r.updated).toBe(30);
+    expect(mirror).toEqual(fake.truth());
+  });
+
   it("retries transient errors at every page, honouring retryAfterMs, then succeeds", async () => {
     const fake = createFakeScope({ items: 30, pageSize: 5 });
     // Every distinct page request fails once before it succeeds.
