@@ -7,7 +7,7 @@
  * const state = await account.folder("INBOX").sync({ update: (o) => db.upsert(o) }, previousState);
  * await account.close();
  */
-import { defer, mergeMap, type Observable, Subject, takeUntil } from "rxjs";
+import { type Observable, Subject, takeUntil } from "rxjs";
 import { z } from "zod";
 import { compositeSource } from "../../src/core/composite.js";
 import { ArgumentError } from "../../src/core/errors.js";
@@ -15,26 +15,27 @@ import { type Account, createSyncable, type Syncable } from "../../src/core/sync
 import type { Notification } from "../../src/core/types.js";
 import { accountLabel, createImapConnection } from "./imap-connection.js";
 import { hierarchySource, type ImapFolder, listSelectable } from "./imap-hierarchy.js";
+import { idleNotifications } from "./imap-idle.js";
 import { mailboxSource } from "./imap-mailbox-sync.js";
 import type { ImapMessage } from "./imap-messages.js";
-import { idleNotifications, mergedNotifications } from "./imap-notify.js";
+import { hierarchyNotifications, serverNotifications } from "./imap-notify.js";
 import { type ImapOptions, imapOptionsSchema, mailboxCursorSchema } from "./schemas.js";
 
 export type { ImapFolder } from "./imap-hierarchy.js";
 export type { ImapMessage } from "./imap-messages.js";
 export type { ImapFetchMode, ImapOptions, ImapSyncMode } from "./schemas.js";
 
-/** Mailboxes watched at most by a server-wide subscription (one IDLE connection each). */
-const MAX_WATCHED = 10;
-
 export interface ImapAccount extends Account<ImapMessage> {
   /** `imap:user@host:port`, credential-free. */
   readonly id: string;
   /** The messages of one mailbox, keyed `uidvalidity:uid`. */
   folder(path: string): Syncable<ImapMessage>;
-  /** The mailbox list (LIST with special-use), keyed by path. */
+  /** The mailbox list (LIST with special-use), keyed by path; push needs NOTIFY. */
   hierarchy(): Syncable<ImapFolder>;
-  /** Every selectable mailbox's messages, as one composite scope. */
+  /**
+   * Every selectable mailbox's messages, as one composite scope. Push: NOTIFY on one connection
+   * where the server has it (item and folder hints), else IDLE on the first 10 mailboxes.
+   */
   server(): Syncable<ImapMessage>;
   /** Same as `server()`. */
   mail(): Syncable<ImapMessage>;
@@ -52,7 +53,7 @@ export function createImapAccount(options: ImapOptions): ImapAccount {
   const opts = parsed.data;
   const connection = createImapConnection(opts);
   const id = `imap:${accountLabel(opts)}`;
-  // close() also ends every IDLE subscription (each holds its own connection).
+  // close() also ends every push subscription (each holds its own connection).
   const closing = new Subject<void>();
 
   const folder = (path: string): Syncable<ImapMessage> => {
@@ -84,9 +85,8 @@ export function createImapAccount(options: ImapOptions): ImapAccount {
         cursorSchema: z.record(z.string(), mailboxCursorSchema),
       },
       windowKeys: ["daysWithin"],
-      notifications: () =>
-        defer(() => connection.withClient(listSelectable)).pipe(
-          mergeMap((paths) => mergedNotifications(opts, paths.slice(0, MAX_WATCHED), "server")),
+      notifications: (filter) =>
+        serverNotifications(opts, () => connection.withClient(listSelectable), filter).pipe(
           takeUntil(closing),
         ) as Observable<Notification<ImapMessage>>,
     });
@@ -99,6 +99,10 @@ export function createImapAccount(options: ImapOptions): ImapAccount {
         adapter: "imap",
         scope: "hierarchy",
         source: hierarchySource(connection),
+        notifications: () =>
+          hierarchyNotifications(opts).pipe(takeUntil(closing)) as Observable<
+            Notification<ImapFolder>
+          >,
       }),
     server,
     mail: server,
