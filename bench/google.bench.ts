@@ -149,11 +149,11 @@ async function googleapisLoop(base: string, sink: Sink): Promise<void> {
   if (!syncToken) throw new Error("no nextSyncToken");
 }
 
-/** The orchestrator: batches of 1000 (4 pages), state saved in memory after each batch. */
+/** The orchestrator: batches of one page (the batch after is read while one is written), states saved in memory. */
 async function orchestrated(base: string, sink: Sink): Promise<void> {
   const account = createGoogleAccount({ baseUrl: base, accessToken: "bench", pageSize: PAGE });
   await runSync(account.calendar("primary"), {
-    batchSize: 1000,
+    batchSize: PAGE,
     store: createMemoryStateStore(),
     importer: {
       update: (obj) => sink.upsert(obj.data as EventJson),
@@ -215,7 +215,7 @@ const VARIANTS: Variant[] = [
   ["googleapis events.list loop", googleapisLoop],
   ["deltasync (read-ahead off)", (url, s) => deltasync(url, s, false)],
   ["deltasync (default: read-ahead on)", (url, s) => deltasync(url, s, true)],
-  ["deltasync runSync, batches of 1000 (read-ahead on)", orchestrated],
+  ["deltasync runSync, batches of 250", orchestrated],
 ];
 
 async function scenario(
