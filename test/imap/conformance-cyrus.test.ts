@@ -8,7 +8,13 @@ import type { Notification } from "../../src/core/types.js";
 import { checkConformance } from "../../src/testing/index.js";
 import { CYRUS_COMMANDS, type CyrusServer, startCyrus } from "../servers/cyrus.js";
 import { serverAvailability } from "../servers/process.js";
-import { type ImapTestServer, imapHarness, mutator, rawMessage } from "./harness.js";
+import {
+  cyrusImapServer,
+  type ImapTestServer,
+  imapHarness,
+  mutator,
+  rawMessage,
+} from "./harness.js";
 
 const { skip } = serverAvailability("Cyrus", CYRUS_COMMANDS);
 const runs = Number(process.env.IMAP_CONFORMANCE_RUNS ?? 60);
@@ -18,12 +24,7 @@ describe.skipIf(skip)("imap conformance: Cyrus", () => {
   let server: ImapTestServer;
   beforeAll(async () => {
     cyrus = await startCyrus();
-    server = {
-      name: "cyrus",
-      port: cyrus.imapPort,
-      password: cyrus.password,
-      addUser: cyrus.addUser,
-    };
+    server = cyrusImapServer(cyrus);
   });
   afterAll(() => cyrus?.stop());
 

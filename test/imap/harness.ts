@@ -18,12 +18,18 @@ import type {
   ConformanceScope,
   MirrorEntry,
 } from "../../src/testing/harness.js";
+import type { CyrusServer } from "../servers/cyrus.js";
 
 export interface ImapTestServer {
   name: string;
   port: number;
   password: string;
   addUser(user: string): void;
+}
+
+/** A running Cyrus as an IMAP test server. */
+export function cyrusImapServer(cyrus: CyrusServer): ImapTestServer {
+  return { name: "cyrus", port: cyrus.imapPort, password: cyrus.password, addUser: cyrus.addUser };
 }
 
 export type ImapOp =

@@ -19,6 +19,7 @@ import { CYRUS_COMMANDS, type CyrusServer, startCyrus } from "../servers/cyrus.j
 import { DOVECOT_COMMANDS, type DovecotServer, startDovecot } from "../servers/dovecot.js";
 import { serverAvailability } from "../servers/process.js";
 import {
+  cyrusImapServer,
   type ImapTestServer,
   mailboxTruth,
   mutator,
@@ -383,12 +384,7 @@ describe.skipIf(cyrusSkip)("NOTIFY fallback on Cyrus (no NOTIFY)", () => {
   let server: ImapTestServer;
   beforeAll(async () => {
     cyrus = await startCyrus();
-    server = {
-      name: "cyrus",
-      port: cyrus.imapPort,
-      password: cyrus.password,
-      addUser: cyrus.addUser,
-    };
+    server = cyrusImapServer(cyrus);
   });
   afterAll(() => cyrus?.stop());
 
