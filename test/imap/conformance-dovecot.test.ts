@@ -7,7 +7,7 @@ import type { Importer } from "../../src/core/types.js";
 import { checkConformance } from "../../src/testing/index.js";
 import { DOVECOT_COMMANDS, type DovecotServer, startDovecot } from "../servers/dovecot.js";
 import { serverAvailability } from "../servers/process.js";
-import { type ImapTestServer, imapHarness } from "./harness.js";
+import { dovecotImapServer, type ImapTestServer, imapHarness } from "./harness.js";
 
 const { skip } = serverAvailability("Dovecot", DOVECOT_COMMANDS);
 const runs = Number(process.env.IMAP_CONFORMANCE_RUNS ?? 60);
@@ -17,12 +17,7 @@ describe.skipIf(skip)("imap conformance: Dovecot", () => {
   let server: ImapTestServer;
   beforeAll(async () => {
     dovecot = await startDovecot();
-    server = {
-      name: "dovecot",
-      port: dovecot.port,
-      password: dovecot.password,
-      addUser: dovecot.addUser,
-    };
+    server = dovecotImapServer(dovecot);
   });
   afterAll(() => dovecot?.stop());
 

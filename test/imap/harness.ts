@@ -19,12 +19,23 @@ import type {
   MirrorEntry,
 } from "../../src/testing/harness.js";
 import type { CyrusServer } from "../servers/cyrus.js";
+import type { DovecotServer } from "../servers/dovecot.js";
 
 export interface ImapTestServer {
   name: string;
   port: number;
   password: string;
   addUser(user: string): void;
+}
+
+/** A running Dovecot as an IMAP test server (any user name logs in with the shared password). */
+export function dovecotImapServer(dovecot: DovecotServer): ImapTestServer {
+  return {
+    name: "dovecot",
+    port: dovecot.port,
+    password: dovecot.password,
+    addUser: dovecot.addUser,
+  };
 }
 
 /** A running Cyrus as an IMAP test server. */

@@ -24,6 +24,7 @@ import {
 import { DOVECOT_COMMANDS, type DovecotServer, startDovecot } from "../servers/dovecot.js";
 import { freePort, hasCommand, serverAvailability } from "../servers/process.js";
 import {
+  dovecotImapServer,
   type ImapTestServer,
   mailboxTruth,
   mutator,
@@ -46,12 +47,7 @@ describe.skipIf(skip)("imap adapter on Dovecot", () => {
   let n = 0;
   beforeAll(async () => {
     dovecot = await startDovecot();
-    server = {
-      name: "dovecot",
-      port: dovecot.port,
-      password: dovecot.password,
-      addUser: () => undefined,
-    };
+    server = dovecotImapServer(dovecot);
   });
   afterAll(() => dovecot?.stop());
 
