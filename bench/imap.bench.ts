@@ -7,12 +7,12 @@
  * Run: `npm run bench -- imap` (MESSAGES=5000 for a quick run).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer, Socket } from "node:net";
 import { join } from "node:path";
 import { ImapFlow } from "imapflow";
 import { createImapAccount, type ImapSyncMode } from "../adapters/imap/index.js";
 import { startDovecot } from "../test/servers/dovecot.js";
 import { hasCommand } from "../test/servers/process.js";
+import { startTcpProxy } from "../test/servers/tcp-proxy.js";
 
 const MESSAGES = Number(process.env.MESSAGES ?? 50_000);
 
@@ -28,40 +28,26 @@ async function meter(target: number): Promise<Meter> {
   let down = 0;
   let up = 0;
   let writes = 0;
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = new Socket();
-    sockets.add(client).add(upstream);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-    upstream.connect(target, "127.0.0.1");
-    client.on("data", (b) => {
+  const proxy = await startTcpProxy(target, () => ({
+    up(b) {
       up += b.length;
       writes++;
-      upstream.write(b);
-    });
-    upstream.on("data", (b) => {
+      return b;
+    },
+    down(b) {
       down += b.length;
-      client.write(b);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+      return b;
+    },
+  }));
   return {
-    port: (server.address() as { port: number }).port,
+    port: proxy.port,
     reset() {
       down = 0;
       up = 0;
       writes = 0;
     },
     read: () => ({ down, up, writes }),
-    close() {
-      for (const s of sockets) s.destroy();
-      server.close();
-    },
+    close: () => void proxy.close(),
   };
 }
 

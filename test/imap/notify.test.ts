@@ -5,7 +5,6 @@
  * answers BAD: both fall back to IDLE on the first 10 mailboxes. Connections are counted by a
  * loopback proxy in front of the server; every mutation goes through a second imapflow client.
  */
-import { createServer, type Server, Socket } from "node:net";
 import { ImapFlow } from "imapflow";
 import { lastValueFrom, toArray } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,8 +17,10 @@ import { diffMirror, type Mirror, mirrorImporter } from "../../src/testing/index
 import { CYRUS_COMMANDS, type CyrusServer, startCyrus } from "../servers/cyrus.js";
 import { DOVECOT_COMMANDS, type DovecotServer, startDovecot } from "../servers/dovecot.js";
 import { serverAvailability } from "../servers/process.js";
+import { startTcpProxy, type TcpProxy } from "../servers/tcp-proxy.js";
 import {
   cyrusImapServer,
+  dovecotImapServer,
   type ImapTestServer,
   mailboxTruth,
   mutator,
@@ -58,71 +59,35 @@ function watcher() {
   };
 }
 
-interface PushProxy {
-  port: number;
-  /** Connections accepted (refused ones are not counted). */
-  accepted: number;
-  /** While true, new connections are closed at once. */
-  refuse: boolean;
-  /** Closes every open connection. */
-  cutAll(): void;
+interface PushProxy extends TcpProxy {
   /** Resolves once the server has sent `count` IDLE continuations (`+ ...`) in all. */
   idling(count?: number): Promise<void>;
-  close(): Promise<void>;
 }
 
 /** A loopback proxy that counts connections; `rewrite` edits client → server bytes. */
 async function pushProxy(target: number, rewrite?: [string, string]): Promise<PushProxy> {
-  const sockets = new Set<Socket>();
   let continuations = 0;
-  const proxy: PushProxy = {
-    port: 0,
-    accepted: 0,
-    refuse: false,
-    cutAll() {
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-    },
-    idling: (count = 1) => until(() => continuations >= count, `${count} IDLE continuations`),
-    close: () =>
-      new Promise((resolve) => {
-        proxy.cutAll();
-        server.close(() => resolve());
-      }),
-  };
-  const server: Server = createServer((client) => {
-    if (proxy.refuse) {
-      client.destroy();
-      return;
-    }
-    proxy.accepted++;
-    const upstream = new Socket();
-    sockets.add(client).add(upstream);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", drop).on("close", drop);
-    upstream.on("error", drop).on("close", drop);
-    upstream.connect(target, "127.0.0.1");
+  const tcp = await startTcpProxy(target, () => {
     // Only the "+" that answers an IDLE counts (AUTHENTICATE gets one too).
     let idleSent = false;
-    client.on("data", (b: Buffer) => {
-      const text = b.toString("latin1");
-      if (/ IDLE\r\n$/.test(text)) idleSent = true;
-      upstream.write(rewrite ? Buffer.from(text.replace(rewrite[0], rewrite[1]), "latin1") : b);
-    });
-    upstream.on("data", (b: Buffer) => {
-      if (idleSent && /(^|\r\n)\+ /.test(b.toString("latin1"))) {
-        idleSent = false;
-        continuations++;
-      }
-      client.write(b);
-    });
+    return {
+      up(b) {
+        const text = b.toString("latin1");
+        if (/ IDLE\r\n$/.test(text)) idleSent = true;
+        return rewrite ? Buffer.from(text.replace(rewrite[0], rewrite[1]), "latin1") : b;
+      },
+      down(b) {
+        if (idleSent && /(^|\r\n)\+ /.test(b.toString("latin1"))) {
+          idleSent = false;
+          continuations++;
+        }
+        return b;
+      },
+    };
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  proxy.port = (server.address() as { port: number }).port;
-  return proxy;
+  return Object.assign(tcp, {
+    idling: (count = 1) => until(() => continuations >= count, `${count} IDLE continuations`),
+  });
 }
 
 /** Creates mailboxes M00..M11 with one message each; returns the adapter's mailbox order. */
@@ -168,7 +133,7 @@ describe.skipIf(dovecotSkip)("NOTIFY push on Dovecot", () => {
   let n = 0;
   beforeAll(async () => {
     dovecot = await startDovecot();
-    server = { name: "dovecot", port: dovecot.port, password: dovecot.password, addUser: () => {} };
+    server = dovecotImapServer(dovecot);
   });
   afterAll(() => dovecot?.stop());
 
