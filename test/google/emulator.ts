@@ -324,13 +324,7 @@ export class GoogleEmulator {
       summary: calendarId,
       items: page.items,
     };
-    if (page.more)
-      result.nextPageToken = encodeToken("cp", {
-        s: since,
-        u: paging.upto,
-        a: page.last,
-        q: paging.hash,
-      });
+    if (page.more) result.nextPageToken = paging.nextToken(page.last);
     else result.nextSyncToken = encodeToken("cs", { s: paging.upto, c: calendarId });
     sendJson(res, 200, result);
   }
@@ -388,13 +382,7 @@ export class GoogleEmulator {
       return [{ kind: "calendar#calendarListEntry", ...c }];
     });
     const result: Record<string, unknown> = { kind: "calendar#calendarList", items: page.items };
-    if (page.more)
-      result.nextPageToken = encodeToken("lp", {
-        s: since,
-        u: paging.upto,
-        a: page.last,
-        q: paging.hash,
-      });
+    if (page.more) result.nextPageToken = paging.nextToken(page.last);
     else result.nextSyncToken = encodeToken("ls", { s: paging.upto });
     sendJson(res, 200, result);
   }
@@ -472,13 +460,7 @@ export class GoogleEmulator {
     const result: Record<string, unknown> = { totalItems: model.livePeople().length };
     // Like Google, an empty page has no `connections` field at all.
     if (page.items.length) result.connections = page.items;
-    if (page.more)
-      result.nextPageToken = encodeToken("pp", {
-        s: since,
-        u: paging.upto,
-        a: page.last,
-        q: paging.hash,
-      });
+    if (page.more) result.nextPageToken = paging.nextToken(page.last);
     else if (q.get("requestSyncToken") === "true")
       result.nextSyncToken = encodeToken("ps", { s: paging.upto });
     sendJson(res, 200, result);
@@ -586,18 +568,26 @@ export class GoogleEmulator {
     incremental: boolean,
     floor: number,
     tag: string,
-  ): { after: number; upto: number; hash: string } | { error: (res: ServerResponse) => void } {
+  ):
+    | { after: number; upto: number; nextToken: (last: number) => string }
+    | { error: (res: ServerResponse) => void } {
     const rest = [...q.entries()].filter(([k]) => k !== "pageToken").sort();
     const hash = JSON.stringify(rest);
     const token = q.get("pageToken");
-    if (token === null) return { after: since, upto: this.model.seq, hash };
+    // The next page's token carries the round's start, snapshot, position and parameters.
+    const paged = (after: number, upto: number) => ({
+      after,
+      upto,
+      nextToken: (last: number) => encodeToken(tag, { s: since, u: upto, a: last, q: hash }),
+    });
+    if (token === null) return paged(since, this.model.seq);
     const tok = decodeToken<{ s: number; u: number; a: number; q: string }>(tag, token);
     if (!tok || tok.s !== since || tok.q !== hash)
       return {
         error: (res) => sendError(res, 400, "invalid", "Invalid page token or changed parameters"),
       };
     if (incremental && since < floor) return { error: fullSyncRequired };
-    return { after: tok.a, upto: tok.u, hash };
+    return paged(tok.a, tok.u);
   }
 }
 
