@@ -149,9 +149,9 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
   const hub = new NotificationHub<GoogleEvent>();
   const registry = new ChannelRegistry();
   const calendars = new Map<string, Syncable<GoogleEvent>>();
-  const watches = new Set<CalendarWatch>();
+  // Calendar channels and the Gmail watch still running: close() stops them.
+  const watches = new Set<Stoppable>();
   const mailSlot = new MailWatchSlot();
-  let mailWatch: MailWatch | undefined;
   let mail: Syncable<GmailMessage> | undefined;
   let contacts: Syncable<GooglePerson> | undefined;
   let list: Syncable<GoogleCalendarListEntry> | undefined;
@@ -235,42 +235,18 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
       return mail;
     },
     async watchMail(watchOptions) {
-      const watch = await watchMail(gmailHttp, mailSlot, watchOptions);
-      mailWatch = watch;
-      return {
-        get historyId() {
-          return watch.historyId;
-        },
-        get expiration() {
-          return watch.expiration;
-        },
-        emailAddress: watch.emailAddress,
-        async stop() {
-          if (mailWatch === watch) mailWatch = undefined;
-          await watch.stop();
-        },
-      };
+      return tracked(await watchMail(gmailHttp, mailSlot, watchOptions), watches);
     },
     async watchCalendar(calendarId, watchOptions) {
-      const watch = await watchCalendar(calendarHttp, registry, calendarId, watchOptions);
-      const stop = watch.stop.bind(watch);
-      watches.add(watch);
-      return {
-        get channel() {
-          return watch.channel;
-        },
-        async stop() {
-          watches.delete(watch);
-          await stop();
-        },
-      };
+      return tracked(
+        await watchCalendar(calendarHttp, registry, calendarId, watchOptions),
+        watches,
+      );
     },
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.allSettled(
-        [...watches, ...(mailWatch ? [mailWatch] : [])].map((w) => w.stop()),
-      );
+      await Promise.allSettled([...watches].map((w) => w.stop()));
       hub.complete();
       await Promise.all([calendarHttp.close(), peopleHttp.close(), gmailHttp.close()]);
       if (!options.dispatcher) await agent.close();
@@ -280,4 +256,19 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
 
 function onlyScope<N extends { scope: string }>(name: string) {
   return filter<N>((n) => n.scope === name);
+}
+
+interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/** Keeps `watch` in `live` until it is stopped. */
+function tracked<W extends Stoppable>(watch: W, live: Set<Stoppable>): W {
+  const stop = watch.stop.bind(watch);
+  live.add(watch);
+  watch.stop = async () => {
+    live.delete(watch);
+    await stop();
+  };
+  return watch;
 }
