@@ -13,10 +13,10 @@ import type { ChangeSource } from "../../src/core/source.js";
 import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
 import type { Notification, SyncWindow } from "../../src/core/types.js";
 import {
+  createAgent,
   createHttpClient,
   type HttpClient,
   type HttpClientOptions,
-  noBackpressureAgent,
 } from "../../src/http/index.js";
 import { NotificationHub } from "../../src/notify/hub.js";
 import { eventsSource } from "./google-calendar.js";
@@ -119,16 +119,7 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
   const root = options.baseUrl?.replace(/\/?$/, "/");
   const timeoutMs = options.timeoutMs ?? 30_000;
   // One keep-alive pool for the three API hosts of the account.
-  const agent =
-    options.dispatcher ??
-    noBackpressureAgent({
-      connections: options.connections ?? 8,
-      keepAliveTimeout: 30_000,
-      pipelining: 1,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      connect: { timeout: timeoutMs },
-    });
+  const agent = options.dispatcher ?? createAgent({ connections: options.connections, timeoutMs });
   const client = (baseUrl: string): HttpClient =>
     createHttpClient({
       baseUrl,

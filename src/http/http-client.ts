@@ -35,6 +35,23 @@ interface RawResponse {
 }
 
 /**
+ * The keep-alive pool `createHttpClient` makes when given no `dispatcher`: bounded, no pipelining,
+ * every timeout `timeoutMs`, never paused (see `noBackpressure`). Share one between the clients of
+ * an account that talk to several hosts.
+ */
+export function createAgent(options: { connections?: number; timeoutMs: number }): Dispatcher {
+  const { timeoutMs } = options;
+  return noBackpressureAgent({
+    connections: options.connections ?? 8,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    connect: { timeout: timeoutMs },
+  });
+}
+
+/**
  * Creates the shared HTTP client.
  *
  * @example
@@ -46,15 +63,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const ownDispatcher = options.dispatcher === undefined;
   const dispatcher: Dispatcher =
-    options.dispatcher ??
-    noBackpressureAgent({
-      connections: options.connections ?? 8,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      connect: { timeout: timeoutMs },
-    });
+    options.dispatcher ?? createAgent({ connections: options.connections, timeoutMs });
   const policy = resolveRetryPolicy({
     retries: options.retry?.retries ?? 3,
     minDelayMs: options.retry?.minDelayMs ?? 200,

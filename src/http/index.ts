@@ -1,7 +1,7 @@
 /**
  * The shared HTTP layer every HTTP adapter uses (see docs/http.md).
  */
-export { createHttpClient, defaultError, headerValue } from "./http-client.js";
+export { createAgent, createHttpClient, defaultError, headerValue } from "./http-client.js";
 export { noBackpressure, noBackpressureAgent } from "./no-backpressure.js";
 export { normalizeBaseUrl, resolveUrl, sameOrigin } from "./origin.js";
 export type {
