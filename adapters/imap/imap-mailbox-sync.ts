@@ -79,35 +79,17 @@ export function mailboxSource(
       const sig = signature(msg.flags);
       const before = known.get(msg.uid);
       if (before === sig) continue;
-      if (before === undefined) {
-        if (onlyKnown) needFetch.push(msg.uid);
-        else
-          push(
-            changes,
-            ops,
-            {
-              kind: "update",
-              object: toSyncObject(v, path, msg, scoped !== undefined),
-              created: true,
-            },
-            [msg.uid, sig],
-          );
-      } else if (onlySeenDiffers(before, sig)) {
+      if (before !== undefined && onlySeenDiffers(before, sig)) {
         const object = { sourcekey: messageKey(v, msg.uid, scoped), parentKey: path };
         push(changes, ops, { kind: "read", object, isRead: isSeen(sig) }, [msg.uid, sig]);
       } else if (onlyKnown) {
         needFetch.push(msg.uid);
       } else {
-        push(
-          changes,
-          ops,
-          {
-            kind: "update",
-            object: toSyncObject(v, path, msg, scoped !== undefined),
-            created: false,
-          },
-          [msg.uid, sig],
-        );
+        const object = toSyncObject(v, path, msg, scoped !== undefined);
+        push(changes, ops, { kind: "update", object, created: before === undefined }, [
+          msg.uid,
+          sig,
+        ]);
       }
     }
     return needFetch;
