@@ -51,7 +51,6 @@ export async function exportChanges(
     });
 
   const ahead = source.readAhead ? new ReadAhead(source as ChangeSource, signal) : undefined;
-  let failed = true;
   try {
     for (;;) {
       signal.throwIfAborted();
@@ -98,7 +97,6 @@ export async function exportChanges(
           } else {
             stopped = envelope({ cursor: resume.cursor ?? cursor, page: resume.page });
           }
-          failed = false;
           return { state: stopped, complete: false, fullSync, counts, pages };
         }
       }
@@ -108,14 +106,13 @@ export async function exportChanges(
       if (page === undefined) break;
       const checkpoint = envelope({ page });
       if (options.onCheckpoint) await options.onCheckpoint(checkpoint);
-      if (imported >= limit) {
-        failed = false;
-        return { state: checkpoint, complete: false, fullSync, counts, pages };
-      }
+      if (imported >= limit) return { state: checkpoint, complete: false, fullSync, counts, pages };
     }
-    failed = false;
+  } catch (error) {
+    ahead?.drop();
+    throw error;
   } finally {
-    ahead?.end(failed);
+    ahead?.end();
   }
   if (cursor === undefined) {
     throw new ProtocolError(

@@ -7,6 +7,7 @@
  * `maxChanges` hands the next round what it already has: the page it stopped inside (no re-fetch
  * to skip what was imported) and the page it requested ahead.
  */
+import { letRequestsOut } from "./sleep.js";
 import type { ChangeSource, Page, PageRequest } from "./source.js";
 
 const DEFAULT_MAX_AGE_MS = 60_000;
@@ -53,7 +54,7 @@ export class ReadAhead {
     const index = this.#entries.findIndex((e) => e.key === key);
     if (index < 0) {
       // What is held is for positions this round does not pass through.
-      this.#drop();
+      this.drop();
       return this.#source.fetchPage(request);
     }
     const [entry] = this.#entries.splice(index, 1) as [Entry];
@@ -75,10 +76,7 @@ export class ReadAhead {
     const promise = this.#source.fetchPage({ ...request, signal: controller.signal });
     promise.catch(() => {});
     this.#hold({ key, at: Date.now(), controller, promise, carried: false });
-    // A synchronous importer would hold the thread until the page is imported; the HTTP client
-    // writes the request only a few loop turns after `fetchPage` is called (its socket is
-    // released and its request written in later callbacks). Measured in bench/google.bench.ts.
-    for (let i = 0; i < YIELDS; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    await letRequestsOut();
   }
 
   /** Keeps a page this round fetched but did not finish, for the next round to resume inside. */
@@ -88,13 +86,13 @@ export class ReadAhead {
     this.#hold({ key: keyOf(request), at: Date.now(), controller, promise, carried: false });
   }
 
-  /** Ends the round. Pages requested ahead are kept unless the round failed. */
-  end(failed: boolean): void {
+  /** Ends the round; what it kept or requested ahead stays for the next round. */
+  end(): void {
     this.#signal.removeEventListener("abort", this.#onAbort);
-    if (failed) this.#drop();
   }
 
-  #drop(): void {
+  /** Drops (and aborts) everything held: the round failed, so the next starts elsewhere. */
+  drop(): void {
     for (const entry of this.#entries) entry.controller.abort();
     this.#entries.length = 0;
   }
@@ -104,8 +102,6 @@ export class ReadAhead {
     for (const dropped of this.#entries.splice(MAX_KEPT)) dropped.controller.abort();
   }
 }
-
-const YIELDS = 2;
 
 function keyOf(request: PageRequest): string {
   return JSON.stringify([request.cursor, request.page, request.fullSync, request.window ?? null]);

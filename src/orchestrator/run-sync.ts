@@ -4,7 +4,7 @@
  */
 import { ArgumentError, ConflictError, StateInvalidError } from "../core/errors.js";
 import { type RetryPolicy, resolveRetryPolicy, retryDelay } from "../core/retry.js";
-import { sleep } from "../core/sleep.js";
+import { letRequestsOut, sleep } from "../core/sleep.js";
 import type { Syncable } from "../core/syncable.js";
 import type { Change, Importer, SyncOutcome, SyncWindow } from "../core/types.js";
 import type { StateStore } from "../stores/types.js";
@@ -137,7 +137,7 @@ async function runOnce<T>(
         if (!outcome.complete && changes.length > 0) {
           ahead = startRound(syncable, outcome.state, batchSize, window, signal);
           // Let its first request reach the wire before synchronous callbacks hold the thread.
-          await turns(2);
+          await letRequestsOut();
         }
         if (changes.length > 0) {
           const started = performance.now();
@@ -228,26 +228,17 @@ function startRound<T>(
   signal: AbortSignal | undefined,
 ): Round<T> {
   const controller = new AbortController();
-  const onAbort = () => controller.abort(signal?.reason);
-  signal?.addEventListener("abort", onAbort, { once: true });
   const buffer = new ChangeBuffer<T>();
   const result = syncable
     .exportChanges(buffer.importer, from ?? null, {
       maxChanges: batchSize,
-      signal: controller.signal,
+      signal: signal ? AbortSignal.any([signal, controller.signal]) : controller.signal,
       window,
     })
-    .then((outcome) => ({ outcome, changes: buffer.take() }))
-    .finally(() => signal?.removeEventListener("abort", onAbort));
+    .then((outcome) => ({ outcome, changes: buffer.take() }));
   // A cancelled round's rejection is nobody's concern.
   result.catch(() => {});
   return { from, result, cancel: () => controller.abort(new Error("round no longer needed")) };
-}
-
-function turns(n: number): Promise<void> {
-  let p = Promise.resolve();
-  for (let i = 0; i < n; i++) p = p.then(() => new Promise<void>((r) => setImmediate(r)));
-  return p;
 }
 
 function windowOf(options: RunSyncOptions<unknown>): SyncWindow | undefined {
