@@ -280,6 +280,7 @@ function networkReason(cause: unknown): string {
   if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") return "timed out";
   if (code === "UND_ERR_CONNECT_TIMEOUT") return "connect timed out";
   if (code === "EAI_AGAIN") return "DNS lookup failed temporarily (EAI_AGAIN)";
+  if (code === "ECONNREFUSED") return "connection refused (ECONNREFUSED)";
   return code !== undefined ? `${name} (${code})` : name;
 }
 
