@@ -8,6 +8,7 @@ import {
   AuthError,
   ConflictError,
   DeltaSyncError,
+  errorMessage,
   isTransient,
   NotFoundError,
   ProtocolError,
@@ -85,7 +86,10 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       try {
         token = await options.getAccessToken({ forceRefresh });
       } catch (cause) {
-        throw new AuthError("getAccessToken failed", { cause });
+        // Its own AuthError (a refused refresh token) says why; a transient failure of the
+        // token endpoint is retried like any other.
+        if (cause instanceof AuthError || cause instanceof TransientError) throw cause;
+        throw new AuthError(`getAccessToken failed: ${errorMessage(cause)}`, { cause });
       }
       return { header: `Bearer ${token}`, secret: token };
     }
