@@ -25,6 +25,8 @@ const tsxLoader = pathToFileURL(join(repoRoot, "node_modules/tsx/dist/loader.mjs
 const GOOGLE_AUTH_STUB = `declare module "google-auth-library" {
   export class OAuth2Client {
     constructor(options?: { clientId?: string; clientSecret?: string; redirectUri?: string });
+    generateAuthUrl(options: { access_type?: string; prompt?: string; scope?: string | string[] }): string;
+    getToken(code: string): Promise<{ tokens: { refresh_token?: string | null; access_token?: string | null } }>;
     setCredentials(credentials: { refresh_token?: string | null; access_token?: string | null }): void;
     getAccessToken(): Promise<{ token?: string | null }>;
   }
