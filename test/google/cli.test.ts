@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliSource } from "../../adapters/google/cli.js";
+import { credentialEnv } from "../../src/cli/commands.js";
 import { ArgumentError, AuthError } from "../../src/core/errors.js";
 import { GoogleEmulator } from "./emulator.js";
 import { recorder } from "./helpers.js";
@@ -40,6 +41,21 @@ describe("google: CLI source", () => {
       expect(opened.key).not.toContain("cli-token");
       await opened.close();
     }
+  });
+
+  it("--token reaches the connection (the CLI copies it to the adapter's variable)", async () => {
+    const env = credentialEnv({ token: "cli-token" }, cliSource);
+    expect(env.DELTASYNC_GOOGLE_TOKEN).toBe("cli-token");
+    const opened = await cliSource.open(new URL("google:calendars"), {
+      env: { ...env, DELTASYNC_GOOGLE_BASE_URL: emulator.url },
+    });
+    const r = recorder();
+    await opened.syncable.sync(r.importer); // the emulator accepts only "cli-token"
+    expect(r.items.size).toBe(2);
+    await opened.close();
+    expect(() => credentialEnv({ password: "pw" }, cliSource)).toThrow(
+      "the google: source takes no --password (use --token)",
+    );
   });
 
   it("requires credentials and rejects malformed URLs and unknown parameters", async () => {
