@@ -40,6 +40,13 @@ export function innerUrl(url: URL): { scheme: string; target: URL } {
 }
 
 async function pick(account: DavAccount, scheme: string, target: URL): Promise<Syncable> {
+  for (const name of target.searchParams.keys()) {
+    if (name !== "scope") {
+      throw new ArgumentError(
+        `${scheme}: unknown parameter ${JSON.stringify(name)} (known: scope)`,
+      );
+    }
+  }
   const scope =
     target.searchParams.get("scope") ?? (scheme.startsWith("dav") ? "hierarchy" : "items");
   if (scope === "hierarchy") return account.hierarchy();
