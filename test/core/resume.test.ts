@@ -184,6 +184,75 @@ describe("resume inside a page whose second answer is a new snapshot", () => {
   });
 });
 
+describe("a key listed more than once in a page", () => {
+  /** One page: an update of "a" then its read flag, then "b"; the read flag is a separate change. */
+  function twice(read: () => boolean, withVerify = true) {
+    let verifies = 0;
+    const source: ChangeSource<number, never> = {
+      fetchPage: async () => {
+        const changes: Change[] = [
+          { kind: "update", object: { sourcekey: "a", type: "item", data: "v1" }, created: false },
+          { kind: "read", object: { sourcekey: "a" }, isRead: read() },
+          { kind: "update", object: { sourcekey: "b", type: "item", data: "v1" }, created: false },
+        ];
+        // The server's second answer forgets the read change once it was reverted.
+        if (!read()) changes.splice(1, 1);
+        return { changes, newCursor: 1 };
+      },
+    };
+    if (withVerify) {
+      source.verify = async (keys) => {
+        verifies++;
+        return keys.map((k) => ({
+          kind: "update" as const,
+          object: { sourcekey: k, type: "item" as const, data: "v1" },
+          created: false,
+        }));
+      };
+    }
+    const syncable = createSyncable({ adapter: "fake", scope: "twice", source });
+    return { syncable, verifies: () => verifies };
+  }
+
+  it("maxChanges 1 gets past it (no livelock), each change delivered once", async () => {
+    const { syncable } = twice(() => true);
+    const calls: string[] = [];
+    const importer: Importer = {
+      update: (o) => void calls.push(`update ${o.sourcekey}`),
+      read: (o, r) => void calls.push(`read ${o.sourcekey} ${r}`),
+    };
+    let rounds = 0;
+    const first = await syncable.exportChanges(importer, null, { maxChanges: 1 });
+    let state = first.state;
+    for (let done = first.complete; !done && rounds < 10; rounds++) {
+      const r = await syncable.exportChanges(importer, state, { maxChanges: 1 });
+      state = r.state;
+      done = r.complete;
+    }
+    expect(rounds).toBe(2);
+    expect(calls).toEqual(["update a", "read a true", "update b"]);
+  });
+
+  it("a read change that vanished before the resume is verified, not trusted", async () => {
+    let isRead = true;
+    const { syncable, verifies } = twice(() => isRead);
+    const copy = new Map<string, { data: unknown; read?: boolean }>();
+    const importer: Importer = {
+      update: (o) => void copy.set(o.sourcekey, { data: o.data }),
+      read: (o, r) => {
+        const e = copy.get(o.sourcekey);
+        if (e) e.read = r;
+      },
+    };
+    const first = await syncable.exportChanges(importer, null, { maxChanges: 2 });
+    expect(copy.get("a")?.read).toBe(true);
+    isRead = false; // reverted: the answer now lists "a" once, a prefix of what was delivered
+    await syncable.exportChanges(importer, first.state);
+    expect(verifies()).toBe(1);
+    expect(copy.get("a")).toEqual({ data: "v1" });
+  });
+});
+
 describe("full syncs are bracketed for the importer", () => {
   it("beginFullSync before the first change, endFullSync after the last; not on resume", async () => {
     const server = new SnapshotServer();
