@@ -22,6 +22,21 @@ import type { Change } from "./types.js";
 export type DeliveredSet = Record<string, string>;
 
 const SEPARATOR = ".";
+/** A key the importer may have been given anything for: never skipped, verified when unlisted. */
+const UNKNOWN = "?";
+
+/**
+ * `delivered` plus every key of `changes` marked unknown: what to save before the importer sees
+ * `changes` from a backend that cannot report a change undone later (`reportsByContent`).
+ */
+export function withPending(
+  delivered: DeliveredSet | undefined,
+  keys: Iterable<string>,
+): DeliveredSet {
+  const out: DeliveredSet = { ...delivered };
+  for (const key of keys) out[key] = UNKNOWN;
+  return out;
+}
 
 /**
  * What a change does to the importer's copy, in 12 characters: equal fingerprints mean applying

@@ -1,7 +1,7 @@
 /**
  * The one paging / importing / checkpointing loop every adapter runs through.
  */
-import { deliveredUpTo, ResumedPage } from "./delivered.js";
+import { deliveredUpTo, ResumedPage, withPending } from "./delivered.js";
 import {
   ArgumentError,
   CursorStalledError,
@@ -55,6 +55,17 @@ export async function exportChanges(
       ...patch,
     });
 
+  // A full listing shows every value as it is now; a diff against the cursor may not (see
+  // `reportsByContent`): then what the importer is given is marked for verification first.
+  const pending = source.reportsByContent && !fullSync ? new Set<string>() : undefined;
+  const pendingState = (): string | undefined =>
+    pending?.size
+      ? encodeState({
+          ...start,
+          backend,
+          delivered: withPending(start.delivered, pending),
+        })
+      : undefined;
   if (fullSync && cursor === undefined && page === undefined && delivered === undefined) {
     await callHook(importer, "beginFullSync");
   }
@@ -71,6 +82,11 @@ export async function exportChanges(
           ? undefined
           : await ResumedPage.open(def, result.changes, delivered, request);
       const changes = resumed ? resumed.changes : result.changes;
+      if (pending && changes.length > 0) {
+        const keys = changes.map((c) => c.object.sourcekey);
+        for (const key of keys) pending.add(key);
+        await options.onCheckpoint?.(envelope({ page, delivered: withPending(delivered, keys) }));
+      }
       if (ahead && result.nextPage !== undefined) {
         // Mirrors the loop below: the next request carries newCursor (when given) and nextPage.
         // Requested even when maxChanges stops this round: the next round starts there.
@@ -104,7 +120,14 @@ export async function exportChanges(
           } else {
             stopped = envelope({ cursor: resume.cursor ?? cursor, page: resume.page });
           }
-          return { state: stopped, complete: false, fullSync, counts, pages };
+          return {
+            state: stopped,
+            complete: false,
+            fullSync,
+            counts,
+            pages,
+            pendingState: pendingState(),
+          };
         }
       }
       if (result.newCursor !== undefined) cursor = result.newCursor;
@@ -113,7 +136,16 @@ export async function exportChanges(
       if (page === undefined) break;
       const checkpoint = envelope({ page });
       if (options.onCheckpoint) await options.onCheckpoint(checkpoint);
-      if (imported >= limit) return { state: checkpoint, complete: false, fullSync, counts, pages };
+      if (imported >= limit) {
+        return {
+          state: checkpoint,
+          complete: false,
+          fullSync,
+          counts,
+          pages,
+          pendingState: pendingState(),
+        };
+      }
     }
   } catch (error) {
     ahead?.drop();
@@ -134,6 +166,7 @@ export async function exportChanges(
     fullSync,
     counts,
     pages,
+    pendingState: pendingState(),
   };
 }
 

@@ -72,6 +72,14 @@ export interface ChangeSource<C = unknown, P = unknown> {
    */
   verify?(keys: string[], request: PageRequest<C, P>): Promise<Change[]>;
   /**
+   * True when the backend reports an incremental sync's changes by comparing content with what
+   * the cursor saw (WebDAV servers that diff trees, listings diffed by etag), not from a change
+   * log: a change undone before the next sync is then never reported. The engine marks the
+   * objects of each incremental page for verification in a checkpoint (and `runSync` in a save)
+   * before the importer sees them. Requires `verify`.
+   */
+  reportsByContent?: boolean;
+  /**
    * What identifies the backend and scope this source reads (server epoch, collection URL,
    * calendar id and account, mailbox and UIDVALIDITY). Written into every state; a state made
    * against another identity is a `StateError` before anything is fetched.

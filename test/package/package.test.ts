@@ -116,8 +116,8 @@ describe.skipIf(!isBuilt)("the installed package (after npm run build)", () => {
     expect(pkg.dependencies["fast-check"]).toBeUndefined();
     expect(pkg.peerDependencies.rxjs).toMatch(/^\^7/);
     expect(pkg.peerDependenciesMeta["fast-check"]).toEqual({ optional: true });
+    // A range, never an exact pin; imapflow floats only by patch (imap-raw.ts uses internals).
     for (const [name, range] of Object.entries(pkg.dependencies as Record<string, string>))
-      // A range, never an exact pin; imapflow floats only by patch (imap-raw.ts uses internals).
       expect(range, name).toMatch(name === "imapflow" ? /^~/ : /^\^/);
   });
 
