@@ -13,6 +13,7 @@ import {
   eventBody,
   putMarkers,
 } from "./dav-harness.js";
+import { davResumeTests } from "./dav-resume-tests.js";
 import { davServerTests } from "./dav-server-tests.js";
 
 const availability = serverAvailability("cyrus", CYRUS_COMMANDS);
@@ -88,6 +89,8 @@ describe.skipIf(availability.skip)("dav adapter against Cyrus", () => {
   });
 
   davServerTests(() => info, { invalidStatus: "403" });
+
+  davResumeTests(() => info, ["sync-collection", "ctag"]);
 
   it("follows 507 truncation page by page, checkpointing the partial token", async () => {
     const { account, client } = davHarness(info, { syncLimit: 2 });

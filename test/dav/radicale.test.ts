@@ -7,6 +7,7 @@ import { checkConformance } from "../../src/testing/index.js";
 import { serverAvailability } from "../servers/process.js";
 import { type RadicaleServer, startRadicale } from "../servers/radicale.js";
 import { type DavServerInfo, davHarness, eventBody, putMarkers } from "./dav-harness.js";
+import { davResumeTests } from "./dav-resume-tests.js";
 import { davServerTests } from "./dav-server-tests.js";
 
 const availability = serverAvailability("radicale", ["radicale"]);
@@ -65,6 +66,8 @@ describe.skipIf(availability.skip)("dav adapter against Radicale", () => {
   });
 
   davServerTests(() => info, { invalidStatus: "403" });
+
+  davResumeTests(() => info, ["sync-collection", "ctag"]);
 
   it("opens caldav: / carddav: / dav: CLI sources with credentials from the environment", async () => {
     const { client } = davHarness(info);

@@ -4,6 +4,7 @@ import { checkConformance } from "../../src/testing/index.js";
 import { serverAvailability } from "../servers/process.js";
 import { startXandikos, type XandikosServer } from "../servers/xandikos.js";
 import { type DavServerInfo, davHarness, eventBody, recreate } from "./dav-harness.js";
+import { davResumeTests } from "./dav-resume-tests.js";
 import { davServerTests } from "./dav-server-tests.js";
 
 const availability = serverAvailability("xandikos", ["xandikos"]);
@@ -39,6 +40,8 @@ describe.skipIf(availability.skip)("dav adapter against Xandikos", () => {
   });
 
   davServerTests(() => info, { invalidStatus: "500" });
+
+  davResumeTests(() => info, ["sync-collection", "ctag"]);
 
   it("turns the HTTP 500 for an unknown token into StateInvalidError", async () => {
     const { account, client } = davHarness(info);
