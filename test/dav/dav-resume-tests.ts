@@ -37,7 +37,7 @@ type Scenario = {
   /** Changes made after the first state, before the stopped round. */
   change: Record<string, string>;
   /** What happens to the items the stopped round delivered: deleted, or put back as they were. */
-  then: "delete" | "revert";
+  after: "delete" | "revert";
 };
 
 const SCENARIOS: Scenario[] = [
@@ -46,21 +46,21 @@ const SCENARIOS: Scenario[] = [
     before: { anchor: "anchor" },
     full: false,
     change: { n1: "new", n2: "new", n3: "new" },
-    then: "delete",
+    after: "delete",
   },
   {
     name: "incremental: items updated after the token, the delivered one reverted",
     before: { anchor: "anchor", e1: "v1", e2: "v1", e3: "v1" },
     full: false,
     change: { e1: "v2", e2: "v2", e3: "v2" },
-    then: "revert",
+    after: "revert",
   },
   {
     name: "full sync: the delivered item deleted, one inserted",
     before: {},
     full: true,
     change: { e1: "v1", e2: "v1", e3: "v1" },
-    then: "delete",
+    after: "delete",
   },
 ];
 
@@ -92,10 +92,10 @@ export function davResumeTests(getInfo: () => DavServerInfo, modes: DavMode[]) {
 
         for (const h of delivered) {
           const n = h.slice(cal.length, -".ics".length);
-          if (s.then === "delete") await client.must("DELETE", h);
+          if (s.after === "delete") await client.must("DELETE", h);
           else await put(n, s.before[n] as string);
         }
-        if (s.then === "delete") await put("late", "inserted");
+        if (s.after === "delete") await put("late", "inserted");
 
         // A fresh syncable, as a new process would resume.
         let next = stopped.state;
