@@ -162,8 +162,8 @@ export function createDavAccount(options: DavOptions): DavAccount {
     return found;
   };
 
-  /** Resolves an id (href, URL or name) to a collection of the given kind. */
-  const resolve = async (id: string, kind: DavKind | undefined, signal: AbortSignal) => {
+  /** The href an id (href, URL or name) stands for, with a trailing slash; no request but the home set. */
+  const hrefOf = async (id: string, kind: DavKind | undefined, signal: AbortSignal) => {
     const t = await life.get();
     let href: string;
     if (id.startsWith("/") || /^https?:/i.test(id)) href = hrefPath(id, t.origin);
@@ -173,7 +173,13 @@ export function createDavAccount(options: DavOptions): DavAccount {
       if (!home) throw new NotFoundError(`dav: no ${kind ?? "calendar"} home to find "${id}" in`);
       href = new URL(`${encodeURIComponent(id)}/`, new URL(home, t.origin)).pathname;
     }
-    if (!href.endsWith("/")) href += "/";
+    return href.endsWith("/") ? href : `${href}/`;
+  };
+
+  /** Resolves an id (href, URL or name) to a collection of the given kind. */
+  const resolve = async (id: string, kind: DavKind | undefined, signal: AbortSignal) => {
+    const t = await life.get();
+    const href = await hrefOf(id, kind, signal);
     const cached = known.get(href);
     if (cached && (kind === undefined || cached.kind === kind)) return { t, collection: cached };
     const info = await collectionInfo(t, href, signal, RESOLVE_PROPS);
@@ -190,6 +196,7 @@ export function createDavAccount(options: DavOptions): DavAccount {
     itemSource({
       mode,
       transport: () => life.get(),
+      href: (signal) => hrefOf(id, kind, signal),
       resolve: async (signal) => (await resolve(id, kind, signal)).collection,
       options: itemOptions,
     });

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { StateInvalidError } from "../../src/core/errors.js";
+import { AuthError, StateInvalidError } from "../../src/core/errors.js";
 import { checkConformance } from "../../src/testing/index.js";
 import { CYRUS_COMMANDS, type CyrusServer, startCyrus } from "../servers/cyrus.js";
 import { serverAvailability } from "../servers/process.js";
@@ -113,6 +113,12 @@ describe.skipIf(availability.skip)("dav adapter against Cyrus", () => {
     await folder.sync({ update: (o) => void rest.add(o.sourcekey) }, checkpoints[0]);
     expect(rest.size).toBeLessThan(5);
     expect(rest.size).toBeGreaterThan(0);
+    await account.close();
+  });
+
+  it("maps Cyrus's <unauthenticated/> principal (no credentials) to AuthError", async () => {
+    const { account } = davHarness({ ...info, user: undefined, password: undefined });
+    await expect(account.discover()).rejects.toBeInstanceOf(AuthError);
     await account.close();
   });
 

@@ -255,3 +255,18 @@ export async function recreate(client: DavTestClient, collections: string[]): Pr
     for (const [href, m] of members) await client.put(href, m.body);
   }
 }
+
+/** Decodes a `ds1.` state, lets `edit` change its JSON, and encodes it again (tampering tests). */
+export function rewriteState(state: string, edit: (env: Record<string, unknown>) => void): string {
+  const env = JSON.parse(Buffer.from(state.slice(4), "base64url").toString("utf8"));
+  edit(env);
+  return `ds1.${Buffer.from(JSON.stringify(env), "utf8").toString("base64url")}`;
+}
+
+/** A token the server never issued: Cyrus's modseq moved ahead, any other token's last char changed. */
+export function foreignToken(token: string): string {
+  const cyrus = /^(data:,\d+-)(\d+)$/.exec(token);
+  if (cyrus) return `${cyrus[1]}${Number(cyrus[2]) + 1000}`;
+  const last = token.slice(-1);
+  return token.slice(0, -1) + (last === "0" ? "1" : "0");
+}
