@@ -7,7 +7,7 @@ import { ProtocolError, StateError } from "../../src/core/errors.js";
 import type { ChangeSource, Page, PageRequest, ResumePoint } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import { ctagPage } from "./dav-ctag.js";
-import { type DavCollection, hrefKey } from "./dav-discovery.js";
+import type { DavCollection } from "./dav-discovery.js";
 import { type ItemOptions, verifyItems } from "./dav-fetch.js";
 import { type CollectionRef, syncCollectionPage } from "./dav-sync-collection.js";
 import type { DavTransport } from "./dav-transport.js";
@@ -16,8 +16,10 @@ import { type ItemCursor, type ItemPage, itemCursorSchema, itemPageSchema } from
 export type DavMode = "auto" | "sync-collection" | "ctag";
 
 export interface ItemSourceOptions {
-  /** The href the scope names (no request for an href or URL; a name needs the home set). */
-  href(signal: AbortSignal): Promise<string>;
+  /** What the scope names, as `identity()` answers it (no request). */
+  identity(origin: string): string;
+  /** True when a cursor's collection href is the one the scope names (no request). */
+  owns(href: string, origin: string): boolean;
   /** Resolves the collection (its href, kind and supported reports). */
   resolve(signal: AbortSignal): Promise<DavCollection>;
   transport(): Promise<DavTransport>;
@@ -28,7 +30,7 @@ export interface ItemSourceOptions {
 /** Until the core's ChangeSource declares them (issue 10 contract): `verify` and `identity`. */
 type ItemChangeSource = ChangeSource<ItemCursor, ItemPage> & {
   verify(keys: string[], req: PageRequest<ItemCursor, ItemPage>): Promise<Change[]>;
-  identity(signal: AbortSignal): Promise<string>;
+  identity(): Promise<string>;
 };
 
 export function itemSource(options: ItemSourceOptions): ItemChangeSource {
@@ -41,10 +43,9 @@ export function itemSource(options: ItemSourceOptions): ItemChangeSource {
     const { cursor, signal } = req;
     if (cursor?.h === undefined || cursor.k === undefined) return options.resolve(signal);
     const t = await options.transport();
-    const expected = await options.href(signal);
-    if (hrefKey(cursor.h, t.origin) !== hrefKey(expected, t.origin)) {
+    if (!options.owns(cursor.h, t.origin)) {
       throw new StateError(
-        `state is for the DAV collection ${cursor.h.slice(0, 200)}, not ${expected.slice(0, 200)}`,
+        `state is for the DAV collection ${cursor.h.slice(0, 200)}, not ${options.identity(t.origin).slice(0, 200)}`,
       );
     }
     return { href: cursor.h, kind: cursor.k, reports: [] };
@@ -74,9 +75,8 @@ export function itemSource(options: ItemSourceOptions): ItemChangeSource {
       const t = await options.transport();
       return verifyItems(t, collection.href, collection.kind, keys, options.options, req.signal);
     },
-    async identity(signal) {
-      const t = await options.transport();
-      return new URL(await options.href(signal), t.origin).href;
+    async identity() {
+      return options.identity((await options.transport()).origin);
     },
     cursorSchema: itemCursorSchema,
     pageSchema: itemPageSchema,

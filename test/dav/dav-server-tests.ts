@@ -172,6 +172,13 @@ export function davServerTests(getInfo: () => DavServerInfo, _opts: { invalidSta
       account.collection(x).sync({ update: (o) => void imported.push(o.sourcekey) }, forged),
     ).rejects.toBeInstanceOf(StateError);
     expect(imported).toEqual([]);
+    // The same through names under the calendar home.
+    const name = (href: string) => href.slice(info.calendarHome.length, -1);
+    const byName = await account.calendar(name(y)).sync({});
+    const forgedName = rewriteState(byName, (env) => {
+      env.s = account.calendar(name(x)).scope;
+    });
+    await expect(account.calendar(name(x)).sync({}, forgedName)).rejects.toBeInstanceOf(StateError);
     for (const c of [x, y]) await client.send("DELETE", c);
     await account.close();
   });
