@@ -6,6 +6,7 @@ import { AuthError, StateInvalidError } from "../../src/core/errors.js";
 import { checkConformance } from "../../src/testing/index.js";
 import { CYRUS_COMMANDS, type CyrusServer, startCyrus } from "../servers/cyrus.js";
 import { serverAvailability } from "../servers/process.js";
+import { startFaultProxy } from "./dav-fault-proxy.js";
 import {
   type DavServerInfo,
   type DavTestClient,
@@ -17,7 +18,8 @@ import { davResumeTests } from "./dav-resume-tests.js";
 import { davServerTests } from "./dav-server-tests.js";
 
 const availability = serverAvailability("cyrus", CYRUS_COMMANDS);
-const RUNS = process.env.CI ? 50 : Number(process.env.DAV_RUNS ?? 20);
+const RUNS = Number(process.env.DAV_RUNS ?? 50);
+const STEPS = Number(process.env.DAV_STEPS ?? 16);
 
 /** Cyrus creates a user's mailboxes (and DAV homes) on the first IMAP login. */
 async function imapLogin(port: number, user: string, password: string): Promise<void> {
@@ -80,11 +82,13 @@ describe.skipIf(availability.skip)("dav adapter against Cyrus", () => {
   });
 
   it(`passes the conformance kit (${RUNS} histories, DAV:limit 2 so syncs page with 507)`, async () => {
-    const { harness, account } = davHarness(info);
+    const proxy = await startFaultProxy(info.url);
+    const { harness, account } = davHarness(info, {}, proxy);
     try {
-      await checkConformance(harness, { numRuns: RUNS, maxSteps: 12 });
+      await checkConformance(harness, { numRuns: RUNS, maxSteps: STEPS });
     } finally {
       await account.close();
+      await proxy.close();
     }
   });
 

@@ -11,6 +11,7 @@ import type {
   ConformanceScope,
   MirrorEntry,
 } from "../../src/testing/harness.js";
+import { type FaultProxy, INVALID_TOKEN, SERVER_ERROR } from "./dav-fault-proxy.js";
 
 export type DavOp =
   | { t: "put"; book: boolean; n: number; v: number }
@@ -145,14 +146,16 @@ let serial = 0;
 export function davHarness(
   server: DavServerInfo,
   options: Partial<DavOptions> = {},
+  proxy?: FaultProxy,
 ): {
   harness: ConformanceHarness<DavOp>;
   client: DavTestClient;
   account: DavAccount;
 } {
+  // Mutations and truth go straight to the server; the adapter through the fault proxy if any.
   const client = new DavTestClient(server.url, basicAuth(server.user, server.password));
   const account = createDavAccount({
-    url: server.url,
+    url: proxy?.url ?? server.url,
     username: server.user,
     password: server.password,
     retry: { retries: 1, minDelayMs: 10, maxDelayMs: 50 },
@@ -165,7 +168,8 @@ export function davHarness(
         t: fc.constant("put" as const),
         book: fc.boolean(),
         n: fc.nat(3),
-        v: fc.nat(99),
+        // Three bodies per member: updates often put back one the mirror already saw.
+        v: fc.nat(2),
       }),
       weight: 3,
     },
@@ -181,6 +185,7 @@ export function davHarness(
       const id = `h${process.pid}x${Date.now().toString(36)}x${serial++}`;
       const cal = `${server.calendarHome}${id}c/`;
       const book = `${server.addressbookHome}${id}b/`;
+      const foreign: string[] = [];
       await client.makeCalendar(cal);
       await client.makeAddressBook(book);
       // A member no op touches: no state is ever taken of an empty collection, whose token
@@ -190,6 +195,31 @@ export function davHarness(
       const scope = (href: string, label: string): ConformanceScope => ({
         name: `${label} ${href}`,
         syncable: account.collection(href),
+        // A DAV syncable keeps no pages; a new one is what a fresh process builds.
+        reopen: () => account.collection(href),
+        // This scope's name with a cursor made on another collection of the same server.
+        async foreignState() {
+          const other = `${href.slice(0, -2)}x${href.slice(-2)}`;
+          if (href.endsWith("b/")) await client.makeAddressBook(other);
+          else await client.makeCalendar(other);
+          foreign.push(other);
+          await putMarkers(client, [other]);
+          const theirs = await account.collection(other).sync({});
+          return rewriteState(theirs, (env) => {
+            env.s = account.collection(href).scope;
+          });
+        },
+        // A complete state whose token the server never issued (a ctag cursor is a listing: no head).
+        aheadState:
+          options.mode === "ctag"
+            ? undefined
+            : async () => {
+                const ours = await account.collection(href).sync({});
+                return rewriteState(ours, (env) => {
+                  const c = env.c as { t: string };
+                  c.t = foreignToken(c.t);
+                });
+              },
         project: (obj: SyncObject) => {
           const data = obj.data as { uid?: string; summary?: string; fn?: string };
           return { uid: data.uid, text: data.summary ?? data.fn, etag: obj.changeKey };
@@ -221,8 +251,18 @@ export function davHarness(
         expireStates: server.expire
           ? () => server.expire?.(client, [cal, book]) ?? Promise.resolve()
           : undefined,
+        injectFault: proxy
+          ? (kind: "invalid" | "transient") => {
+              // The adapter's next request only: the RFC 6578 refusal, or a bare 500.
+              proxy.fault = () => {
+                proxy.fault = undefined;
+                return kind === "invalid" ? INVALID_TOKEN : SERVER_ERROR;
+              };
+            }
+          : undefined,
         async teardown() {
-          for (const href of [cal, book]) await client.send("DELETE", href);
+          if (proxy) proxy.fault = undefined;
+          for (const href of [cal, book, ...foreign]) await client.send("DELETE", href);
         },
       };
     },

@@ -6,12 +6,14 @@ import { AuthError, StateInvalidError } from "../../src/core/errors.js";
 import { checkConformance } from "../../src/testing/index.js";
 import { serverAvailability } from "../servers/process.js";
 import { type RadicaleServer, startRadicale } from "../servers/radicale.js";
+import { startFaultProxy } from "./dav-fault-proxy.js";
 import { type DavServerInfo, davHarness, eventBody, putMarkers } from "./dav-harness.js";
 import { davResumeTests } from "./dav-resume-tests.js";
 import { davServerTests } from "./dav-server-tests.js";
 
 const availability = serverAvailability("radicale", ["radicale"]);
-const RUNS = process.env.CI ? 50 : Number(process.env.DAV_RUNS ?? 20);
+const RUNS = Number(process.env.DAV_RUNS ?? 50);
+const STEPS = Number(process.env.DAV_STEPS ?? 16);
 
 describe.skipIf(availability.skip)("dav adapter against Radicale", () => {
   let server: RadicaleServer;
@@ -44,24 +46,39 @@ describe.skipIf(availability.skip)("dav adapter against Radicale", () => {
   });
 
   it(`passes the conformance kit (${RUNS} histories, sync-collection)`, async () => {
-    const { harness, account } = davHarness(info);
+    const proxy = await startFaultProxy(info.url);
+    const { harness, account } = davHarness(info, {}, proxy);
     try {
-      await checkConformance(harness, { numRuns: RUNS, maxSteps: 12 });
+      await checkConformance(harness, { numRuns: RUNS, maxSteps: STEPS });
     } finally {
       await account.close();
+      await proxy.close();
     }
   });
 
   it("passes the conformance kit in the getctag + etag-diff fallback mode", async () => {
-    const { harness, account } = davHarness(info, { mode: "ctag" });
+    const proxy = await startFaultProxy(info.url);
+    const { harness, account } = davHarness(info, { mode: "ctag" }, proxy);
     try {
       await checkConformance(harness, {
         numRuns: Math.max(10, Math.round(RUNS / 3)),
-        maxSteps: 12,
-        steps: ["mutate", "sync", "full", "limited", "checkpoint", "abort", "fail"],
+        maxSteps: STEPS,
+        // No "expire": a ctag cursor is a listing, which never expires.
+        steps: [
+          "mutate",
+          "sync",
+          "full",
+          "limited",
+          "checkpoint",
+          "abort",
+          "fail",
+          "concurrent",
+          "orchestrated",
+        ],
       });
     } finally {
       await account.close();
+      await proxy.close();
     }
   });
 

@@ -3,12 +3,14 @@ import { StateInvalidError } from "../../src/core/errors.js";
 import { checkConformance } from "../../src/testing/index.js";
 import { serverAvailability } from "../servers/process.js";
 import { startXandikos, type XandikosServer } from "../servers/xandikos.js";
+import { startFaultProxy } from "./dav-fault-proxy.js";
 import { type DavServerInfo, davHarness, eventBody, recreate } from "./dav-harness.js";
 import { davResumeTests } from "./dav-resume-tests.js";
 import { davServerTests } from "./dav-server-tests.js";
 
 const availability = serverAvailability("xandikos", ["xandikos"]);
-const RUNS = process.env.CI ? 50 : Number(process.env.DAV_RUNS ?? 20);
+const RUNS = Number(process.env.DAV_RUNS ?? 50);
+const STEPS = Number(process.env.DAV_STEPS ?? 16);
 
 describe.skipIf(availability.skip)("dav adapter against Xandikos", () => {
   let server: XandikosServer;
@@ -31,11 +33,13 @@ describe.skipIf(availability.skip)("dav adapter against Xandikos", () => {
   });
 
   it(`passes the conformance kit (${RUNS} histories; bodies by multiget)`, async () => {
-    const { harness, account } = davHarness(info);
+    const proxy = await startFaultProxy(info.url);
+    const { harness, account } = davHarness(info, {}, proxy);
     try {
-      await checkConformance(harness, { numRuns: RUNS, maxSteps: 12 });
+      await checkConformance(harness, { numRuns: RUNS, maxSteps: STEPS });
     } finally {
       await account.close();
+      await proxy.close();
     }
   });
 
