@@ -90,7 +90,7 @@ describe.skipIf(availability.skip)("dav adapter against Cyrus", () => {
       await account.close();
       await proxy.close();
     }
-  });
+  }, 300_000);
 
   davServerTests(() => info, { invalidStatus: "403" });
 

@@ -4,6 +4,7 @@
  * never through the adapter.
  */
 import fc from "fast-check";
+import { XMLParser } from "fast-xml-parser";
 import { createDavAccount, type DavAccount, type DavOptions } from "../../adapters/dav/index.js";
 import type { SyncObject } from "../../src/core/types.js";
 import type {
@@ -78,27 +79,50 @@ export class DavTestClient {
     await this.must("PUT", href, body, { "content-type": type });
   }
 
-  /** Members of a collection: href → body and etag, read with PROPFIND + GET. */
+  /**
+   * Members of a collection: href → body and etag, in one `calendar-query` / `addressbook-query`
+   * (RFC 4791 §7.8, RFC 6352 §8.6) that matches everything: a request the adapter never sends.
+   */
   async members(collection: string): Promise<Map<string, { body: string; etag: string }>> {
-    const r = await this.must(
-      "PROPFIND",
-      collection,
-      '<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>',
-      { depth: "1" },
-    );
-    const hrefs = [...r.text.matchAll(/<(?:\w+:)?href>([^<]+)<\/(?:\w+:)?href>/g)]
-      .map((m) => new URL(m[1] as string, this.base).pathname)
-      .filter((h) => !h.endsWith("/"));
+    const book = collection.endsWith("b/");
+    const body = book
+      ? '<?xml version="1.0"?><cr:addressbook-query xmlns:d="DAV:" xmlns:cr="urn:ietf:params:xml:ns:carddav">' +
+        "<d:prop><d:getetag/><cr:address-data/></d:prop><cr:filter/></cr:addressbook-query>"
+      : '<?xml version="1.0"?><c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">' +
+        '<d:prop><d:getetag/><c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR"/>' +
+        "</c:filter></c:calendar-query>";
+    const r = await this.must("REPORT", collection, body, { depth: "1" });
     const out = new Map<string, { body: string; etag: string }>();
-    for (const href of hrefs) {
-      const got = await this.send("GET", href);
-      if (got.status === 404) continue;
-      if (got.status !== 200) throw new Error(`GET ${href}: HTTP ${got.status}`);
-      out.set(href, { body: got.text, etag: got.etag ?? "" });
+    const list = (v: unknown): Record<string, unknown>[] =>
+      v === undefined ? [] : ((Array.isArray(v) ? v : [v]) as Record<string, unknown>[]);
+    const text = (v: unknown): string =>
+      typeof v === "string"
+        ? v
+        : typeof v === "object" && v
+          ? String((v as { "#text"?: unknown })["#text"] ?? "")
+          : "";
+    const ms = xml.parse(r.text).multistatus as Record<string, unknown> | undefined;
+    for (const resp of list(ms?.response)) {
+      const href = new URL(text(resp.href).trim(), this.base).pathname;
+      if (href.endsWith("/")) continue;
+      for (const ps of list(resp.propstat)) {
+        if (!/ 200 /.test(text(ps.status))) continue;
+        const prop = (ps.prop ?? {}) as Record<string, unknown>;
+        const data = prop[book ? "address-data" : "calendar-data"];
+        if (data === undefined) continue;
+        out.set(href, { body: text(data), etag: text(prop.getetag).trim() });
+      }
     }
     return out;
   }
 }
+
+const xml = new XMLParser({
+  removeNSPrefix: true,
+  ignoreAttributes: true,
+  parseTagValue: false,
+  trimValues: false,
+});
 
 export function basicAuth(user?: string, password?: string): string | undefined {
   return user ? `Basic ${Buffer.from(`${user}:${password ?? ""}`).toString("base64")}` : undefined;

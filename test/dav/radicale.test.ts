@@ -54,7 +54,7 @@ describe.skipIf(availability.skip)("dav adapter against Radicale", () => {
       await account.close();
       await proxy.close();
     }
-  });
+  }, 300_000);
 
   it("passes the conformance kit in the getctag + etag-diff fallback mode", async () => {
     const proxy = await startFaultProxy(info.url);
@@ -80,7 +80,7 @@ describe.skipIf(availability.skip)("dav adapter against Radicale", () => {
       await account.close();
       await proxy.close();
     }
-  });
+  }, 300_000);
 
   davServerTests(() => info, { invalidStatus: "403" });
 

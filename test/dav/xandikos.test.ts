@@ -41,7 +41,7 @@ describe.skipIf(availability.skip)("dav adapter against Xandikos", () => {
       await account.close();
       await proxy.close();
     }
-  });
+  }, 300_000);
 
   davServerTests(() => info, { invalidStatus: "500" });
 
