@@ -5,7 +5,6 @@
  */
 import { ProtocolError, StateError } from "../../src/core/errors.js";
 import type { ChangeSource, Page, PageRequest, ResumePoint } from "../../src/core/source.js";
-import type { Change } from "../../src/core/types.js";
 import { ctagPage } from "./dav-ctag.js";
 import type { DavCollection } from "./dav-discovery.js";
 import { type ItemOptions, verifyItems } from "./dav-fetch.js";
@@ -27,13 +26,7 @@ export interface ItemSourceOptions {
   mode: DavMode;
 }
 
-/** Until the core's ChangeSource declares them (issue 10 contract): `verify` and `identity`. */
-type ItemChangeSource = ChangeSource<ItemCursor, ItemPage> & {
-  verify(keys: string[], req: PageRequest<ItemCursor, ItemPage>): Promise<Change[]>;
-  identity(): Promise<string>;
-};
-
-export function itemSource(options: ItemSourceOptions): ItemChangeSource {
+export function itemSource(options: ItemSourceOptions): ChangeSource<ItemCursor, ItemPage> {
   /**
    * The collection a request reads: the one the cursor names (no lookup on incremental syncs),
    * which must be the scope's own; a state whose cursor names another collection would import
@@ -45,7 +38,8 @@ export function itemSource(options: ItemSourceOptions): ItemChangeSource {
     const t = await options.transport();
     if (!options.owns(cursor.h, t.origin)) {
       throw new StateError(
-        `state is for the DAV collection ${cursor.h.slice(0, 200)}, not ${options.identity(t.origin).slice(0, 200)}`,
+        `state is for the DAV collection ${cursor.h.slice(0, 200)}, ` +
+          `not ${options.identity(t.origin).slice(0, 200)}`,
       );
     }
     return { href: cursor.h, kind: cursor.k, reports: [] };
@@ -70,6 +64,7 @@ export function itemSource(options: ItemSourceOptions): ItemChangeSource {
       if (cursor && cursor.m !== "ctag") throw new ProtocolError(collection.href, "mode mismatch");
       return stamp(await ctagPage(ref, cursor, req.signal), collection);
     },
+    // Members a resumed answer no longer names (the engine's delivered set): multiget them.
     async verify(keys, req) {
       const collection = await collectionOf(req);
       const t = await options.transport();
