@@ -73,6 +73,9 @@ export function itemSource(options: ItemSourceOptions): ChangeSource<ItemCursor,
     async identity() {
       return options.identity((await options.transport()).origin);
     },
+    // RFC 6578 leaves it open whether a change undone since the token is reported (Xandikos
+    // diffs trees: it is not), and the ctag mode diffs etags: mark pages before delivery.
+    reportsByContent: true,
     cursorSchema: itemCursorSchema,
     pageSchema: itemPageSchema,
   };

@@ -99,7 +99,7 @@ describe.skipIf(availability.skip)("dav adapter against Radicale", () => {
 
   davServerTests(() => info, { invalidStatus: "403" });
 
-  davResumeTests(() => info, ["sync-collection", "ctag"], { contentDiff: false });
+  davResumeTests(() => info, ["sync-collection", "ctag"]);
 
   it("opens caldav: / carddav: / dav: CLI sources with credentials from the environment", async () => {
     const { client } = davHarness(info);
