@@ -33,7 +33,7 @@ export function withPending(
   delivered: DeliveredSet | undefined,
   keys: Iterable<string>,
 ): DeliveredSet {
-  const out: DeliveredSet = { ...delivered };
+  const out = record(delivered && Object.entries(delivered));
   for (const key of keys) out[key] = UNKNOWN;
   return out;
 }
@@ -181,7 +181,12 @@ async function verify(
 }
 
 function join(seqs: Map<string, string[]>): DeliveredSet {
-  const out: DeliveredSet = {};
-  for (const [key, fps] of seqs) out[key] = fps.join(SEPARATOR);
+  return record([...seqs].map(([key, fps]) => [key, fps.join(SEPARATOR)]));
+}
+
+/** A key → value object with no prototype: a sourcekey may well be `__proto__`. */
+export function record(entries: Iterable<[string, string]> = []): DeliveredSet {
+  const out: DeliveredSet = Object.create(null);
+  for (const [key, value] of entries) out[key] = value;
   return out;
 }

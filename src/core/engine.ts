@@ -55,9 +55,12 @@ export async function exportChanges(
       ...patch,
     });
 
-  // A full listing shows every value as it is now; a diff against the cursor may not (see
-  // `reportsByContent`): then what the importer is given is marked for verification first.
-  const pending = source.reportsByContent && !fullSync ? new Set<string>() : undefined;
+  // A diff against the cursor, or a listing resumed inside a page, may not show what became of
+  // an object a crashed round delivered (see `reportsByContent`): mark it for verification first.
+  // A full sync from nothing needs no marks: its retry starts over and sweeps.
+  const fromNothing =
+    fullSync && cursor === undefined && page === undefined && delivered === undefined;
+  const pending = source.reportsByContent && !fromNothing ? new Set<string>() : undefined;
   const pendingState = (): string | undefined =>
     pending?.size
       ? encodeState({
@@ -66,7 +69,7 @@ export async function exportChanges(
           delivered: withPending(start.delivered, pending),
         })
       : undefined;
-  if (fullSync && cursor === undefined && page === undefined && delivered === undefined) {
+  if (fromNothing) {
     await callHook(importer, "beginFullSync");
   }
   const ahead = source.readAhead ? new ReadAhead(source as ChangeSource, signal) : undefined;
@@ -100,10 +103,10 @@ export async function exportChanges(
         if (signal.aborted) signal.throwIfAborted();
         if (resumed?.skips(i)) continue;
         const change = changes[i] as Change;
-        const pending = applyChange(importer, change);
-        if (pending !== undefined) {
+        const applied = applyChange(importer, change);
+        if (applied !== undefined) {
           try {
-            await pending;
+            await applied;
           } catch (cause) {
             throw new ImporterError(change, cause);
           }
