@@ -3,10 +3,16 @@
  * added, changed and removed (`deleted: true`), with its own sync token.
  */
 import { z } from "zod";
-import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
+import type { Page, PageRequest } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
-import { CalendarListPageSchema, type GoogleCalendarListEntry } from "./schemas.js";
+import type { VerifyingSource } from "./google-calendar.js";
+import { mapLimit, unlessMissing } from "./google-shared.js";
+import {
+  CalendarListEntrySchema,
+  CalendarListPageSchema,
+  type GoogleCalendarListEntry,
+} from "./schemas.js";
 
 export const TokenCursorSchema = z.object({ syncToken: z.string().min(1) });
 export type TokenCursor = z.infer<typeof TokenCursorSchema>;
@@ -16,12 +22,30 @@ export const PageTokenSchema = z.string().min(1);
 export function calendarListSource(options: {
   http: HttpClient;
   pageSize: number;
-}): ChangeSource<TokenCursor, string> {
+  account: (signal: AbortSignal) => Promise<string>;
+}): VerifyingSource<TokenCursor, string> {
   const { http } = options;
   const pageSize = Math.min(options.pageSize, 250);
   return {
     cursorSchema: TokenCursorSchema,
     pageSchema: PageTokenSchema,
+    async identity(signal) {
+      return `${await options.account(signal)} calendarList`;
+    },
+    /** `calendarList.get`: a calendar removed from the list is 404. */
+    async verify(keys, req) {
+      return mapLimit(keys, 4, async (id) => {
+        const res = await unlessMissing(
+          http.request({
+            path: `users/me/calendarList/${encodeURIComponent(id)}`,
+            schema: CalendarListEntrySchema,
+            endpoint: "calendar.calendarList.get",
+            signal: req.signal,
+          }),
+        );
+        return calendarChange(res?.body ?? { id, deleted: true }, false);
+      });
+    },
     async fetchPage(req: PageRequest<TokenCursor, string>) {
       // minAccessRole / showDeleted=false / showHidden=false are forbidden with a syncToken.
       const res = await http.request({

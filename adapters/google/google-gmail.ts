@@ -3,10 +3,11 @@
  * `daysWithin`) after recording the mailbox `historyId`; then `history.list` rounds from it.
  */
 import { z } from "zod";
-import { NotFoundError } from "../../src/core/errors.js";
-import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
+import type { Page, PageRequest } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
+import type { VerifyingSource } from "./google-calendar.js";
+import { mapLimit, unlessMissing } from "./google-shared.js";
 import {
   type GmailHistoryRecord,
   type GmailMessage,
@@ -32,28 +33,27 @@ export interface GmailSourceOptions {
   pageSize: number;
   /** Parallel `messages.get` calls per page (Gmail allows about 10 concurrent per user). */
   concurrency: number;
+  /** The account the token belongs to (part of the identity written into states). */
+  account: (signal: AbortSignal) => Promise<string>;
 }
 
 /** The page fetcher of the mailbox. */
-export function gmailSource(options: GmailSourceOptions): ChangeSource<GmailCursor, GmailPage> {
+export function gmailSource(options: GmailSourceOptions): VerifyingSource<GmailCursor, GmailPage> {
   const { http, concurrency } = options;
   const pageSize = Math.min(options.pageSize, 500);
 
+  /** The message as it is now; `undefined` once deleted (404). */
   async function getMessage(id: string, signal: AbortSignal): Promise<GmailMessage | undefined> {
-    try {
-      const res = await http.request({
+    const res = await unlessMissing(
+      http.request({
         path: `users/me/messages/${encodeURIComponent(id)}`,
         query: { format: "metadata", metadataHeaders: ["Subject", "From", "Date"] },
         schema: MessageSchema,
         endpoint: "gmail.messages.get",
         signal,
-      });
-      return res.body;
-    } catch (error) {
-      // Deleted since it was listed: its `messagesDeleted` record covers it.
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
+      }),
+    );
+    return res?.body;
   }
 
   async function fetchAll(
@@ -61,16 +61,8 @@ export function gmailSource(options: GmailSourceOptions): ChangeSource<GmailCurs
     signal: AbortSignal,
   ): Promise<Map<string, GmailMessage | undefined>> {
     const unique = [...new Set(ids)];
-    const out = new Map<string, GmailMessage | undefined>();
-    let next = 0;
-    const worker = async () => {
-      while (next < unique.length) {
-        const id = unique[next++] as string;
-        out.set(id, await getMessage(id, signal));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, unique.length) }, worker));
-    return out;
+    const found = await mapLimit(unique, concurrency, (id) => getMessage(id, signal));
+    return new Map(unique.map((id, i) => [id, found[i]]));
   }
 
   async function fullPage(
@@ -143,6 +135,17 @@ export function gmailSource(options: GmailSourceOptions): ChangeSource<GmailCurs
     cursorSchema: GmailCursorSchema,
     pageSchema: GmailPageSchema,
     fetchPage: (req) => (req.cursor === undefined ? fullPage(req) : historyPage(req, req.cursor)),
+    async identity(signal) {
+      return `${await options.account(signal)} mail`;
+    },
+    /** `messages.get` (the same format as the pages): 404 → delete, else its labels and snippet. */
+    async verify(keys, req) {
+      const fetched = await fetchAll(keys, req.signal);
+      return keys.map((id) => {
+        const message = fetched.get(id);
+        return message ? messageUpdate(message, false) : messageDelete(id);
+      });
+    },
   };
 }
 

@@ -4,10 +4,12 @@
  */
 import { z } from "zod";
 import { StateError } from "../../src/core/errors.js";
-import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
+import type { Page, PageRequest } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
-import { ConnectionsPageSchema, type GooglePerson } from "./schemas.js";
+import type { VerifyingSource } from "./google-calendar.js";
+import { mapLimit, unlessMissing } from "./google-shared.js";
+import { ConnectionsPageSchema, type GooglePerson, PersonSchema } from "./schemas.js";
 
 export const PeopleCursorSchema = z.object({
   syncToken: z.string().min(1),
@@ -20,12 +22,31 @@ export function connectionsSource(options: {
   http: HttpClient;
   pageSize: number;
   personFields: string;
-}): ChangeSource<PeopleCursor, string> {
+  account: (signal: AbortSignal) => Promise<string>;
+}): VerifyingSource<PeopleCursor, string> {
   const { http, personFields } = options;
   const pageSize = Math.min(options.pageSize, 1000);
   return {
     cursorSchema: PeopleCursorSchema,
     pageSchema: z.string().min(1),
+    async identity(signal) {
+      return `${await options.account(signal)} contacts`;
+    },
+    /** `people.get` by resourceName: a deleted contact is 404. */
+    async verify(keys, req) {
+      return mapLimit(keys, 4, async (resourceName) => {
+        const res = await unlessMissing(
+          http.request({
+            path: resourcePath(resourceName),
+            query: { personFields },
+            schema: PersonSchema,
+            endpoint: "people.get",
+            signal: req.signal,
+          }),
+        );
+        return personChange(res?.body ?? { resourceName, metadata: { deleted: true } }, false);
+      });
+    },
     async fetchPage(req: PageRequest<PeopleCursor, string>) {
       // Every parameter must match the call that issued the sync or page token.
       if (req.cursor && req.cursor.personFields !== personFields) {
@@ -56,6 +77,11 @@ export function connectionsSource(options: {
       return page;
     },
   };
+}
+
+/** `people/c123` as a URL path (each segment escaped). */
+function resourcePath(resourceName: string): string {
+  return resourceName.split("/").map(encodeURIComponent).join("/");
 }
 
 function personChange(person: GooglePerson, created: boolean): Change<GooglePerson> {

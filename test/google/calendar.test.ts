@@ -232,11 +232,19 @@ describe("calendar events", () => {
     expect(r.items.size).toBe(1);
   });
 
-  it("rejects a malformed body with ProtocolError and keeps the previous state usable", async () => {
+  it("retries a truncated body (a cut connection) and completes the sync", async () => {
+    emulator.model.insertEvent("primary", { summary: "a", day: 1 });
+    emulator.inject({ path: EVENTS, malformed: true });
+    const r = recorder();
+    await google.calendar("primary").sync(r.importer);
+    expect(r.items.size).toBe(1);
+  });
+
+  it("rejects a body that stays malformed with ProtocolError and keeps the previous state usable", async () => {
     const cal = google.calendar("primary");
     const state = await cal.sync({});
     emulator.model.insertEvent("primary", { summary: "a", day: 1 });
-    emulator.inject({ path: EVENTS, malformed: true });
+    emulator.inject({ path: EVENTS, malformed: true, times: 4 });
     await expect(cal.sync({}, state)).rejects.toBeInstanceOf(ProtocolError);
     const r = recorder();
     await cal.sync(r.importer, state);

@@ -225,7 +225,8 @@ export function projectEvent(e: EventLike): unknown {
   };
 }
 
-function eventTruth(
+/** What the server holds for a calendar, as the kit compares it (projected events by id). */
+export function eventTruth(
   model: GoogleModel,
   calendarId: string,
   singleEvents: boolean,

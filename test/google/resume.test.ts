@@ -1,0 +1,458 @@
+/**
+ * Issue 10 on Google: resumes inside a page re-ask Google for a new snapshot, so whatever the
+ * state says it delivered must be proven unchanged or verified (events.get / people.get /
+ * messages.get); a failed first full sync must not leave deleted objects behind; a state of
+ * another account or server is refused. Driven through the public API and `runSync`, with
+ * crashes at batch boundaries, mutations before the resume and writes made mid-fetch.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { GoogleAccount } from "../../adapters/google/index.js";
+import { StateError, StateInvalidError } from "../../src/core/errors.js";
+import type { Syncable } from "../../src/core/syncable.js";
+import type { DeletedObject, SyncObject } from "../../src/core/types.js";
+import { runSync } from "../../src/orchestrator/index.js";
+import { createMemoryStateStore } from "../../src/stores/index.js";
+import { GoogleEmulator } from "./emulator.js";
+import { encodeToken } from "./emulator-journal.js";
+import { eventTruth, projectEvent } from "./harness.js";
+import { account } from "./helpers.js";
+
+let emulator: GoogleEmulator;
+let other: GoogleEmulator;
+beforeAll(async () => {
+  emulator = await GoogleEmulator.start();
+  other = await GoogleEmulator.start({ emailAddress: "other@example.com" });
+});
+afterAll(async () => {
+  await emulator.close();
+  await other.close();
+});
+beforeEach(() => {
+  emulator.reset();
+  emulator.options.maxPageSize = 3;
+  emulator.model.addCalendar("primary");
+});
+
+const opened: GoogleAccount[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((a) => a.close()));
+});
+
+/** A new account, as a fresh process would build it (no read-ahead pages kept). */
+function fresh(extra: Parameters<typeof account>[1] = {}): GoogleAccount {
+  const a = account(emulator, extra);
+  opened.push(a);
+  return a;
+}
+
+/**
+ * A mirror that honours the full-sync bracket like the SQLite mirror: what a full sync did not
+ * update between `beginFullSync` and `endFullSync` is dropped.
+ */
+function mirror() {
+  const items = new Map<string, SyncObject>();
+  const reads = new Map<string, boolean>();
+  let touched: Set<string> | undefined;
+  let failAt = 0;
+  let calls = 0;
+  let during: (() => void) | undefined;
+  const importer = {
+    update(obj: SyncObject) {
+      calls++;
+      if (calls === failAt) throw new Error("crash");
+      during?.();
+      items.set(obj.sourcekey, obj);
+      // The update carries the read flag in its data (Gmail labelIds).
+      reads.delete(obj.sourcekey);
+      touched?.add(obj.sourcekey);
+    },
+    delete(obj: DeletedObject) {
+      items.delete(obj.sourcekey);
+      reads.delete(obj.sourcekey);
+    },
+    read(obj: { sourcekey: string }, isRead: boolean) {
+      reads.set(obj.sourcekey, isRead);
+    },
+    beginFullSync() {
+      touched = new Set();
+    },
+    endFullSync() {
+      for (const key of [...items.keys()]) if (!touched?.has(key)) items.delete(key);
+      touched = undefined;
+    },
+    reset() {
+      items.clear();
+      reads.clear();
+    },
+  };
+  return {
+    items,
+    reads,
+    importer,
+    /** Throw from the `n`-th update from now (a crash inside a batch). */
+    failAt(n: number) {
+      calls = 0;
+      failAt = n;
+    },
+    /** Run `fn` inside every update call (another client writing mid-fetch). */
+    during(fn: (() => void) | undefined) {
+      during = fn;
+    },
+  };
+}
+
+type Mirror = ReturnType<typeof mirror>;
+
+function eventsOf(m: Mirror): Record<string, unknown> {
+  return Object.fromEntries(
+    [...m.items].map(([k, o]) => [k, projectEvent(o.data as Record<string, unknown>)]),
+  );
+}
+
+function truth(calendarId = "primary", singleEvents = false): Record<string, unknown> {
+  return Object.fromEntries(
+    [...eventTruth(emulator.model, calendarId, singleEvents)].map(([k, e]) => [k, e.data]),
+  );
+}
+
+/** Runs `exportChanges` rounds of `maxChanges`, each from a fresh account, until complete. */
+async function drain(
+  open: () => Syncable,
+  m: Mirror,
+  state: string | undefined,
+  maxChanges: number,
+  between: (round: number) => void = () => {},
+): Promise<string> {
+  let current = state;
+  for (let round = 0; round < 100; round++) {
+    const out = await open().exportChanges(m.importer, current ?? null, { maxChanges });
+    current = out.state;
+    if (out.complete) return current;
+    between(round);
+  }
+  throw new Error("no end");
+}
+
+const model = () => emulator.model;
+
+describe("calendar: a resume inside a page (no page token) is exact", () => {
+  const mutations: [string, (ids: string[]) => void][] = [
+    ["an event inserted", () => void model().insertEvent("primary", { summary: "new", day: 9 })],
+    [
+      "the delivered event updated",
+      (ids) => model().updateEvent("primary", ids[0] as string, { summary: "b" }),
+    ],
+    ["the delivered event deleted", (ids) => void model().deleteEvent("primary", ids[0] as string)],
+    [
+      "the delivered event updated, then reverted, and an event inserted",
+      (ids) => {
+        model().updateEvent("primary", ids[0] as string, { summary: "b" });
+        model().updateEvent("primary", ids[0] as string, { summary: "a" });
+        model().insertEvent("primary", { summary: "new", day: 9 });
+      },
+    ],
+    [
+      "an undelivered event deleted and the delivered one updated",
+      (ids) => {
+        model().deleteEvent("primary", ids[2] as string);
+        model().updateEvent("primary", ids[0] as string, { summary: "b" });
+      },
+    ],
+  ];
+
+  for (const [what, mutate] of mutations) {
+    it(`runSync, batchSize 1, crash in batch 2, ${what}, restart: the mirror equals the server`, async () => {
+      const ids = [0, 1, 2].map((day) => model().insertEvent("primary", { summary: "a", day }));
+      const store = createMemoryStateStore();
+      const m = mirror();
+      m.failAt(2);
+      await expect(
+        runSync(fresh().calendar("primary"), {
+          importer: m.importer,
+          store,
+          batchSize: 1,
+          retry: false,
+        }),
+      ).rejects.toThrow();
+      expect(m.items.size).toBe(1);
+      mutate(ids);
+      m.failAt(0);
+      await runSync(fresh().calendar("primary"), { importer: m.importer, store, batchSize: 1 });
+      expect(eventsOf(m)).toEqual(truth());
+      // And the next delta starts from a state that covers exactly that.
+      model().insertEvent("primary", { summary: "later", day: 4 });
+      await runSync(fresh().calendar("primary"), { importer: m.importer, store, batchSize: 1 });
+      expect(eventsOf(m)).toEqual(truth());
+    });
+  }
+
+  it("maxChanges 1 from a fresh process each round, with deletes, reverts and inserts between rounds (full and delta, both singleEvents modes)", async () => {
+    for (const singleEvents of [false, true]) {
+      emulator.reset();
+      emulator.options.maxPageSize = 4;
+      model().addCalendar("primary");
+      const series = model().insertEvent("primary", { summary: "s", day: 1, count: 3 });
+      for (let day = 2; day < 6; day++) model().insertEvent("primary", { summary: "a", day });
+      const m = mirror();
+      const open = () => fresh({ singleEvents }).calendar("primary");
+      let flip = 0;
+      const between = (round: number) => {
+        const live = model()
+          .liveEventIds("primary")
+          .filter((id) => id !== series);
+        const id = live[round % Math.max(1, live.length)];
+        if (round % 4 === 0 && id) model().deleteEvent("primary", id);
+        else if (round % 4 === 1 && id)
+          model().updateEvent("primary", id, { summary: flip++ % 2 ? "a" : "b" });
+        else if (round % 4 === 2) model().exception("primary", series, round % 3, "x");
+        else model().insertEvent("primary", { summary: "a", day: round });
+      };
+      const state = await drain(open, m, undefined, 1, between);
+      // Settle what the last mutations did, then compare.
+      await drain(open, m, state, 1000);
+      expect(eventsOf(m), `singleEvents=${singleEvents}`).toEqual(truth("primary", singleEvents));
+      const again = await drain(open, m, state, 1, between);
+      await drain(open, m, again, 1000);
+      expect(eventsOf(m), `singleEvents=${singleEvents}`).toEqual(truth("primary", singleEvents));
+    }
+  });
+
+  it("another client writing from inside the importer while a multi-page fetch is in flight", async () => {
+    for (let day = 0; day < 8; day++) model().insertEvent("primary", { summary: "a", day });
+    const m = mirror();
+    let n = 0;
+    m.during(() => {
+      n++;
+      const live = model().liveEventIds("primary");
+      if (n % 3 === 0) model().deleteEvent("primary", live[n % live.length] as string);
+      else if (n % 3 === 1)
+        model().updateEvent("primary", live[(n * 7) % live.length] as string, {
+          summary: n % 2 ? "b" : "a",
+        });
+      else model().insertEvent("primary", { summary: "a", day: n });
+    });
+    const open = () => fresh({ prefetch: false }).calendar("primary");
+    const state = await drain(open, m, undefined, 2);
+    m.during(undefined);
+    await drain(open, m, state, 1000);
+    expect(eventsOf(m)).toEqual(truth());
+  });
+});
+
+describe("a failed first full sync leaves nothing behind", () => {
+  it("direct sync: objects deleted on the server before the retry are swept from the mirror", async () => {
+    const ids = [0, 1, 2, 3, 4].map((day) => model().insertEvent("primary", { summary: "a", day }));
+    const m = mirror();
+    m.failAt(4);
+    await expect(fresh().calendar("primary").sync(m.importer)).rejects.toThrow();
+    expect(m.items.has(ids[0] as string)).toBe(true);
+    model().deleteEvent("primary", ids[0] as string);
+    m.failAt(0);
+    await fresh().calendar("primary").sync(m.importer);
+    expect(eventsOf(m)).toEqual(truth());
+  });
+
+  it("runSync: a batch applied, the process killed before its state was saved, a delete, a restart", async () => {
+    const ids = [0, 1, 2, 3, 4].map((day) => model().insertEvent("primary", { summary: "a", day }));
+    const m = mirror();
+    const store = createMemoryStateStore();
+    // The batch is applied, then saving its state fails (the process dies).
+    const dying = {
+      get: (key: string) => store.get(key),
+      set: async () => {
+        throw new Error("killed");
+      },
+    };
+    await expect(
+      runSync(fresh().calendar("primary"), {
+        importer: m.importer,
+        getState: () => dying.get("k"),
+        saveState: dying.set,
+        batchSize: 2,
+        retry: false,
+      }),
+    ).rejects.toThrow();
+    expect(m.items.size).toBe(2);
+    model().deleteEvent("primary", ids[0] as string);
+    model().deleteEvent("primary", ids[1] as string);
+    await runSync(fresh().calendar("primary"), { importer: m.importer, store, batchSize: 2 });
+    expect(eventsOf(m)).toEqual(truth());
+  });
+});
+
+describe("contacts and Gmail: resumes inside a page verify what they delivered", () => {
+  it("contacts: a delivered contact deleted or renamed before the resume", async () => {
+    const people = ["a", "b", "c"].map((n) => model().addPerson(n));
+    for (const mutate of [
+      () => model().deletePerson(people[0] as string),
+      () => model().updatePerson(people[1] as string, "z"),
+    ]) {
+      const m = mirror();
+      const open = () => fresh().contacts();
+      const first = await open().exportChanges(m.importer, null, { maxChanges: 2 });
+      mutate();
+      const state = await drain(open, m, first.state, 1);
+      const names = (mm: Mirror) =>
+        Object.fromEntries(
+          [...mm.items].map(([k, o]) => [
+            k,
+            (o.data as { names?: { displayName: string }[] }).names?.[0]?.displayName,
+          ]),
+        );
+      const live = Object.fromEntries(
+        model()
+          .livePeople()
+          .map((p) => [p.resourceName, p.names?.[0]?.displayName]),
+      );
+      expect(names(m)).toEqual(live);
+      await drain(open, m, state, 1000);
+      expect(names(m)).toEqual(live);
+    }
+  });
+
+  it("Gmail: a delivered message deleted, a new one arrived, read flags toggled before the resume", async () => {
+    const ids = ["a", "b", "c"].map((s) => model().receiveMessage(s));
+    const m = mirror();
+    const open = () => fresh().mail();
+    const first = await open().exportChanges(m.importer, null, { maxChanges: 1 });
+    const delivered = [...m.items.keys()][0] as string;
+    model().deleteMessage(delivered);
+    model().receiveMessage("d");
+    model().setLabel(ids.find((id) => id !== delivered) as string, "UNREAD", false);
+    const state = await drain(open, m, first.state, 1);
+    await drain(open, m, state, 1000);
+    const live = model().liveMessages();
+    expect([...m.items.keys()].sort()).toEqual(live.map((x) => x.id).sort());
+    for (const msg of live) {
+      const labels = m.reads.has(msg.id)
+        ? m.reads.get(msg.id)
+        : !(
+            (m.items.get(msg.id)?.data as { labelIds?: string[] } | undefined)?.labelIds ?? []
+          ).includes("UNREAD");
+      expect(labels, msg.id).toBe(!msg.labelIds.includes("UNREAD"));
+    }
+  });
+});
+
+describe("states that name another account or server", () => {
+  it("a state made on another account (calendar, contacts, mail, calendar list) is a StateError", async () => {
+    other.reset();
+    other.model.addCalendar("primary");
+    other.model.insertEvent("primary", { summary: "x", day: 1 });
+    model().insertEvent("primary", { summary: "y", day: 1 });
+    const theirs = account(other);
+    opened.push(theirs);
+    const ours = fresh();
+    const pairs: [Syncable, Syncable][] = [
+      [theirs.calendar("primary"), ours.calendar("primary")],
+      [theirs.contacts(), ours.contacts()],
+      [theirs.mail(), ours.mail()],
+      [theirs.calendarList(), ours.calendarList()],
+    ];
+    for (const [from, to] of pairs) {
+      const state = await from.sync({});
+      await expect(to.sync({}, state), to.scope).rejects.toBeInstanceOf(StateError);
+      // Mid-round states too.
+      const mid = await from.exportChanges({}, null, { maxChanges: 1 });
+      if (!mid.complete)
+        await expect(to.sync({}, mid.state), to.scope).rejects.toBeInstanceOf(StateError);
+    }
+  });
+
+  it("a state of another accountId is a StateError; the account is asked once, not per round", async () => {
+    const alice = fresh({ accountId: "alice@example.com" });
+    const state = await alice.calendar("primary").sync({});
+    await expect(
+      fresh({ accountId: "bob@example.com" }).calendar("primary").sync({}, state),
+    ).rejects.toBeInstanceOf(StateError);
+    const google = fresh();
+    let s = await google.calendar("primary").sync({});
+    for (let i = 0; i < 3; i++) s = await google.calendar("primary").sync({}, s);
+    await google.calendarList().sync({});
+    const lookups = emulator.requests.filter((r) => r.path === "/calendar/v3/calendars/primary");
+    expect(lookups).toHaveLength(1);
+  });
+
+  it("a state of calendar A used on calendar B is a StateError", async () => {
+    model().addCalendar("work");
+    const google = fresh();
+    const state = await google.calendar("work").sync({});
+    await expect(google.calendar("primary").sync({}, state)).rejects.toBeInstanceOf(StateError);
+  });
+
+  it("a sync token the server never issued (another server, or ahead of its history) is StateInvalidError", async () => {
+    // Same account, another server (restored from elsewhere): the token is not one it issued.
+    const twin = await GoogleEmulator.start();
+    twin.model.addCalendar("primary");
+    const theirs = account(twin);
+    const state = await theirs.calendar("primary").sync({});
+    await theirs.close();
+    await twin.close();
+    await expect(fresh().calendar("primary").sync({}, state)).rejects.toBeInstanceOf(
+      StateInvalidError,
+    );
+  });
+});
+
+interface ListBody {
+  items: { id: string; status?: string }[];
+  nextPageToken?: string;
+  nextSyncToken?: string;
+  error: { errors: { reason: string }[] };
+}
+
+describe("the emulator behaves as Google documents", () => {
+  async function list(query: Record<string, string>): Promise<{ status: number; body: ListBody }> {
+    const url = new URL(`${emulator.url}calendar/v3/calendars/primary/events`);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    const res = await fetch(url);
+    return { status: res.status, body: (await res.json()) as ListBody };
+  }
+
+  it("full syncs omit cancelled events unless showDeleted=true; nextSyncToken only on the last page", async () => {
+    emulator.options.maxPageSize = 2500;
+    const a = model().insertEvent("primary", { summary: "a", day: 1 });
+    model().insertEvent("primary", { summary: "b", day: 2 });
+    model().deleteEvent("primary", a);
+    const plain = await list({});
+    expect(plain.body.items.map((e) => e.id)).not.toContain(a);
+    const deleted = await list({ showDeleted: "true" });
+    expect(deleted.body.items.find((e) => e.id === a)?.status).toBe("cancelled");
+    emulator.options.maxPageSize = 1;
+    const first = await list({});
+    expect(first.body.nextPageToken).toBeDefined();
+    expect(first.body.nextSyncToken).toBeUndefined();
+    const last = await list({ pageToken: first.body.nextPageToken as string });
+    expect(last.body.nextPageToken).toBeUndefined();
+    expect(last.body.nextSyncToken).toBeDefined();
+  });
+
+  it("410 fullSyncRequired for an expired token, a token ahead of the history and one of another server", async () => {
+    const nextSyncToken = (await list({})).body.nextSyncToken as string;
+    const seq = model().seq;
+    const epoch = model().epoch;
+    const ahead = encodeToken("cs", { s: seq + 5, c: "primary", e: epoch });
+    const foreign = encodeToken("cs", { s: seq, c: "primary", e: "elsewhere" });
+    for (const token of [ahead, foreign]) {
+      const res = await list({ syncToken: token });
+      expect(res.status).toBe(410);
+      expect(res.body.error.errors[0]?.reason).toBe("fullSyncRequired");
+    }
+    expect((await list({ syncToken: nextSyncToken })).status).toBe(200);
+    model().expire();
+    expect((await list({ syncToken: nextSyncToken })).status).toBe(410);
+  });
+
+  it("events.get returns cancelled events and the instances of a series; 404 for unknown ids", async () => {
+    const s = model().insertEvent("primary", { summary: "s", day: 1, count: 3 });
+    const e = model().insertEvent("primary", { summary: "e", day: 1 });
+    model().deleteEvent("primary", e);
+    const get = async (id: string) => {
+      const res = await fetch(`${emulator.url}calendar/v3/calendars/primary/events/${id}`);
+      return { status: res.status, body: (await res.json()) as { status?: string; id?: string } };
+    };
+    expect((await get(e)).body.status).toBe("cancelled");
+    expect((await get(`${s}_2`)).body).toMatchObject({ id: `${s}_2`, status: "confirmed" });
+    expect((await get("nope")).status).toBe(404);
+  });
+});
