@@ -6,10 +6,12 @@
  * crashes at batch boundaries, mutations before the resume and writes made mid-fetch.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { GoogleAccount } from "../../adapters/google/index.js";
+import { eventsSource } from "../../adapters/google/google-calendar.js";
+import { classifyGoogleError, type GoogleAccount } from "../../adapters/google/index.js";
 import { StateError, StateInvalidError } from "../../src/core/errors.js";
 import type { Syncable } from "../../src/core/syncable.js";
 import type { DeletedObject, SyncObject } from "../../src/core/types.js";
+import { createHttpClient } from "../../src/http/index.js";
 import { runSync } from "../../src/orchestrator/index.js";
 import { createMemoryStateStore } from "../../src/stores/index.js";
 import { GoogleEmulator } from "./emulator.js";
@@ -454,5 +456,67 @@ describe("the emulator behaves as Google documents", () => {
     expect((await get(e)).body.status).toBe("cancelled");
     expect((await get(`${s}_2`)).body).toMatchObject({ id: `${s}_2`, status: "confirmed" });
     expect((await get("nope")).status).toBe(404);
+  });
+});
+
+describe("verify: the current version of delivered keys", () => {
+  const signal = new AbortController().signal;
+  const http = () =>
+    createHttpClient({
+      baseUrl: `${emulator.url}calendar/v3/`,
+      classify: classifyGoogleError,
+      retry: { retries: 0 },
+    });
+  const account = async () => "me@example.com";
+  const request = (window?: { timeMin?: string; timeMax?: string }) => ({
+    cursor: undefined,
+    page: undefined,
+    fullSync: true,
+    window,
+    signal,
+  });
+
+  it("events: update (created false) when live, delete when cancelled, purged (404) or outside the window", async () => {
+    const live = model().insertEvent("primary", { summary: "a", day: 1 });
+    const gone = model().insertEvent("primary", { summary: "b", day: 2 });
+    const late = model().insertEvent("primary", { summary: "c", day: 40 });
+    model().deleteEvent("primary", gone);
+    const client = http();
+    const source = eventsSource({
+      http: client,
+      calendarId: "primary",
+      pageSize: 10,
+      singleEvents: false,
+      account,
+    });
+    const changes = await source.verify(
+      [live, gone, "never", late],
+      request({ timeMax: "2026-01-20T00:00:00Z" }),
+    );
+    expect(changes.map((c) => [c.kind, c.object.sourcekey])).toEqual([
+      ["update", live],
+      ["delete", gone],
+      ["delete", "never"],
+      ["delete", late],
+    ]);
+    expect(changes[0]).toMatchObject({ created: false, object: { parentKey: "primary" } });
+    expect(await source.identity(signal)).toBe("me@example.com calendar:primary");
+    await client.close();
+  });
+
+  it("events: instances by id with singleEvents; a cancelled exception of a live series is kept without it", async () => {
+    const s = model().insertEvent("primary", { summary: "s", day: 1, count: 3 });
+    model().exception("primary", s, 1);
+    const client = http();
+    const open = (singleEvents: boolean) =>
+      eventsSource({ http: client, calendarId: "primary", pageSize: 10, singleEvents, account });
+    const expanded = await open(true).verify([`${s}_0`, `${s}_1`, `${s}_7`], request());
+    expect(expanded.map((c) => c.kind)).toEqual(["update", "delete", "delete"]);
+    const series = await open(false).verify([s, `${s}_1`], request());
+    expect(series.map((c) => c.kind)).toEqual(["update", "update"]);
+    model().deleteEvent("primary", s);
+    const after = await open(false).verify([s, `${s}_1`], request());
+    expect(after.map((c) => c.kind)).toEqual(["delete", "delete"]);
+    await client.close();
   });
 });
