@@ -27,6 +27,8 @@ export type Fault = { path?: RegExp; method?: string; times?: number } & (
   | { status: number; body?: unknown; headers?: Record<string, string> }
   | { reset: true }
   | { malformed: true }
+  /** The answer Google gives a token it no longer accepts, for the next request carrying one. */
+  | { invalid: true }
 );
 
 interface Channel {
@@ -236,8 +238,12 @@ export class GoogleEmulator {
   }
 
   #fault(req: IncomingMessage, res: ServerResponse, path: string, method: string): boolean {
+    const url = new URL(req.url ?? "/", "http://emulator");
     const i = this.#faults.findIndex(
-      (f) => (!f.path || f.path.test(path)) && (!f.method || f.method === method),
+      (f) =>
+        (!f.path || f.path.test(path)) &&
+        (!f.method || f.method === method) &&
+        (!("invalid" in f) || carriesToken(path, url.searchParams)),
     );
     let fault: Fault | undefined;
     if (i >= 0) {
@@ -263,6 +269,11 @@ export class GoogleEmulator {
     if (!fault) return false;
     if ("reset" in fault) {
       req.socket.destroy();
+    } else if ("invalid" in fault) {
+      if (path.startsWith("/v1/people")) this.#expiredPeople(res);
+      else if (path.startsWith("/gmail/"))
+        sendError(res, 404, "notFound", "Requested entity was not found.");
+      else fullSyncRequired(res);
     } else if ("malformed" in fault) {
       res.writeHead(200, { "content-type": "application/json" });
       res.end('{"items": [{"id": "x", ');
@@ -744,6 +755,16 @@ function answer(res: ServerResponse, a: PubSubAnswer): void {
   if ("error" in a) sendError(res, a.status, a.error.reason, a.error.message);
   else if (a.json === undefined) res.writeHead(a.status).end();
   else sendJson(res, a.status, a.json);
+}
+
+/** A list call carrying a sync token, page token or Gmail `startHistoryId`. */
+function carriesToken(path: string, q: Query): boolean {
+  if (path === "/gmail/v1/users/me/history") return true;
+  if (path.startsWith("/gmail/")) return false;
+  return (
+    /(\/events|\/calendarList|\/connections)$/.test(path) &&
+    (q.has("syncToken") || q.has("pageToken"))
+  );
 }
 
 function fullSyncRequired(res: ServerResponse): void {
