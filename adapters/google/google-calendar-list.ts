@@ -16,14 +16,36 @@ import {
 
 export const TokenCursorSchema = z.object({ syncToken: z.string().min(1) });
 export type TokenCursor = z.infer<typeof TokenCursorSchema>;
-export const PageTokenSchema = z.string().min(1);
+/**
+ * A page of the round: Google's page token, or `{ delta: true }` for the first page of a delta
+ * from the cursor (the follow-up after a round's last page reached by a page token).
+ */
+export const PageTokenSchema = z.union([
+  z.string().min(1),
+  z.object({ delta: z.literal(true) }).strict(),
+]);
+export type PageToken = z.infer<typeof PageTokenSchema>;
+
+/** `pageToken` of a list call for `page` (none for a follow-up delta). */
+export function pageTokenOf(page: PageToken | undefined): string | undefined {
+  return typeof page === "string" ? page : undefined;
+}
+
+/**
+ * The page after the last page of a round: pages reached by a page token list the snapshot
+ * their round started from (possibly a round resumed much later), so what changed since comes
+ * with one more delta; a sync that completes covers at least everything before it started.
+ */
+export function followUp(page: PageToken | undefined): PageToken | undefined {
+  return typeof page === "string" ? { delta: true } : undefined;
+}
 
 /** The page fetcher of the calendar list. `maxResults` is capped at 250 by Google. */
 export function calendarListSource(options: {
   http: HttpClient;
   pageSize: number;
   account: (signal: AbortSignal) => Promise<string>;
-}): VerifyingSource<TokenCursor, string> {
+}): VerifyingSource<TokenCursor, PageToken> {
   const { http } = options;
   const pageSize = Math.min(options.pageSize, 250);
   return {
@@ -46,7 +68,7 @@ export function calendarListSource(options: {
         return calendarChange(res?.body ?? { id, deleted: true }, false);
       });
     },
-    async fetchPage(req: PageRequest<TokenCursor, string>) {
+    async fetchPage(req: PageRequest<TokenCursor, PageToken>) {
       // minAccessRole / showDeleted=false / showHidden=false are forbidden with a syncToken.
       const res = await http.request({
         path: "users/me/calendarList",
@@ -55,7 +77,7 @@ export function calendarListSource(options: {
           syncToken: req.cursor?.syncToken,
           // Hidden calendars come with every delta; list them in a full sync too, or the two differ.
           showHidden: req.cursor ? undefined : true,
-          pageToken: req.page,
+          pageToken: pageTokenOf(req.page),
         },
         schema: CalendarListPageSchema,
         endpoint: "calendar.calendarList.list",
@@ -64,10 +86,12 @@ export function calendarListSource(options: {
       const changes = res.body.items.map((entry) =>
         calendarChange(entry, req.cursor === undefined),
       );
-      const page: Page<TokenCursor, string> = { changes };
+      const page: Page<TokenCursor, PageToken> = { changes };
       if (res.body.nextPageToken !== undefined) page.nextPage = res.body.nextPageToken;
-      else if (res.body.nextSyncToken !== undefined)
+      else if (res.body.nextSyncToken !== undefined) {
         page.newCursor = { syncToken: res.body.nextSyncToken };
+        page.nextPage = followUp(req.page);
+      }
       return page;
     },
   };

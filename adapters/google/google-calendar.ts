@@ -17,9 +17,12 @@ export const CalendarCursorSchema = z.object({
 });
 export type CalendarCursor = z.infer<typeof CalendarCursorSchema>;
 
-/** A page of the current round: Google's page token (and `singleEvents`, for full-sync resumes). */
+/**
+ * A page of the current round: Google's page token (and `singleEvents`, for full-sync resumes).
+ * Without a page token: the first page of a delta from the cursor (the follow-up, see below).
+ */
 export const CalendarPageSchema = z.object({
-  pageToken: z.string().min(1),
+  pageToken: z.string().min(1).optional(),
   singleEvents: z.boolean(),
 });
 export type CalendarPage = z.infer<typeof CalendarPageSchema>;
@@ -115,6 +118,10 @@ export function eventsSource(
       } else if (body.nextSyncToken !== undefined) {
         // nextSyncToken only comes with the last page of a round.
         page.newCursor = { syncToken: body.nextSyncToken, singleEvents };
+        // Pages reached by a page token list the snapshot their round started from (possibly a
+        // round resumed much later): what changed since comes with one more delta, so a sync
+        // that completes covers at least everything before it started.
+        if (req.page?.pageToken !== undefined) page.nextPage = { singleEvents };
       }
       return page;
     },

@@ -20,8 +20,14 @@ import {
 export const GmailCursorSchema = z.object({ historyId: z.string().min(1) });
 export type GmailCursor = z.infer<typeof GmailCursorSchema>;
 
-/** Mid-round position: during a full sync `h` is the historyId recorded before listing. */
-export const GmailPageSchema = z.object({ h: z.string().min(1).optional(), t: z.string().min(1) });
+/**
+ * Mid-round position: during a full sync `h` is the historyId recorded before listing; `t` the
+ * page token (absent: the first page of a history delta from the cursor, the follow-up).
+ */
+export const GmailPageSchema = z.object({
+  h: z.string().min(1).optional(),
+  t: z.string().min(1).optional(),
+});
 export type GmailPage = z.infer<typeof GmailPageSchema>;
 
 /** The folder key of the mailbox in changes (Gmail has labels, not folders). */
@@ -103,7 +109,9 @@ export function gmailSource(options: GmailSourceOptions): VerifyingSource<GmailC
     }
     if (res.body.nextPageToken !== undefined)
       return { changes, nextPage: { h, t: res.body.nextPageToken } };
-    return { changes, newCursor: { historyId: h } };
+    // Pages reached by a page token list the mailbox as of their first page (possibly a round
+    // resumed much later): history from `h` follows in the same round (see followUp).
+    return { changes, newCursor: { historyId: h }, nextPage: req.page?.t ? {} : undefined };
   }
 
   async function historyPage(
@@ -128,7 +136,11 @@ export function gmailSource(options: GmailSourceOptions): VerifyingSource<GmailC
     if (res.body.nextPageToken !== undefined)
       return { changes, nextPage: { t: res.body.nextPageToken } };
     // The mailbox's current historyId is the next startHistoryId once the last page is read.
-    return { changes, newCursor: { historyId: res.body.historyId } };
+    return {
+      changes,
+      newCursor: { historyId: res.body.historyId },
+      nextPage: req.page?.t ? {} : undefined,
+    };
   }
 
   return {

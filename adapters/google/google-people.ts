@@ -8,6 +8,7 @@ import type { Page, PageRequest } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
 import type { VerifyingSource } from "./google-calendar.js";
+import { followUp, type PageToken, PageTokenSchema, pageTokenOf } from "./google-calendar-list.js";
 import { mapLimit, unlessMissing } from "./google-shared.js";
 import { ConnectionsPageSchema, type GooglePerson, PersonSchema } from "./schemas.js";
 
@@ -23,12 +24,12 @@ export function connectionsSource(options: {
   pageSize: number;
   personFields: string;
   account: (signal: AbortSignal) => Promise<string>;
-}): VerifyingSource<PeopleCursor, string> {
+}): VerifyingSource<PeopleCursor, PageToken> {
   const { http, personFields } = options;
   const pageSize = Math.min(options.pageSize, 1000);
   return {
     cursorSchema: PeopleCursorSchema,
-    pageSchema: z.string().min(1),
+    pageSchema: PageTokenSchema,
     async identity(signal) {
       return `${await options.account(signal)} contacts`;
     },
@@ -47,7 +48,7 @@ export function connectionsSource(options: {
         return personChange(res?.body ?? { resourceName, metadata: { deleted: true } }, false);
       });
     },
-    async fetchPage(req: PageRequest<PeopleCursor, string>) {
+    async fetchPage(req: PageRequest<PeopleCursor, PageToken>) {
       // Every parameter must match the call that issued the sync or page token.
       if (req.cursor && req.cursor.personFields !== personFields) {
         throw new StateError(
@@ -61,7 +62,7 @@ export function connectionsSource(options: {
           pageSize,
           requestSyncToken: true,
           syncToken: req.cursor?.syncToken,
-          pageToken: req.page,
+          pageToken: pageTokenOf(req.page),
         },
         schema: ConnectionsPageSchema,
         endpoint: "people.connections.list",
@@ -69,10 +70,11 @@ export function connectionsSource(options: {
       });
       const created = req.cursor === undefined;
       const changes = res.body.connections.map((p) => personChange(p, created));
-      const page: Page<PeopleCursor, string> = { changes };
+      const page: Page<PeopleCursor, PageToken> = { changes };
       if (res.body.nextPageToken !== undefined) page.nextPage = res.body.nextPageToken;
       else if (res.body.nextSyncToken !== undefined) {
         page.newCursor = { syncToken: res.body.nextSyncToken, personFields };
+        page.nextPage = followUp(req.page);
       }
       return page;
     },

@@ -27,7 +27,11 @@ export type Fault = { path?: RegExp; method?: string; times?: number } & (
   | { status: number; body?: unknown; headers?: Record<string, string> }
   | { reset: true }
   | { malformed: true }
-  /** The answer Google gives a token it no longer accepts, for the next request carrying one. */
+  /**
+   * The answer each API gives a token it no longer accepts (410 fullSyncRequired, People
+   * EXPIRED_SYNC_TOKEN, Gmail 404), to the next list call; spent without effect when that call
+   * carries no token.
+   */
   | { invalid: true }
 );
 
@@ -243,7 +247,7 @@ export class GoogleEmulator {
       (f) =>
         (!f.path || f.path.test(path)) &&
         (!f.method || f.method === method) &&
-        (!("invalid" in f) || carriesToken(path, url.searchParams)),
+        (!("invalid" in f) || LIST_PATH.test(path)),
     );
     let fault: Fault | undefined;
     if (i >= 0) {
@@ -267,6 +271,9 @@ export class GoogleEmulator {
       c.last = fault !== undefined;
     }
     if (!fault) return false;
+    // A refused token needs a token: a list call without one (a full sync's first page) is
+    // answered normally and the fault is spent.
+    if ("invalid" in fault && !carriesToken(path, url.searchParams)) return false;
     if ("reset" in fault) {
       req.socket.destroy();
     } else if ("invalid" in fault) {
@@ -757,14 +764,18 @@ function answer(res: ServerResponse, a: PubSubAnswer): void {
   else sendJson(res, a.status, a.json);
 }
 
-/** A list call carrying a sync token, page token or Gmail `startHistoryId`. */
+/** The list calls of every API (where sync and page tokens go). */
+const LIST_PATH =
+  /^\/(calendar\/v3\/calendars\/[^/]+\/events|calendar\/v3\/users\/me\/calendarList|v1\/people\/me\/connections|gmail\/v1\/users\/me\/(history|messages))$/;
+
+/**
+ * A list call whose token the server could refuse: a sync or page token, or Gmail's
+ * `startHistoryId` (a Gmail listing's page token has no "start over" answer).
+ */
 function carriesToken(path: string, q: Query): boolean {
   if (path === "/gmail/v1/users/me/history") return true;
   if (path.startsWith("/gmail/")) return false;
-  return (
-    /(\/events|\/calendarList|\/connections)$/.test(path) &&
-    (q.has("syncToken") || q.has("pageToken"))
-  );
+  return q.has("syncToken") || q.has("pageToken");
 }
 
 function fullSyncRequired(res: ServerResponse): void {
