@@ -603,3 +603,30 @@ describe("verify: the current version of delivered keys", () => {
     await client.close();
   });
 });
+
+describe("Gmail: one change per message and history page", () => {
+  it("a page with several records of one message resumes with maxChanges 1 (no endless re-delivery)", async () => {
+    emulator.options.maxPageSize = 50;
+    const ids = ["a", "b"].map((x) => model().receiveMessage(x));
+    const m = mirror();
+    const open = () => fresh().mail();
+    const state = await drain(open, m, undefined, 1000);
+    const [a, b] = ids as [string, string];
+    model().setLabel(a, "UNREAD", false);
+    model().setLabel(a, "STARRED", true);
+    model().setLabel(b, "UNREAD", false);
+    model().setLabel(a, "UNREAD", true);
+    model().setLabel(b, "UNREAD", true);
+    const c = model().receiveMessage("c");
+    model().setLabel(c, "UNREAD", false);
+    const out = await open().exportChanges(m.importer, state);
+    expect(out.counts).toMatchObject({ update: 2, read: 1 });
+    await drain(open, m, state, 1);
+    const read = (id: string) =>
+      m.reads.get(id) ??
+      !((m.items.get(id)?.data as { labelIds?: string[] } | undefined)?.labelIds ?? []).includes(
+        "UNREAD",
+      );
+    expect([a, b, c].map(read)).toEqual([false, false, true]);
+  });
+});
