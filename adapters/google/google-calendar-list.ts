@@ -6,8 +6,15 @@ import { z } from "zod";
 import type { Page, PageRequest } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
-import type { VerifyingSource } from "./google-calendar.js";
-import { mapLimit, unlessMissing } from "./google-shared.js";
+import {
+  followUp,
+  mapLimit,
+  type PageToken,
+  PageTokenSchema,
+  pageTokenOf,
+  unlessMissing,
+  type VerifyingSource,
+} from "./google-shared.js";
 import {
   CalendarListEntrySchema,
   CalendarListPageSchema,
@@ -16,29 +23,6 @@ import {
 
 export const TokenCursorSchema = z.object({ syncToken: z.string().min(1) });
 export type TokenCursor = z.infer<typeof TokenCursorSchema>;
-/**
- * A page of the round: Google's page token, or `{ delta: true }` for the first page of a delta
- * from the cursor (the follow-up after a round's last page reached by a page token).
- */
-export const PageTokenSchema = z.union([
-  z.string().min(1),
-  z.object({ delta: z.literal(true) }).strict(),
-]);
-export type PageToken = z.infer<typeof PageTokenSchema>;
-
-/** `pageToken` of a list call for `page` (none for a follow-up delta). */
-export function pageTokenOf(page: PageToken | undefined): string | undefined {
-  return typeof page === "string" ? page : undefined;
-}
-
-/**
- * The page after the last page of a round: pages reached by a page token list the snapshot
- * their round started from (possibly a round resumed much later), so what changed since comes
- * with one more delta; a sync that completes covers at least everything before it started.
- */
-export function followUp(page: PageToken | undefined): PageToken | undefined {
-  return typeof page === "string" ? { delta: true } : undefined;
-}
 
 /** The page fetcher of the calendar list. `maxResults` is capped at 250 by Google. */
 export function calendarListSource(options: {

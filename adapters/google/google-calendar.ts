@@ -4,10 +4,10 @@
  */
 import { z } from "zod";
 import { StateError } from "../../src/core/errors.js";
-import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
+import type { Page, PageRequest } from "../../src/core/source.js";
 import type { Change, SyncWindow } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
-import { mapLimit, unlessMissing } from "./google-shared.js";
+import { mapLimit, unlessMissing, type VerifyingSource } from "./google-shared.js";
 import { EventSchema, EventsPageSchema, type GoogleEvent } from "./schemas.js";
 
 /** The cursor of a calendar: Google's sync token and the `singleEvents` it was made with. */
@@ -40,12 +40,6 @@ export interface EventsSourceOptions {
 
 /** Parallel `events.get` calls of one `verify` (well under Google's per-user rate). */
 const VERIFY_CONCURRENCY = 4;
-
-/** A source with the optional members of the resume contract (CONTRACT.md §1). */
-export type VerifyingSource<C, P> = ChangeSource<C, P> & {
-  verify(keys: string[], request: PageRequest<C, P>): Promise<Change[]>;
-  identity(signal: AbortSignal): Promise<string>;
-};
 
 /** The page fetcher of one calendar's events. */
 export function eventsSource(

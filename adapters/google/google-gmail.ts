@@ -6,8 +6,7 @@ import { z } from "zod";
 import type { Page, PageRequest } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
-import type { VerifyingSource } from "./google-calendar.js";
-import { mapLimit, unlessMissing } from "./google-shared.js";
+import { mapLimit, unlessMissing, type VerifyingSource } from "./google-shared.js";
 import {
   type GmailHistoryRecord,
   type GmailMessage,

@@ -7,9 +7,15 @@ import { StateError } from "../../src/core/errors.js";
 import type { Page, PageRequest } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
-import type { VerifyingSource } from "./google-calendar.js";
-import { followUp, type PageToken, PageTokenSchema, pageTokenOf } from "./google-calendar-list.js";
-import { mapLimit, unlessMissing } from "./google-shared.js";
+import {
+  followUp,
+  mapLimit,
+  type PageToken,
+  PageTokenSchema,
+  pageTokenOf,
+  unlessMissing,
+  type VerifyingSource,
+} from "./google-shared.js";
 import { ConnectionsPageSchema, type GooglePerson, PersonSchema } from "./schemas.js";
 
 export const PeopleCursorSchema = z.object({

@@ -1,8 +1,42 @@
 /**
  * Small pieces every Google scope shares: bounded parallel lookups (verify, Gmail's
- * `messages.get`) and the account a token belongs to (the identity written into states).
+ * `messages.get`), the account a token belongs to (the identity written into states) and the
+ * page token of string-token lists with their follow-up delta.
  */
+import { z } from "zod";
 import { NotFoundError } from "../../src/core/errors.js";
+import type { ChangeSource, PageRequest } from "../../src/core/source.js";
+import type { Change } from "../../src/core/types.js";
+
+/** A source with the resume contract's members (verify, identity) always present. */
+export type VerifyingSource<C, P> = ChangeSource<C, P> & {
+  verify(keys: string[], request: PageRequest<C, P>): Promise<Change[]>;
+  identity(signal: AbortSignal): Promise<string>;
+};
+
+/**
+ * A page of the round: Google's page token, or `{ delta: true }` for the first page of a delta
+ * from the cursor (the follow-up after a round's last page reached by a page token).
+ */
+export const PageTokenSchema = z.union([
+  z.string().min(1),
+  z.object({ delta: z.literal(true) }).strict(),
+]);
+export type PageToken = z.infer<typeof PageTokenSchema>;
+
+/** `pageToken` of a list call for `page` (none for a follow-up delta). */
+export function pageTokenOf(page: PageToken | undefined): string | undefined {
+  return typeof page === "string" ? page : undefined;
+}
+
+/**
+ * The page after the last page of a round: pages reached by a page token list the snapshot
+ * their round started from (possibly a round resumed much later), so what changed since comes
+ * with one more delta; a sync that completes covers at least everything before it started.
+ */
+export function followUp(page: PageToken | undefined): PageToken | undefined {
+  return typeof page === "string" ? { delta: true } : undefined;
+}
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
 export async function mapLimit<I, O>(
