@@ -68,19 +68,25 @@ export async function unlessMissing<T>(lookup: Promise<T>): Promise<T | undefine
 
 /**
  * Which account the token belongs to: `fixed` when the caller named it, otherwise asked once
- * (and kept; a failed lookup is asked again next time).
+ * (and kept; a failed lookup is asked again next time). The lookup is shared, so it is not tied
+ * to one caller's signal: each caller stops waiting when its own signal aborts.
  */
 export function accountOf(
   fixed: string | undefined,
-  ask: (signal: AbortSignal) => Promise<string>,
+  ask: () => Promise<string>,
 ): (signal: AbortSignal) => Promise<string> {
   if (fixed !== undefined) return async () => fixed;
   let known: Promise<string> | undefined;
   return (signal) => {
-    known ??= ask(signal).catch((error: unknown) => {
+    signal.throwIfAborted();
+    const lookup = (known ??= ask().catch((error: unknown) => {
       known = undefined;
       throw error;
+    }));
+    return new Promise<string>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      lookup.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
     });
-    return known;
   };
 }

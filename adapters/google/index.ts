@@ -146,31 +146,28 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
   const prefetch = options.prefetch ?? true;
   // Who the token belongs to: part of the identity of every state (a state of another account
   // is a StateError). The primary calendar's id is the account's address.
-  const calendarAccount = accountOf(options.accountId, async (signal) => {
+  const calendarAccount = accountOf(options.accountId, async () => {
     const res = await calendarHttp.request({
       path: "calendars/primary",
       schema: z.looseObject({ id: z.string().min(1) }),
       endpoint: "calendar.calendars.get",
-      signal,
     });
     return res.body.id;
   });
-  const peopleAccount = accountOf(options.accountId, async (signal) => {
+  const peopleAccount = accountOf(options.accountId, async () => {
     const res = await peopleHttp.request({
       path: "people/me",
       query: { personFields: "metadata" },
       schema: z.looseObject({ resourceName: z.string().min(1) }),
       endpoint: "people.get",
-      signal,
     });
     return res.body.resourceName;
   });
-  const gmailAccount = accountOf(options.accountId, async (signal) => {
+  const gmailAccount = accountOf(options.accountId, async () => {
     const res = await gmailHttp.request({
       path: "users/me/profile",
       schema: z.looseObject({ emailAddress: z.string().min(1) }),
       endpoint: "gmail.users.getProfile",
-      signal,
     });
     return res.body.emailAddress;
   });

@@ -7,6 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { eventsSource } from "../../adapters/google/google-calendar.js";
+import { accountOf } from "../../adapters/google/google-shared.js";
 import { classifyGoogleError, type GoogleAccount } from "../../adapters/google/index.js";
 import { StateError, StateInvalidError } from "../../src/core/errors.js";
 import type { Syncable } from "../../src/core/syncable.js";
@@ -628,5 +629,73 @@ describe("Gmail: one change per message and history page", () => {
         "UNREAD",
       );
     expect([a, b, c].map(read)).toEqual([false, false, true]);
+  });
+});
+
+describe("verify with a window", () => {
+  it("a series that started before timeMin but recurs into the window is kept (singleEvents=false)", async () => {
+    const series = model().insertEvent("primary", { summary: "s", day: 1, count: 5 });
+    const single = model().insertEvent("primary", { summary: "e", day: 1 });
+    const client = createHttpClient({
+      baseUrl: `${emulator.url}calendar/v3/`,
+      classify: classifyGoogleError,
+      retry: { retries: 0 },
+    });
+    const source = eventsSource({
+      http: client,
+      calendarId: "primary",
+      pageSize: 10,
+      singleEvents: false,
+      account: async () => "me",
+    });
+    const window = { timeMin: "2026-01-04T00:00:00Z" };
+    // The full sync lists the series (its later instances overlap the window), not the event.
+    const full = await source.fetchPage({
+      cursor: undefined,
+      page: undefined,
+      fullSync: true,
+      window,
+      signal: new AbortController().signal,
+    });
+    expect(full.changes.map((c) => c.object.sourcekey)).toEqual([series]);
+    const verified = await source.verify([series, single], {
+      cursor: undefined,
+      page: undefined,
+      fullSync: true,
+      window,
+      signal: new AbortController().signal,
+    });
+    expect(verified.map((c) => c.kind)).toEqual(["update", "delete"]);
+    await client.close();
+  });
+});
+
+describe("accountOf: the account lookup behind identity()", () => {
+  it("is asked once, shared by callers, not failed by another caller's abort, asked again after a failure", async () => {
+    let asked = 0;
+    let fail = true;
+    let release: (v: string) => void = () => {};
+    const lookup = accountOf(undefined, () => {
+      asked++;
+      if (fail) {
+        fail = false;
+        return Promise.reject(new Error("down"));
+      }
+      return new Promise<string>((resolve) => {
+        release = resolve;
+      });
+    });
+    const live = new AbortController().signal;
+    await expect(lookup(live)).rejects.toThrow("down");
+    const aborting = new AbortController();
+    const first = lookup(aborting.signal);
+    const second = lookup(live);
+    aborting.abort(new Error("round no longer needed"));
+    await expect(first).rejects.toThrow("round no longer needed");
+    release("me@example.com");
+    await expect(second).resolves.toBe("me@example.com");
+    await expect(lookup(live)).resolves.toBe("me@example.com");
+    expect(asked).toBe(2);
+    expect(await accountOf("fixed", () => Promise.reject(new Error("never")))(live)).toBe("fixed");
   });
 });
