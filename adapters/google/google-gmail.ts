@@ -131,7 +131,7 @@ export function gmailSource(options: GmailSourceOptions): VerifyingSource<GmailC
     });
     const records = res.body.history;
     const fetched = await fetchAll(idsToFetch(records), req.signal);
-    const changes = perMessage(records.flatMap((r) => historyChanges(r, fetched)));
+    const changes = records.flatMap((r) => historyChanges(r, fetched));
     if (res.body.nextPageToken !== undefined)
       return { changes, nextPage: { t: res.body.nextPageToken } };
     // The mailbox's current historyId is the next startHistoryId once the last page is read.
@@ -201,28 +201,6 @@ function historyChanges(
     }
   }
   return out;
-}
-
-/**
- * One change per message and page, in the order of their last records: a delete is final; an
- * update (fetched after the page was listed) carries the current labels, so it also stands for
- * the page's read changes of that message; otherwise its last read change. The engine resumes a
- * page it stopped inside by one fingerprint per key, and a key listed twice would be delivered
- * again on every resume (a `maxChanges` below the repeats would never get past it).
- */
-function perMessage(changes: Change<GmailMessage>[]): Change<GmailMessage>[] {
-  const last = new Map<string, Change<GmailMessage>>();
-  for (const change of changes) {
-    const key = change.object.sourcekey;
-    const prev = last.get(key);
-    let next = change;
-    if (prev?.kind === "delete" || (prev?.kind === "update" && change.kind === "read")) next = prev;
-    else if (prev?.kind === "update" && change.kind === "update" && prev.created)
-      next = { ...change, created: true };
-    last.delete(key);
-    last.set(key, next);
-  }
-  return [...last.values()];
 }
 
 function messageUpdate(message: GmailMessage, created: boolean): Change<GmailMessage> {
