@@ -85,6 +85,10 @@ export function eventsSource(
         : {
             maxResults: pageSize,
             singleEvents,
+            // Cancelled events too (as deletes): a full sync resumed inside its first page gets
+            // a newer snapshot, and an event a crashed batch had applied, deleted since, must
+            // still be named for the copy to lose it.
+            showDeleted: true,
             timeMin: req.window?.timeMin,
             timeMax: req.window?.timeMax,
           };

@@ -73,16 +73,19 @@ export function gmailSource(options: GmailSourceOptions): VerifyingSource<GmailC
   async function fullPage(
     req: PageRequest<GmailCursor, GmailPage>,
   ): Promise<Page<GmailCursor, GmailPage>> {
-    let h = req.page?.h;
+    const h = req.page?.h;
     if (h === undefined) {
-      // Record the mailbox historyId BEFORE listing, so nothing between list and history is missed.
+      // Record the mailbox historyId BEFORE listing, so nothing between list and history is
+      // missed, as a page of its own: a round stopped inside the first listing page resumes with
+      // this `h`, not a newer one, and the history that follows names what a crashed batch had
+      // applied and was deleted since (the new listing no longer does).
       const profile = await http.request({
         path: "users/me/profile",
         schema: ProfileSchema,
         endpoint: "gmail.users.getProfile",
         signal: req.signal,
       });
-      h = profile.body.historyId;
+      return { changes: [], nextPage: { h: profile.body.historyId } };
     }
     const days = req.window?.daysWithin;
     const res = await http.request({
@@ -108,9 +111,9 @@ export function gmailSource(options: GmailSourceOptions): VerifyingSource<GmailC
     }
     if (res.body.nextPageToken !== undefined)
       return { changes, nextPage: { h, t: res.body.nextPageToken } };
-    // Pages reached by a page token list the mailbox as of their first page (possibly a round
-    // resumed much later): history from `h` follows in the same round (see followUp).
-    return { changes, newCursor: { historyId: h }, nextPage: req.page?.t ? {} : undefined };
+    // The listing shows the mailbox as of its first page (possibly a round resumed much later),
+    // and `h` is older still: history from `h` follows in the same round (see followUp).
+    return { changes, newCursor: { historyId: h }, nextPage: {} };
   }
 
   async function historyPage(

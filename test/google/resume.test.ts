@@ -206,6 +206,8 @@ describe("calendar: a resume inside a page (no page token) is exact", () => {
       const open = () => fresh({ singleEvents }).calendar("primary");
       let flip = 0;
       const between = (round: number) => {
+        // A writer that never stops would outrun one change per round.
+        if (round >= 16) return;
         const live = model()
           .liveEventIds("primary")
           .filter((id) => id !== series);
@@ -253,14 +255,17 @@ describe("calendar: a resume inside a page (no page token) is exact", () => {
 
 describe("verified keys are delivered once", () => {
   // it.fails: the core livelock described above (src/core/delivered.ts, 4180f5d).
-  it.fails("two delivered events deleted before a resume with maxChanges 1: the round completes", async () => {
-    emulator.options.maxPageSize = 5;
-    const ids = [0, 1, 2, 3].map((day) => model().insertEvent("primary", { summary: "a", day }));
+  it.fails("two delivered events moved off the page before a resume with maxChanges 1: the round completes", async () => {
+    emulator.options.maxPageSize = 4;
+    const ids = [0, 1, 2, 3, 4, 5].map((day) =>
+      model().insertEvent("primary", { summary: "a", day }),
+    );
     const m = mirror();
     const open = () => fresh({ prefetch: false }).calendar("primary");
     const first = await open().exportChanges(m.importer, null, { maxChanges: 3 });
-    model().deleteEvent("primary", ids[0] as string);
-    model().deleteEvent("primary", ids[1] as string);
+    // Updated events move to the end of Google's order: off the first page, so verified.
+    model().updateEvent("primary", ids[0] as string, { summary: "b" });
+    model().updateEvent("primary", ids[1] as string, { summary: "b" });
     await drain(open, m, first.state, 1);
     expect(eventsOf(m)).toEqual(truth());
   });
