@@ -155,26 +155,40 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       forceRefresh = false;
       const sent = auth.header ? { ...headers, authorization: auth.header } : headers;
       let error: Error;
+      // A body that is not JSON at all is usually a cut connection (a truncated body): retried
+      // like a transient failure, and reported as the ProtocolError once the retries are spent.
+      let retryable = false;
       try {
         const raw = await send(method, url, sent, body, req.signal, endpoint);
         const expected = req.expect
           ? req.expect.includes(raw.status)
           : raw.status >= 200 && raw.status < 300;
-        if (expected) return toResponse(raw, req, url, endpoint);
-        if (raw.status === 401 && canRefresh && !refreshed) {
-          refreshed = true;
-          forceRefresh = true;
-          continue;
+        if (expected) {
+          try {
+            return toResponse(raw, req, url, endpoint);
+          } catch (e) {
+            if (!(e instanceof ProtocolError && e.cause instanceof SyntaxError)) throw e;
+            error = e;
+            retryable = true;
+          }
+        } else {
+          if (raw.status === 401 && canRefresh && !refreshed) {
+            refreshed = true;
+            forceRefresh = true;
+            continue;
+          }
+          error = toError(raw, method, endpoint, auth.secret);
+          retryable = error instanceof TransientError;
         }
-        error = toError(raw, method, endpoint, auth.secret);
       } catch (e) {
         if (!(e instanceof TransientError)) throw e;
         error = e;
+        retryable = true;
       }
-      if (!(error instanceof TransientError) || !idempotent || attempt >= policy.retries)
-        throw error;
+      if (!retryable || !idempotent || attempt >= policy.retries) throw error;
       // A server asking for a longer pause than we allow: let the caller (orchestrator) schedule it.
-      if ((error.retryAfterMs ?? 0) > policy.maxDelayMs) throw error;
+      if (error instanceof TransientError && (error.retryAfterMs ?? 0) > policy.maxDelayMs)
+        throw error;
       attempt++;
       await wait(retryDelay(attempt, error, policy), req.signal);
     }
