@@ -1,7 +1,8 @@
 /**
  * One IMAP connection per account: opened on first use, replaced after the server drops it
- * (imapflow instances can't be reused after close), with backoff, a mailbox lock per operation
- * and imapflow's failures mapped onto deltasync's typed errors.
+ * (imapflow instances can't be reused after close), with backoff, a mailbox lock per operation,
+ * a deadline per login and per operation, the caller's AbortSignal honoured at every step, and
+ * imapflow's failures mapped onto deltasync's typed errors.
  */
 
 import { ImapFlow, type ImapFlowOptions, type MailboxObject } from "imapflow";
@@ -18,6 +19,69 @@ import type { imapOptionsSchema } from "./schemas.js";
 
 export type ResolvedImapOptions = ReturnType<(typeof imapOptionsSchema)["parse"]>;
 
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_GREETING_TIMEOUT_MS = 10_000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 60_000;
+/** The longest a LOGOUT may take in `close()` before the socket is simply closed. */
+const LOGOUT_TIMEOUT_MS = 2_000;
+
+/** The per-operation deadline (`commandTimeoutMs`). */
+export function commandTimeout(options: ResolvedImapOptions): number {
+  return options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+}
+
+/** How long connect + greeting + login (CAPABILITY, STARTTLS, LOGIN, ENABLE) may take. */
+function loginTimeout(options: ResolvedImapOptions): number {
+  return (
+    (options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) +
+    (options.greetingTimeoutMs ?? DEFAULT_GREETING_TIMEOUT_MS) +
+    commandTimeout(options)
+  );
+}
+
+/**
+ * Settles like `work`, unless `ms` pass first (the client is closed, so the stuck command fails
+ * too, and this rejects with a `TransientError`) or `signal` aborts (the client is closed and
+ * this rejects with the signal's reason). imapflow cancels nothing itself: closing the client is
+ * the only way to stop a command the server never answers.
+ */
+export function guarded<R>(
+  client: ImapFlow,
+  work: Promise<R>,
+  what: string,
+  ms: number | undefined,
+  signal?: AbortSignal,
+): Promise<R> {
+  return new Promise<R>((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const cleanup = () => {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const stop = (error: unknown) => {
+      cleanup();
+      client.close();
+      reject(error);
+    };
+    const onAbort = () => stop(signal?.reason);
+    work.then(
+      (value) => {
+        cleanup();
+        resolve(value);
+      },
+      (error) => {
+        cleanup();
+        reject(error);
+      },
+    );
+    if (signal?.aborted) return stop(signal.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (ms !== undefined) {
+      timer = setTimeout(() => stop(new TransientError(`${what}: no answer within ${ms} ms`)), ms);
+    }
+  });
+}
+
 /** The imapflow client options for one connection. */
 export function clientOptions(
   options: ResolvedImapOptions,
@@ -32,6 +96,8 @@ export function clientOptions(
     host: options.host,
     port: options.port ?? (secure ? 993 : 143),
     secure,
+    connectionTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    greetingTimeout: options.greetingTimeoutMs ?? DEFAULT_GREETING_TIMEOUT_MS,
     ...(options.starttls !== undefined ? { doSTARTTLS: options.starttls } : {}),
     auth,
     logger: false,
@@ -77,7 +143,14 @@ export function mapImapError(error: unknown, what: string): Error {
   if (e.authenticationFailed) {
     return new AuthError(`${what}: the server rejected the credentials`, { cause: error });
   }
-  if (e.mailboxMissing || e.code === "NotFound" || e.serverResponseCode === "NONEXISTENT") {
+  if (
+    e.mailboxMissing ||
+    e.code === "NotFound" ||
+    e.serverResponseCode === "NONEXISTENT" ||
+    // Dovecot lists a mailbox deleted while it had children, but SELECT answers
+    // `NO Mailbox doesn't exist: B` without [NONEXISTENT]: it is gone all the same.
+    (e.responseStatus === "NO" && /mailbox (doesn't|does not) exist/i.test(e.responseText ?? ""))
+  ) {
     return new NotFoundError(`${what}: no such mailbox`, { cause: error });
   }
   if (e.code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(e.code)) {
@@ -135,55 +208,79 @@ export interface ImapConnection {
   ): Promise<R>;
   /** Runs `fn` on the connected client (no mailbox selected for it), with the same retries. */
   withClient<R>(fn: (client: ImapFlow) => Promise<R>, signal?: AbortSignal): Promise<R>;
-  /** Logs out; safe to call twice. */
+  /** Logs out (or, when the server does not answer, closes the socket); safe to call twice. */
   close(): Promise<void>;
 }
 
-/** Connects one imapflow client, mapping login failures. */
-export async function connectClient(
+/** A client and its login, which `ready` settles (the client exists before it is usable). */
+interface Opened {
+  client: ImapFlow;
+  ready: Promise<ImapFlow>;
+}
+
+/** Creates one imapflow client and logs it in, within the login deadline and `signal`. */
+function openClient(
   options: ResolvedImapOptions,
-  extra: Partial<ImapFlowOptions> = {},
-): Promise<ImapFlow> {
+  extra: Partial<ImapFlowOptions>,
+  signal?: AbortSignal,
+): Opened {
   const client = new ImapFlow(clientOptions(options, extra));
   client.on("error", () => {
     // Socket errors surface through the failing command; without a listener they would crash.
   });
-  try {
-    await client.connect();
-  } catch (error) {
+  const what = `IMAP login ${accountLabel(options)}`;
+  const ready = guarded(client, client.connect(), what, loginTimeout(options), signal).then(
+    () => client,
+    (error) => {
+      client.close();
+      if (signal?.aborted) throw signal.reason;
+      throw mapImapError(error, what);
+    },
+  );
+  return { client, ready };
+}
+
+/** Connects one imapflow client (for a push channel), mapping login failures. */
+export function connectClient(
+  options: ResolvedImapOptions,
+  extra: Partial<ImapFlowOptions> = {},
+  signal?: AbortSignal,
+): Promise<ImapFlow> {
+  return openClient(options, extra, signal).ready;
+}
+
+/** Logs `client` out, or closes it when LOGOUT does not complete within a short time. */
+export async function closeClient(client: ImapFlow): Promise<void> {
+  if (!client.usable) {
     client.close();
-    throw mapImapError(error, `IMAP login ${accountLabel(options)}`);
+    return;
   }
-  return client;
+  await guarded(client, client.logout(), "LOGOUT", LOGOUT_TIMEOUT_MS).catch(() => undefined);
+  client.close();
 }
 
 export function createImapConnection(options: ResolvedImapOptions): ImapConnection {
   const label = accountLabel(options);
-  let current: Promise<ImapFlow> | undefined;
+  const timeout = commandTimeout(options);
+  let current: Opened | undefined;
   let closed = false;
   /** VANISHED UIDs reported while a `withMailbox` call runs (RFC 7162 §3.2.6 / §3.2.10). */
   let collector: Set<number> | undefined;
 
-  function client(): Promise<ImapFlow> {
-    if (closed) return Promise.reject(new TransientError(`${label}: connection closed`));
+  function session(): Opened {
     if (!current) {
-      const opening = connectClient(options, {
+      const opened = openClient(options, {
         expungeHandler: (event) => {
           if (event.vanished && event.uid !== undefined) collector?.add(event.uid);
         },
       });
-      current = opening;
-      opening.then(
-        (c) => {
-          // A dropped connection can't be reused: forget it so the next call reconnects.
-          c.on("close", () => {
-            if (current === opening) current = undefined;
-          });
-        },
-        () => {
-          if (current === opening) current = undefined;
-        },
-      );
+      current = opened;
+      // A dropped connection can't be reused: forget it so the next call reconnects.
+      const forget = () => {
+        if (current === opened) current = undefined;
+      };
+      opened.client.on("close", forget);
+      opened.ready.catch(forget);
     }
     return current;
   }
@@ -197,19 +294,22 @@ export function createImapConnection(options: ResolvedImapOptions): ImapConnecti
     let delay = options.backoffMs ?? 200;
     for (let i = 1; ; i++) {
       signal?.throwIfAborted();
-      let c: ImapFlow | undefined;
+      if (closed) throw new TransientError(`${label}: connection closed`);
+      const s = session();
       try {
-        c = await client();
-        return await fn(c);
+        // The login is shared by every caller: its own deadline applies; this waits for it
+        // only as long as the caller's signal allows.
+        const c = await guarded(s.client, s.ready, what, undefined, signal);
+        return await guarded(c, fn(c), what, timeout, signal);
       } catch (error) {
+        if (signal?.aborted) throw signal.reason;
         const mapped = mapImapError(error, what);
         const dropped = mapped instanceof TransientError;
-        if (dropped && c && !c.usable && current) {
-          const stale = current;
+        if (dropped && !s.client.usable && current === s) {
           current = undefined;
-          stale.then((s) => s.close()).catch(() => undefined);
+          s.client.close();
         }
-        if (!dropped || i >= attempts || closed || signal?.aborted) throw mapped;
+        if (!dropped || i >= attempts || closed) throw mapped;
         await sleep(delay, signal);
         delay *= 2;
       }
@@ -251,11 +351,10 @@ export function createImapConnection(options: ResolvedImapOptions): ImapConnecti
     async close() {
       if (closed) return;
       closed = true;
-      const pending = current;
+      const s = current;
       current = undefined;
-      const c = await pending?.catch(() => undefined);
-      if (c?.usable) await c.logout().catch(() => c.close());
-      else c?.close();
+      // A login still pending is cut at once: close() never waits for a silent server.
+      if (s) await closeClient(s.client);
     },
   };
 }

@@ -135,15 +135,39 @@ export function toSyncObject(
   };
 }
 
-/** Fetches `range` (a UID set) and resolves with the messages sorted by UID. */
+/**
+ * True when `msg` answers a FETCH of `query`: it has a UID and every attribute asked for. Any
+ * other FETCH response that arrives while the command runs is an unsolicited flag update from
+ * another session (`* 12 FETCH (FLAGS (\Seen))`, RFC 3501 §7.4.2), which imapflow hands over
+ * like the real answers: it is not message data.
+ */
+function answers(msg: FetchMessageObject, query: FetchQueryObject): boolean {
+  return (
+    typeof msg.uid === "number" &&
+    (!query.flags || msg.flags !== undefined) &&
+    (!query.envelope || msg.envelope !== undefined) &&
+    (!query.internalDate || msg.internalDate !== undefined) &&
+    (!query.size || msg.size !== undefined) &&
+    (!query.bodyStructure || msg.bodyStructure !== undefined) &&
+    (!query.source || msg.source !== undefined)
+  );
+}
+
+/**
+ * Fetches `range` (a UID set) and resolves with the messages sorted by UID: one per UID, only
+ * real answers (see `answers`), and with `wanted` only the UIDs it holds.
+ */
 export async function fetchMessages(
   client: ImapFlow,
   range: string,
   query: FetchQueryObject,
   changedSince?: bigint,
+  wanted?: Set<number>,
 ): Promise<FetchMessageObject[]> {
-  const out: FetchMessageObject[] = [];
+  const byUid = new Map<number, FetchMessageObject>();
   const options = changedSince === undefined ? { uid: true } : { uid: true, changedSince };
-  for await (const msg of client.fetch(range, query, options)) out.push(msg);
-  return out.sort((a, b) => a.uid - b.uid);
+  for await (const msg of client.fetch(range, query, options)) {
+    if (answers(msg, query) && (!wanted || wanted.has(msg.uid))) byUid.set(msg.uid, msg);
+  }
+  return [...byUid.values()].sort((a, b) => a.uid - b.uid);
 }

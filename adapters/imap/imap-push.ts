@@ -49,10 +49,14 @@ export function pushChannel(
     let delay = firstDelay;
 
     async function once(): Promise<"unavailable" | undefined> {
-      const c = await connectClient(options, {
-        maxIdleTime: options.idleRestartMs ?? DEFAULT_IDLE_RESTART_MS,
-        disableAutoIdle: true,
-      });
+      const c = await connectClient(
+        options,
+        {
+          maxIdleTime: options.idleRestartMs ?? DEFAULT_IDLE_RESTART_MS,
+          disableAutoIdle: true,
+        },
+        stop.signal,
+      );
       client = c;
       const closed = c.isClosed
         ? Promise.resolve()

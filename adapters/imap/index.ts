@@ -9,11 +9,16 @@
  */
 import { type Observable, Subject, takeUntil } from "rxjs";
 import { z } from "zod";
-import { compositeSource } from "../../src/core/composite.js";
-import { ArgumentError } from "../../src/core/errors.js";
+import {
+  type CompositeCursor,
+  type CompositePage,
+  compositeSource,
+} from "../../src/core/composite.js";
+import { ArgumentError, StateInvalidError } from "../../src/core/errors.js";
+import type { PageRequest } from "../../src/core/source.js";
 import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
-import type { Notification } from "../../src/core/types.js";
-import { accountLabel, createImapConnection } from "./imap-connection.js";
+import type { Change, Notification } from "../../src/core/types.js";
+import { accountLabel, createImapConnection, type ImapConnection } from "./imap-connection.js";
 import { hierarchySource, type ImapFolder, listSelectable } from "./imap-hierarchy.js";
 import { idleNotifications } from "./imap-idle.js";
 import { mailboxSource } from "./imap-mailbox-sync.js";
@@ -41,6 +46,71 @@ export interface ImapAccount extends Account<ImapMessage> {
   mail(): Syncable<ImapMessage>;
   /** Logs out and ends notification subscriptions; safe to call twice. */
   close(): Promise<void>;
+}
+
+/**
+ * The server-wide scope: the core's composite over every selectable mailbox, plus what the
+ * composite can't know: a resume point per vanished mailbox of a round's first page (its cursor
+ * without the mailboxes already reported), `verify` by mailbox, and the account's identity.
+ */
+function serverSource(connection: ImapConnection) {
+  const child = (path: string) => mailboxSource({ connection, path, qualified: true });
+  const composite = compositeSource({
+    name: `${connection.label} server`,
+    listChildren: (signal) => connection.withClient(listSelectable, signal),
+    child,
+  });
+  return {
+    ...composite,
+    // Stricter than the composite's own: every child cursor must be a mailbox cursor.
+    cursorSchema: z.record(z.string(), mailboxCursorSchema),
+    identity: () => `imap:${connection.label} server`,
+    async fetchPage(req: PageRequest<CompositeCursor, CompositePage>) {
+      const page = await composite.fetchPage(req);
+      if (req.page !== undefined || req.cursor === undefined) return page;
+      // A round's first page reports each mailbox gone since the cursor; it is listed again
+      // next time, so resuming by skipping a count would skip the wrong ones.
+      const cursor = req.cursor;
+      return {
+        ...page,
+        changes: page.changes.map((change, i) => ({
+          ...change,
+          position: () => {
+            const after = { ...cursor };
+            for (const c of page.changes.slice(0, i + 1)) delete after[c.object.sourcekey];
+            return { cursor: after };
+          },
+        })),
+      };
+    },
+    async verify(keys: string[], req: PageRequest<CompositeCursor, CompositePage>) {
+      const byMailbox = new Map<string, string[]>();
+      const folders: string[] = [];
+      for (const key of keys) {
+        const match = /^(.*)\/\d+:\d+$/.exec(key);
+        if (!match) folders.push(key);
+        else byMailbox.set(match[1] as string, [...(byMailbox.get(match[1] as string) ?? []), key]);
+      }
+      const changes: Change[] = [];
+      for (const [path, list] of byMailbox) {
+        changes.push(
+          ...(await child(path).verify(list, { ...req, cursor: undefined, page: undefined })),
+        );
+      }
+      if (folders.length) {
+        const listed = new Set(await connection.withClient(listSelectable, req.signal));
+        for (const key of folders) {
+          if (listed.has(key)) {
+            // Reported gone earlier in an unfinished round, and back now: only a full sync
+            // can tell which of its messages the importer still lacks.
+            throw new StateInvalidError(`${connection.label}: mailbox "${key}" came back`);
+          }
+          changes.push({ kind: "delete", object: { sourcekey: key, type: "folder" }, soft: false });
+        }
+      }
+      return changes;
+    },
+  };
 }
 
 /** Opens (lazily) one IMAP account. */
@@ -75,15 +145,7 @@ export function createImapAccount(options: ImapOptions): ImapAccount {
     createSyncable<ImapMessage>({
       adapter: "imap",
       scope: "server",
-      source: {
-        ...compositeSource({
-          name: `${connection.label} server`,
-          listChildren: (signal) => connection.withClient(listSelectable, signal),
-          child: (path) => mailboxSource({ connection, path, qualified: true }),
-        }),
-        // Stricter than the composite's own: every child cursor must be a mailbox cursor.
-        cursorSchema: z.record(z.string(), mailboxCursorSchema),
-      },
+      source: serverSource(connection),
       windowKeys: ["daysWithin"],
       notifications: (filter) =>
         serverNotifications(opts, () => connection.withClient(listSelectable), filter).pipe(

@@ -33,6 +33,16 @@ export const imapOptionsSchema = z
     connectAttempts: z.number().int().positive().max(10).optional(),
     /** First reconnect delay in ms, doubled per attempt (default 200). */
     backoffMs: z.number().int().nonnegative().optional(),
+    /** How long the TCP (and TLS) connect may take, in ms (default 10 000). */
+    connectTimeoutMs: z.number().int().positive().optional(),
+    /** How long the server may take to send its greeting once connected, in ms (default 10 000). */
+    greetingTimeoutMs: z.number().int().positive().optional(),
+    /**
+     * How long one operation may take, in ms (default 60 000): a login, or one page (a SELECT
+     * plus a FETCH of up to `chunkSize` messages). The connection is then dropped and the
+     * operation retried like any other dropped connection.
+     */
+    commandTimeoutMs: z.number().int().positive().optional(),
   })
   .strict();
 
@@ -41,22 +51,28 @@ export type ImapFetchMode = z.infer<typeof fetchModeSchema>;
 export type ImapSyncMode = z.infer<typeof syncModeSchema>;
 
 /**
- * One mailbox's cursor: UIDVALIDITY, HIGHESTMODSEQ (absent with NOMODSEQ or in plain mode),
- * UIDNEXT, and the known UIDs with their flags as compact ranges (`u`: every known UID;
- * `f`: flag signature → UIDs, the empty signature omitted).
+ * One mailbox's cursor: UIDVALIDITY, HIGHESTMODSEQ (absent with NOMODSEQ or in plain mode) and
+ * UIDNEXT. `u` (the UIDs the importer may hold, as ranges) only where expunges must be found by
+ * diffing (CONDSTORE without QRESYNC, plain); `f` (flag signature → UIDs, the empty signature
+ * omitted) only in plain mode, where flags are diffed too. Older states carried both in every
+ * mode; they still parse (a field the mode does not use is ignored).
  */
 export const mailboxCursorSchema = z
   .object({
     v: z.string().regex(/^\d+$/),
     m: z.string().regex(/^\d+$/).optional(),
     n: z.number().int().nonnegative(),
-    u: z.string(),
-    f: z.record(z.string(), z.string()),
+    u: z.string().optional(),
+    f: z.record(z.string(), z.string()).optional(),
   })
   .strict();
 export type MailboxCursor = z.infer<typeof mailboxCursorSchema>;
 
-/** A page token: UIDs still to fetch this round; `m`/`n` are the round's final HIGHESTMODSEQ/UIDNEXT. */
+/**
+ * A page token: UIDs still to fetch (and deliver) this round. `m`/`n` were the round's final
+ * HIGHESTMODSEQ/UIDNEXT in older states; they are accepted and ignored (the cursor now moves on
+ * the round's first page).
+ */
 export const mailboxPageSchema = z
   .object({
     k: z.enum(["full", "fetch"]),
