@@ -30,20 +30,12 @@ export function commandTimeout(options: ResolvedImapOptions): number {
   return options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
 }
 
-/** How long connect + greeting + login (CAPABILITY, STARTTLS, LOGIN, ENABLE) may take. */
-function loginTimeout(options: ResolvedImapOptions): number {
-  return (
-    (options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) +
-    (options.greetingTimeoutMs ?? DEFAULT_GREETING_TIMEOUT_MS) +
-    commandTimeout(options)
-  );
-}
-
 /**
  * Settles like `work`, unless `ms` pass first (the client is closed, so the stuck command fails
  * too, and this rejects with a `TransientError`) or `signal` aborts (the client is closed and
  * this rejects with the signal's reason). imapflow cancels nothing itself: closing the client is
- * the only way to stop a command the server never answers.
+ * the only way to stop a command the server never answers. While `waiting()` is true when the
+ * time is up, the deadline starts again (another party's timer covers that phase).
  */
 export function guarded<R>(
   client: ImapFlow,
@@ -51,6 +43,7 @@ export function guarded<R>(
   what: string,
   ms: number | undefined,
   signal?: AbortSignal,
+  waiting?: () => boolean,
 ): Promise<R> {
   return new Promise<R>((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -76,9 +69,13 @@ export function guarded<R>(
     );
     if (signal?.aborted) return stop(signal.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
-    if (ms !== undefined) {
-      timer = setTimeout(() => stop(new TransientError(`${what}: no answer within ${ms} ms`)), ms);
-    }
+    const arm = (limit: number) => {
+      timer = setTimeout(() => {
+        if (waiting?.()) arm(limit);
+        else stop(new TransientError(`${what}: no answer within ${limit} ms`));
+      }, limit);
+    };
+    if (ms !== undefined) arm(ms);
   });
 }
 
@@ -229,7 +226,11 @@ function openClient(
     // Socket errors surface through the failing command; without a listener they would crash.
   });
   const what = `IMAP login ${accountLabel(options)}`;
-  const ready = guarded(client, client.connect(), what, loginTimeout(options), signal).then(
+  // imapflow bounds the TCP connect and the greeting (connectTimeoutMs, greetingTimeoutMs);
+  // the login commands after the greeting get commandTimeoutMs.
+  const beforeGreeting = () => client.greeting === undefined;
+  const login = client.connect();
+  const ready = guarded(client, login, what, commandTimeout(options), signal, beforeGreeting).then(
     () => client,
     (error) => {
       client.close();

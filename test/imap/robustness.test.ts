@@ -215,14 +215,19 @@ for (const spec of servers) {
       let state = await scope.sync(importer);
       // Dovecot 2.3 deletes B but keeps listing it without \Noselect; SELECT then answers
       // `NO Mailbox doesn't exist: B` without [NONEXISTENT]. Cyrus refuses the DELETE (NO).
-      await client.mailboxDelete("B").catch((e: { responseStatus?: string }) => {
-        if (e.responseStatus !== "NO") throw e;
-      });
+      const deleted = await client.mailboxDelete("B").then(
+        () => true,
+        (e: { responseStatus?: string }) => {
+          if (e.responseStatus !== "NO") throw e;
+          return false;
+        },
+      );
       state = await scope.sync(importer, state);
       state = await scope.sync(importer, state);
       expect(diffMirror(mirror, await serverTruth(client))).toBeUndefined();
       const listed = (await client.list({ listOnly: true })).some((e) => e.path === "B");
-      if (listed) await expect(account.folder("B").sync({})).rejects.toBeInstanceOf(NotFoundError);
+      if (deleted && listed)
+        await expect(account.folder("B").sync({})).rejects.toBeInstanceOf(NotFoundError);
       await account.close();
       await client.logout();
     });
