@@ -89,7 +89,7 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
     page: MailboxPage,
     lead: Change[] = [],
   ): Promise<MailboxPageResult> {
-    const { chunk, rest } = splitRanges(page.todo, chunkSize);
+    const { chunk, rest } = splitRanges(page.todo, page.w ?? chunkSize);
     const msgs = chunk
       ? await fetchMessages(client, chunk, query, undefined, new Set(fromRanges(chunk)))
       : [];
@@ -122,10 +122,18 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
     req: PageRequest<MailboxCursor, MailboxPage>,
   ): Promise<MailboxPageResult> {
     const mode = modeOf(client, box);
-    const todo = toRanges(await searchUids(client, req.window));
     // A server that sends no UIDNEXT gets 0: every unknown UID then counts as new.
     const cursor: MailboxCursor = { v: String(box.uidValidity), n: box.uidNext ?? 0 };
     if (mode !== "plain") cursor.m = String(box.highestModseq);
+    if (mode === "qresync" && !req.window && box.uidNext) {
+      // No UID list needed: pages are UID ranges below UIDNEXT, each as wide as `chunkSize`
+      // messages would be at the mailbox's average density (one SEARCH less: ~0.1 s on 50k).
+      const last = box.uidNext - 1;
+      const w = Math.ceil((chunkSize * last) / Math.max(box.exists, 1));
+      const todo = box.exists === 0 || last < 1 ? "" : `1:${last}`;
+      return chunkPage(client, cursor, { k: "full", todo, ...(w !== chunkSize ? { w } : {}) });
+    }
+    const todo = toRanges(await searchUids(client, req.window));
     // The UIDs the importer may hold: what the full sync delivers (at most `todo`).
     if (mode === "condstore" || (mode === "qresync" && req.window)) cursor.u = todo;
     if (mode === "plain") Object.assign(cursor, { u: "", f: {} });
@@ -284,6 +292,10 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
   return {
     cursorSchema: mailboxCursorSchema,
     pageSchema: mailboxPageSchema,
+    // The next page's FETCH goes out while the importer works on this one. A page fetched ahead
+    // (or kept by a round stopped by maxChanges) is never newer than the cursor says: the cursor's
+    // HIGHESTMODSEQ was read before it, so anything changed since is delivered next round.
+    readAhead: true,
     identity: () => `imap:${connection.label}/${path}`,
     async fetchPage(req) {
       if (req.cursor && !req.page) {

@@ -77,6 +77,8 @@ export const mailboxPageSchema = z
   .object({
     k: z.enum(["full", "fetch"]),
     todo: z.string(),
+    /** UIDs of `todo` per page, when not `chunkSize` (a full sync paging by UID range). */
+    w: z.number().int().positive().optional(),
     m: z.string().regex(/^\d+$/).optional(),
     n: z.number().int().nonnegative().optional(),
   })
