@@ -20,7 +20,7 @@ import {
 } from "../../src/core/errors.js";
 import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
 import type { Change, SyncWindow } from "../../src/core/types.js";
-import { freshStatus, type ImapConnection } from "./imap-connection.js";
+import type { FreshStatus, ImapConnection, Selection } from "./imap-connection.js";
 import {
   fetchMessages,
   fetchQuery,
@@ -261,24 +261,32 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
   }
 
   /**
-   * With QRESYNC every expunge raises HIGHESTMODSEQ (RFC 7162 §3.2.10), so an unchanged
-   * STATUS (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) means nothing happened: no SELECT needed.
-   * This keeps a server-wide sync over many quiet mailboxes at one STATUS each (§3.1.7).
+   * Before a round: the mailbox's STATUS from the connection that never selects (fresh even
+   * when this one keeps the mailbox selected). A new UIDVALIDITY is `StateInvalidError` at once;
+   * with QRESYNC every expunge raises HIGHESTMODSEQ (RFC 7162 §3.2.10), so an unchanged
+   * (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) means nothing happened: no SELECT, no FETCH. This
+   * keeps a server-wide sync over many quiet mailboxes at one STATUS each (§3.1.7).
    */
-  async function unchangedSince(cursor: MailboxCursor, signal: AbortSignal): Promise<boolean> {
-    if (forcePlain || cursor.m === undefined || !mailboxCursorSchema.safeParse(cursor).success)
-      return false;
-    return connection.withClient(async (client) => {
-      if (!client.enabled.has("QRESYNC")) return false;
-      if (client.mailbox && client.mailbox.path === path) return false;
-      const status = await freshStatus(client, path);
-      return (
-        status !== undefined &&
-        String(status.uidValidity) === cursor.v &&
-        String(status.highestModseq) === cursor.m &&
-        status.uidNext === cursor.n
-      );
-    }, signal);
+  async function before(
+    req: PageRequest<MailboxCursor, MailboxPage>,
+  ): Promise<{ status?: FreshStatus; unchanged: boolean }> {
+    const status = await connection.status(path, req.signal);
+    const parsed = req.cursor && mailboxCursorSchema.safeParse(req.cursor);
+    if (!status || status.uidValidity === undefined || !parsed || !parsed.success) {
+      return { ...(status?.uidValidity !== undefined ? { status } : {}), unchanged: false };
+    }
+    const cursor = parsed.data;
+    const v = String(status.uidValidity);
+    if (cursor.v !== v) {
+      throw new StateInvalidError(`${where}: UIDVALIDITY changed (${cursor.v} → ${v})`);
+    }
+    const unchanged =
+      !forcePlain &&
+      status.qresync &&
+      cursor.m !== undefined &&
+      String(status.highestModseq) === cursor.m &&
+      status.uidNext === cursor.n;
+    return { status, unchanged };
   }
 
   /** `uidvalidity:uid` (or `mailbox/uidvalidity:uid`) → its parts; undefined for another shape. */
@@ -298,9 +306,11 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
     readAhead: true,
     identity: () => `imap:${connection.label}/${path}`,
     async fetchPage(req) {
-      if (req.cursor && !req.page) {
-        const unchanged = await unchangedSince(req.cursor, req.signal);
+      let selection: Selection = "keep";
+      if (!req.page) {
+        const { status, unchanged } = await before(req);
         if (unchanged) return { changes: [], newCursor: req.cursor };
+        selection = status ?? "select";
       }
       return connection.withMailbox(
         path,
@@ -323,7 +333,7 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
           return incrementalStart(client, box, cursor, vanished);
         },
         req.signal,
-        req.page === undefined,
+        selection,
       );
     },
     /**
@@ -335,6 +345,7 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
       let found: Map<number, FetchMessageObject>;
       let v: string | undefined;
       try {
+        const status = await connection.status(path, req.signal);
         [v, found] = await connection.withMailbox(
           path,
           async (client, box) => {
@@ -346,6 +357,7 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
             return [current, new Map(msgs.map((msg) => [msg.uid, msg]))] as const;
           },
           req.signal,
+          status?.uidValidity !== undefined ? status : "select",
         );
       } catch (error) {
         if (!(error instanceof NotFoundError)) throw error;
