@@ -206,7 +206,10 @@ export interface ImapConnection {
     signal?: AbortSignal,
     selection?: Selection,
   ): Promise<R>;
-  /** Runs `fn` on the connected client (no mailbox selected for it), with the same retries. */
+  /**
+   * Runs `fn` on the connection that never selects (LIST, STATUS), with the same retries, so
+   * listing never waits for a long FETCH on the main one.
+   */
   withClient<R>(fn: (client: ImapFlow) => Promise<R>, signal?: AbortSignal): Promise<R>;
   /**
    * STATUS (UIDVALIDITY UIDNEXT [HIGHESTMODSEQ]) of `path`, or undefined when refused, on a
@@ -358,7 +361,7 @@ export function createImapConnection(options: ResolvedImapOptions): ImapConnecti
   return {
     label,
     options,
-    withClient: (fn, signal) => main.attempt(label, fn, signal),
+    withClient: (fn, signal) => probe.attempt(label, fn, signal),
     status(path, signal) {
       return probe.attempt(
         `${label} STATUS "${path}"`,
