@@ -1,14 +1,16 @@
 /**
  * The one paging / importing / checkpointing loop every adapter runs through.
  */
+import { deliveredUpTo, ResumedPage } from "./delivered.js";
 import {
   ArgumentError,
   CursorStalledError,
   ImporterError,
+  type ImporterHook,
   ProtocolError,
   StateError,
-  StateInvalidError,
 } from "./errors.js";
+import { quote } from "./quote.js";
 import { ReadAhead } from "./read-ahead.js";
 import type { ChangeSource, Page, PageRequest, ResumePoint, ScopeDefinition } from "./source.js";
 import { decodeState, encodeState, type StateEnvelope, sameWindow } from "./state.js";
@@ -31,11 +33,13 @@ export async function exportChanges(
   signal.throwIfAborted();
   const start = readState(def, state, options.window);
   const { source } = def;
+  const backend = await checkIdentity(def, start, signal);
   const window = start.window;
   const fullSync = start.fullSync === true;
   let cursor = start.cursor;
   let page = start.page;
-  let skip = start.skip ?? 0;
+  // What a round stopped inside this page had processed there (see delivered.ts).
+  let delivered = start.delivered;
   let imported = 0;
   let pages = 0;
   const limit = options.maxChanges ?? Number.POSITIVE_INFINITY;
@@ -46,10 +50,14 @@ export async function exportChanges(
       scope: def.scope,
       cursor,
       window,
+      backend,
       fullSync: fullSync || undefined,
       ...patch,
     });
 
+  if (fullSync && cursor === undefined && page === undefined && delivered === undefined) {
+    await callHook(importer, "beginFullSync");
+  }
   const ahead = source.readAhead ? new ReadAhead(source as ChangeSource, signal) : undefined;
   try {
     for (;;) {
@@ -58,14 +66,11 @@ export async function exportChanges(
       const result: Page = await (ahead ? ahead.fetch(request) : source.fetchPage(request));
       pages++;
       checkPage(def, result, cursor, page);
-      const { changes } = result;
-      if (skip > changes.length) {
-        // The page shrank since the state was written: the only safe way on is a full resync.
-        throw new StateInvalidError(
-          `state resumes after change ${skip} of a page that now has ${changes.length}: ` +
-            `the adapter "${def.adapter}" pages are not repeatable`,
-        );
-      }
+      const resumed =
+        delivered === undefined
+          ? undefined
+          : await ResumedPage.open(def, result.changes, delivered, request);
+      const changes = resumed ? resumed.changes : result.changes;
       if (ahead && result.nextPage !== undefined) {
         // Mirrors the loop below: the next request carries newCursor (when given) and nextPage.
         // Requested even when maxChanges stops this round: the next round starts there.
@@ -75,8 +80,9 @@ export async function exportChanges(
           page: result.nextPage,
         });
       }
-      for (let i = skip; i < changes.length; i++) {
+      for (let i = 0; i < changes.length; i++) {
         if (signal.aborted) signal.throwIfAborted();
+        if (resumed?.skips(i)) continue;
         const change = changes[i] as Change;
         const pending = applyChange(importer, change);
         if (pending !== undefined) {
@@ -89,11 +95,12 @@ export async function exportChanges(
         counts[change.kind]++;
         imported++;
         if (imported >= limit && i + 1 < changes.length) {
-          const resume = resumePoint(change);
+          const resume = resumed === undefined ? resumePoint(change) : undefined;
           let stopped: string;
           if (resume === undefined) {
             ahead?.keep(request, result);
-            stopped = envelope({ page, skip: i + 1 });
+            const processed = resumed ? resumed.deliveredUpTo(i) : deliveredUpTo(changes, i);
+            stopped = envelope({ page, delivered: processed });
           } else {
             stopped = envelope({ cursor: resume.cursor ?? cursor, page: resume.page });
           }
@@ -101,7 +108,7 @@ export async function exportChanges(
         }
       }
       if (result.newCursor !== undefined) cursor = result.newCursor;
-      skip = 0;
+      delivered = undefined;
       page = result.nextPage;
       if (page === undefined) break;
       const checkpoint = envelope({ page });
@@ -120,6 +127,7 @@ export async function exportChanges(
       "the last page of a full sync carried no cursor",
     );
   }
+  if (fullSync) await callHook(importer, "endFullSync");
   return {
     state: envelope({ fullSync: undefined, page: undefined }),
     complete: true,
@@ -127,6 +135,30 @@ export async function exportChanges(
     counts,
     pages,
   };
+}
+
+async function checkIdentity(
+  def: ScopeDefinition,
+  start: StateEnvelope,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  if (!def.source.identity) return undefined;
+  const identity = await def.source.identity(signal);
+  if (start.backend !== undefined && start.backend !== identity) {
+    throw new StateError(
+      `state was made against ${quote(start.backend)}, not ${quote(identity)} ` +
+        `(${def.adapter} ${def.scope}): it belongs to another backend`,
+    );
+  }
+  return identity;
+}
+
+async function callHook(importer: Importer, hook: ImporterHook): Promise<void> {
+  try {
+    await importer[hook]?.();
+  } catch (cause) {
+    throw new ImporterError(hook, cause);
+  }
 }
 
 function resumePoint(change: Change): ResumePoint | undefined {

@@ -7,15 +7,18 @@ describe("state envelope", () => {
     fc.string({ minLength: 1 }),
     fc.string({ minLength: 1 }),
     fc.jsonValue(),
-    fc.option(fc.integer({ min: 1, max: 1e6 }), { nil: undefined }),
-  ])("round-trips and is URL-safe", (adapter, scope, cursor, skip) => {
-    const env = { adapter, scope, cursor: cursor ?? 0, page: skip, skip };
+    fc.option(fc.dictionary(fc.string(), fc.string({ minLength: 1, maxLength: 12 })), {
+      nil: undefined,
+    }),
+  ])("round-trips and is URL-safe", (adapter, scope, cursor, delivered) => {
+    const env = { adapter, scope, cursor: cursor ?? 0, page: 1, delivered };
     const s = encodeState(env);
     expect(s).toMatch(/^ds1\.[A-Za-z0-9_-]*$/);
     const back = decodeState(s, adapter, scope);
     expect(back.adapter).toBe(adapter);
     expect(JSON.stringify(back.cursor)).toBe(JSON.stringify(env.cursor));
-    expect(back.skip).toBe(skip);
+    const kept = delivered && Object.keys(delivered).length ? delivered : undefined;
+    expect(back.delivered).toEqual(kept);
   });
 
   propTest.prop([fc.string()])("arbitrary strings are StateErrors, never crashes", (junk) => {
@@ -26,6 +29,24 @@ describe("state envelope", () => {
       return;
     }
     throw new Error(`accepted ${junk}`);
+  });
+
+  it("quotes a bounded part of a crafted adapter name", () => {
+    const s = encodeState({ adapter: "a".repeat(5_000_000), scope: "s", cursor: "t" });
+    const error = (() => {
+      try {
+        decodeState(s, "memory", "s");
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(error).toBeInstanceOf(StateError);
+    expect(error?.message.length).toBeLessThan(400);
+  });
+
+  it("reads a legacy skip count and ignores it (the page is replayed, never skipped)", () => {
+    const legacy = `ds1.${Buffer.from(JSON.stringify({ v: 1, a: "x", s: "y", c: 1, p: 2, k: 999999 })).toString("base64url")}`;
+    expect(decodeState(legacy, "x", "y")).toMatchObject({ cursor: 1, page: 2 });
   });
 
   it("names the owner of a foreign state", () => {
