@@ -14,10 +14,10 @@ import {
   type CompositePage,
   compositeSource,
 } from "../../src/core/composite.js";
-import { ArgumentError, StateInvalidError } from "../../src/core/errors.js";
+import { ArgumentError } from "../../src/core/errors.js";
 import type { PageRequest } from "../../src/core/source.js";
 import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
-import type { Change, Notification } from "../../src/core/types.js";
+import type { Notification } from "../../src/core/types.js";
 import { accountLabel, createImapConnection, type ImapConnection } from "./imap-connection.js";
 import { hierarchySource, type ImapFolder, listSelectable } from "./imap-hierarchy.js";
 import { idleNotifications } from "./imap-idle.js";
@@ -49,9 +49,10 @@ export interface ImapAccount extends Account<ImapMessage> {
 }
 
 /**
- * The server-wide scope: the core's composite over every selectable mailbox, plus what the
- * composite can't know: a resume point per vanished mailbox of a round's first page (its cursor
- * without the mailboxes already reported), `verify` by mailbox, and the account's identity.
+ * The server-wide scope: the core's composite over every selectable mailbox (which verifies
+ * through the mailbox's own `verify`), plus a resume point per vanished mailbox of a round's
+ * first page (its cursor without the mailboxes already reported: the next round lists them
+ * again, so no delivered set can tell) and the account's identity.
  */
 function serverSource(connection: ImapConnection) {
   const child = (path: string) => mailboxSource({ connection, path, qualified: true });
@@ -82,33 +83,6 @@ function serverSource(connection: ImapConnection) {
           },
         })),
       };
-    },
-    async verify(keys: string[], req: PageRequest<CompositeCursor, CompositePage>) {
-      const byMailbox = new Map<string, string[]>();
-      const folders: string[] = [];
-      for (const key of keys) {
-        const match = /^(.*)\/\d+:\d+$/.exec(key);
-        if (!match) folders.push(key);
-        else byMailbox.set(match[1] as string, [...(byMailbox.get(match[1] as string) ?? []), key]);
-      }
-      const changes: Change[] = [];
-      for (const [path, list] of byMailbox) {
-        changes.push(
-          ...(await child(path).verify(list, { ...req, cursor: undefined, page: undefined })),
-        );
-      }
-      if (folders.length) {
-        const listed = new Set(await connection.withClient(listSelectable, req.signal));
-        for (const key of folders) {
-          if (listed.has(key)) {
-            // Reported gone earlier in an unfinished round, and back now: only a full sync
-            // can tell which of its messages the importer still lacks.
-            throw new StateInvalidError(`${connection.label}: mailbox "${key}" came back`);
-          }
-          changes.push({ kind: "delete", object: { sourcekey: key, type: "folder" }, soft: false });
-        }
-      }
-      return changes;
     },
   };
 }
