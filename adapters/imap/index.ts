@@ -8,23 +8,18 @@
  * await account.close();
  */
 import { type Observable, Subject, takeUntil } from "rxjs";
-import { z } from "zod";
-import {
-  type CompositeCursor,
-  type CompositePage,
-  compositeSource,
-} from "../../src/core/composite.js";
 import { ArgumentError } from "../../src/core/errors.js";
-import type { PageRequest } from "../../src/core/source.js";
 import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
 import type { Notification } from "../../src/core/types.js";
-import { accountLabel, createImapConnection, type ImapConnection } from "./imap-connection.js";
+import { accountLabel, createImapConnection } from "./imap-connection.js";
 import { hierarchySource, type ImapFolder, listSelectable } from "./imap-hierarchy.js";
 import { idleNotifications } from "./imap-idle.js";
 import { mailboxSource } from "./imap-mailbox-sync.js";
 import type { ImapMessage } from "./imap-messages.js";
 import { hierarchyNotifications, serverNotifications } from "./imap-notify.js";
-import { type ImapOptions, imapOptionsSchema, mailboxCursorSchema } from "./schemas.js";
+import { followResumedRounds } from "./imap-resume.js";
+import { serverSource } from "./imap-server-sync.js";
+import { type ImapOptions, imapOptionsSchema, mailboxPageSchema } from "./schemas.js";
 
 export type { ImapFolder } from "./imap-hierarchy.js";
 export type { ImapMessage } from "./imap-messages.js";
@@ -48,45 +43,6 @@ export interface ImapAccount extends Account<ImapMessage> {
   close(): Promise<void>;
 }
 
-/**
- * The server-wide scope: the core's composite over every selectable mailbox (which verifies
- * through the mailbox's own `verify`), plus a resume point per vanished mailbox of a round's
- * first page (its cursor without the mailboxes already reported: the next round lists them
- * again, so no delivered set can tell) and the account's identity.
- */
-function serverSource(connection: ImapConnection) {
-  const child = (path: string) => mailboxSource({ connection, path, qualified: true });
-  const composite = compositeSource({
-    name: `${connection.label} server`,
-    listChildren: (signal) => connection.withClient(listSelectable, signal),
-    child,
-  });
-  return {
-    ...composite,
-    // Stricter than the composite's own: every child cursor must be a mailbox cursor.
-    cursorSchema: z.record(z.string(), mailboxCursorSchema),
-    identity: () => `imap:${connection.label} server`,
-    async fetchPage(req: PageRequest<CompositeCursor, CompositePage>) {
-      const page = await composite.fetchPage(req);
-      if (req.page !== undefined || req.cursor === undefined) return page;
-      // A round's first page reports each mailbox gone since the cursor; it is listed again
-      // next time, so resuming by skipping a count would skip the wrong ones.
-      const cursor = req.cursor;
-      return {
-        ...page,
-        changes: page.changes.map((change, i) => ({
-          ...change,
-          position: () => {
-            const after = { ...cursor };
-            for (const c of page.changes.slice(0, i + 1)) delete after[c.object.sourcekey];
-            return { cursor: after };
-          },
-        })),
-      };
-    },
-  };
-}
-
 /** Opens (lazily) one IMAP account. */
 export function createImapAccount(options: ImapOptions): ImapAccount {
   const parsed = imapOptionsSchema.safeParse(options);
@@ -106,7 +62,9 @@ export function createImapAccount(options: ImapOptions): ImapAccount {
     return createSyncable<ImapMessage>({
       adapter: "imap",
       scope,
-      source: mailboxSource({ connection, path }),
+      // Read-ahead keeps pages across calls, which a resumed round can't be told apart by: every
+      // round of more than one page is followed by one more (usually one STATUS).
+      source: followResumedRounds(mailboxSource({ connection, path }), mailboxPageSchema, true),
       windowKeys: ["daysWithin"],
       notifications: () =>
         idleNotifications(opts, path, scope).pipe(takeUntil(closing)) as Observable<
