@@ -200,10 +200,8 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
     }
     const known = cursor.u === undefined ? undefined : new Set(fromRanges(cursor.u));
     const unchanged = now === m && uidNext === cursor.n;
-    const rows =
-      unchanged || box.exists === 0
-        ? []
-        : await fetchMessages(client, ALL_UIDS, FLAG_QUERY, BigInt(m));
+    // Even on an empty mailbox: the FETCH's VANISHED (EARLIER) reports what was expunged.
+    const rows = unchanged ? [] : await fetchMessages(client, ALL_UIDS, FLAG_QUERY, BigInt(m));
     // With a window, only UIDs the importer may hold, and new ones, are delivered.
     const kept = rows.filter((r) => !known || known.has(r.uid) || r.uid >= cursor.n);
     let gone: number[];

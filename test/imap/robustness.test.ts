@@ -232,6 +232,25 @@ for (const spec of servers) {
       await client.logout();
     });
 
+    it.each(["auto", "condstore", "plain"] as const)(
+      "the expunge of a mailbox's last message is delivered (%s)",
+      async (mode) => {
+        const { client, options } = await fresh();
+        await client.mailboxCreate("A");
+        await client.append("A", rawMessage("only"));
+        const account = createImapAccount({ ...options, mode });
+        const mirror: Mirror = new Map();
+        const importer = mirrorImporter(mirror, view);
+        const state = await account.folder("A").sync(importer);
+        await client.mailboxOpen("A");
+        await client.messageDelete("1:*");
+        await account.folder("A").sync(importer, state);
+        expect(mirror.size).toBe(0);
+        await account.close();
+        await client.logout();
+      },
+    );
+
     it.each(["auto", "condstore"] as const)(
       "a flag applied, then reverted before the state was saved, is delivered again (%s)",
       async (mode) => {
