@@ -64,7 +64,7 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
   const scoped = options.qualified ? path : undefined;
   const opts = connection.options;
   const forcePlain = (opts.mode ?? "auto") === "plain";
-  const chunkSize = opts.chunkSize ?? 500;
+  const chunkSize = opts.chunkSize ?? 2000;
   const query = fetchQuery(opts.fetch ?? "envelope");
   const where = `${connection.label} mailbox "${path}"`;
 

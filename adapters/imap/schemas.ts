@@ -25,7 +25,7 @@ export const imapOptionsSchema = z
     tlsInsecure: z.boolean().optional(),
     fetch: fetchModeSchema.optional(),
     mode: syncModeSchema.optional(),
-    /** Messages per page of a full sync (default 500). */
+    /** Messages per page (default 2,000: ~0.8 MB of envelopes; fewer pages, fewer round trips). */
     chunkSize: z.number().int().positive().max(10_000).optional(),
     /** IDLE is re-issued after this many ms (default 25 minutes; RFC 2177 says before 29). */
     idleRestartMs: z.number().int().positive().optional(),

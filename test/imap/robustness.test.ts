@@ -106,7 +106,7 @@ for (const spec of servers) {
           await client.append("A", rawMessage(`big${i}`), i % 3 ? [] : ["\\Seen"]);
         }
         await client.mailboxOpen("A");
-        const account = createImapAccount({ ...options, mode });
+        const account = createImapAccount({ ...options, mode, chunkSize: 500 });
         const mirror: Mirror = new Map();
         const inner = mirrorImporter(mirror, view);
         let calls = 0;
