@@ -233,6 +233,35 @@ for (const spec of servers) {
     });
 
     it.each(["auto", "condstore", "plain"] as const)(
+      "a round stopped inside a page resumes exactly after deletes, reverts and inserts (%s)",
+      async (mode) => {
+        const { client, options } = await fresh();
+        await client.mailboxCreate("A");
+        for (let i = 0; i < 9; i++) await client.append("A", rawMessage(`p${i}`));
+        await client.mailboxOpen("A");
+        const mirror: Mirror = new Map();
+        const importer = mirrorImporter(mirror, view);
+        const open = () => createImapAccount({ ...options, mode, chunkSize: 4 });
+        let account = open();
+        let state = await account.folder("A").sync(importer);
+        await client.messageFlagsAdd("1:9", ["\\Flagged"], { uid: true });
+        // Stopped inside the first page: UIDs 1-2 delivered (flagged), 3-4 not yet.
+        state = (await account.folder("A").exportChanges(importer, state, { maxChanges: 2 })).state;
+        await account.close();
+        await client.messageDelete("1", { uid: true }); // delivered, then gone
+        await client.messageFlagsRemove("2", ["\\Flagged"], { uid: true }); // delivered, reverted
+        await client.messageFlagsRemove("3", ["\\Flagged"], { uid: true }); // not yet delivered
+        await client.append("A", rawMessage("inserted"));
+        account = open(); // a new process: no pages kept
+        const out = await account.folder("A").exportChanges(importer, state);
+        expect(out.complete).toBe(true);
+        expect(diffMirror(mirror, await mailboxTruth(client, "A"))).toBeUndefined();
+        await account.close();
+        await client.logout();
+      },
+    );
+
+    it.each(["auto", "condstore", "plain"] as const)(
       "the expunge of a mailbox's last message is delivered (%s)",
       async (mode) => {
         const { client, options } = await fresh();
