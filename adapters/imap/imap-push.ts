@@ -9,7 +9,7 @@ import { Observable } from "rxjs";
 import { AuthError, NotFoundError, NotSupportedError } from "../../src/core/errors.js";
 import { sleep } from "../../src/core/sleep.js";
 import type { Notification } from "../../src/core/types.js";
-import { connectClient, mapImapError, type ResolvedImapOptions } from "./imap-connection.js";
+import { connectClient, mapImapError, type ResolvedImapOptions } from "./imap-client.js";
 import { messageKey } from "./imap-messages.js";
 
 const DEFAULT_IDLE_RESTART_MS = 25 * 60_000;
