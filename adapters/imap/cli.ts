@@ -9,13 +9,13 @@
  *   imap://alice@host/INBOX?starttls=false   never STARTTLS (default: when offered)
  */
 import type { CliSource, OpenedSource } from "../../src/cli/source.js";
-import { ArgumentError, AuthError } from "../../src/core/errors.js";
+import { ArgumentError } from "../../src/core/errors.js";
 import type { Syncable } from "../../src/core/syncable.js";
 import { createImapAccount } from "./index.js";
 
 export const PASSWORD_ENV = "DELTASYNC_IMAP_PASSWORD";
 export const TOKEN_ENV = "DELTASYNC_IMAP_ACCESS_TOKEN";
-/** Where the CLI copies `--password` / `--token` (src/cli/commands.ts). */
+/** Where the CLI copies `--password` / `--token` (`credentialFlags` below). */
 const PASSWORD_FLAG_ENV = "DELTASYNC_PASSWORD";
 const TOKEN_FLAG_ENV = "DELTASYNC_TOKEN";
 
@@ -76,11 +76,13 @@ export const cliSource: CliSource = {
   usage:
     "imap[s]://user@host:port/Mailbox[?scope=server|hierarchy] " +
     `(--password or ${PASSWORD_ENV}; XOAUTH2: --token or ${TOKEN_ENV})`,
+  credentialFlags: { password: PASSWORD_FLAG_ENV, token: TOKEN_FLAG_ENV },
   async open(url, context): Promise<OpenedSource> {
     const parsed = parseImapUrl(url);
     const credential = imapCredential(context.env);
     if (!credential) {
-      throw new AuthError(
+      // Nothing given is a usage error (exit 2); AuthError is for credentials the server refused.
+      throw new ArgumentError(
         `imap source: no credential for ${parsed.user}: pass --password (or set ${PASSWORD_ENV}), ` +
           `or an OAuth2 access token with --token (or ${TOKEN_ENV})`,
       );
