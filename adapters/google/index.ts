@@ -19,6 +19,7 @@ import {
   type HttpClientOptions,
 } from "../../src/http/index.js";
 import { NotificationHub } from "../../src/notify/hub.js";
+import type { WebhookReceiver } from "../../src/notify/webhook.js";
 import { eventsSource } from "./google-calendar.js";
 import { calendarListSource } from "./google-calendar-list.js";
 import { classifyGoogleError } from "./google-errors.js";
@@ -38,7 +39,6 @@ import {
   type WatchOptions,
   watchCalendar,
 } from "./google-push.js";
-import type { WebhookReceiver } from "./google-webhook.js";
 import type {
   GmailMessage,
   GoogleCalendarListEntry,
@@ -46,10 +46,10 @@ import type {
   GooglePerson,
 } from "./schemas.js";
 
+export type { PushRequest, WebhookReceiver } from "../../src/notify/webhook.js";
 export { classifyGoogleError } from "./google-errors.js";
 export type { MailPushData, MailWatch, MailWatchOptions } from "./google-gmail-push.js";
 export type { CalendarWatch, GoogleChannel, WatchOptions } from "./google-push.js";
-export type { PushRequest, WebhookReceiver } from "./google-webhook.js";
 export type {
   GmailMessage,
   GoogleCalendarListEntry,
