@@ -183,9 +183,10 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
     return me;
   };
 
+  /** The scope `name`, built by `source()` on first use and kept for the account's life. */
   function scope<T>(
     name: string,
-    source: ChangeSource,
+    source: () => ChangeSource,
     windowKeys: readonly (keyof SyncWindow)[] = [],
   ): Syncable<T> {
     let syncable = scopes.get(name);
@@ -195,7 +196,7 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
       syncable = createSyncable({
         adapter: ADAPTER,
         scope: name,
-        source: { ...source, readAhead: prefetch, identity } as ChangeSource,
+        source: { ...source(), readAhead: prefetch, identity } as ChangeSource,
         windowKeys,
         notifications: (f: NotificationFilter) =>
           hub.stream(f).pipe(filter((n: Notification) => n.scope === name)),
@@ -206,16 +207,13 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
   }
 
   const mailFolders = () =>
-    scope<GraphFolder>(
-      "hierarchy:mail",
+    scope<GraphFolder>("hierarchy:mail", () =>
       foldersSource({ http, user, kind: "mailFolders", prefer }),
     );
   const contactFolders = () =>
-    scope<GraphFolder>(
-      "hierarchy:contacts",
+    scope<GraphFolder>("hierarchy:contacts", () =>
       foldersSource({ http, user, kind: "contactFolders", prefer }),
     );
-  let mailSet: FolderSet | undefined;
   let contactSet: FolderSet | undefined;
   const messages = (folderId: string, resolveRemoved: boolean) =>
     messagesSource({
@@ -247,54 +245,41 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
     calendars: () =>
       scope<GraphCalendar>(
         "hierarchy:calendars",
-        calendarListSource({ http, user, pageSize }) as ChangeSource,
+        () => calendarListSource({ http, user, pageSize }) as ChangeSource,
       ),
-    folder: (folderId) => scope<GraphMessage>(folderScope(folderId), messages(folderId, false)),
-    mail() {
-      mailSet ??= new FolderSet(mailFolders() as Syncable);
-      const set = mailSet;
-      const children = new Map<string, ChangeSource>();
-      return scope<GraphMessage>(
-        "mail",
-        compositeSource({
+    folder: (folderId) =>
+      scope<GraphMessage>(folderScope(folderId), () => messages(folderId, false)),
+    mail: () =>
+      scope<GraphMessage>("mail", () => {
+        const set = new FolderSet(mailFolders() as Syncable);
+        return compositeSource({
           name: "graph mail",
           listChildren: (signal) => set.refresh(signal),
-          child: (key) => {
-            let child = children.get(key);
-            if (!child) children.set(key, (child = messages(key, true)));
-            return child;
-          },
-        }),
-      );
-    },
-    contacts() {
-      contactSet ??= new FolderSet(contactFolders() as Syncable);
-      const set = contactSet;
-      const children = new Map<string, ChangeSource>();
-      return scope<GraphContact>(
-        "contacts",
-        compositeSource({
+          child: cached((key) => messages(key, true)),
+        });
+      }),
+    contacts: () =>
+      scope<GraphContact>("contacts", () => {
+        const set = new FolderSet(contactFolders() as Syncable);
+        contactSet = set;
+        return compositeSource({
           name: "graph contacts",
           listChildren: async (signal) => [DEFAULT_CONTACT_FOLDER, ...(await set.refresh(signal))],
-          child: (key) => {
-            let child = children.get(key);
-            if (!child) children.set(key, (child = contactsOf(key, true)));
-            return child;
-          },
-        }),
-      );
-    },
+          child: cached((key) => contactsOf(key, true)),
+        });
+      }),
     calendar: (calendarId) =>
       scope<GraphEvent>(
         calendarScope(calendarId),
-        calendarSource({
-          http,
-          user,
-          calendarId,
-          prefer: calendarPrefer,
-          defaultDays: options.calendarWindowDays ?? { past: 365, future: 365 },
-          concurrency: maxConcurrency,
-        }),
+        () =>
+          calendarSource({
+            http,
+            user,
+            calendarId,
+            prefer: calendarPrefer,
+            defaultDays: options.calendarWindowDays ?? { past: 365, future: 365 },
+            concurrency: maxConcurrency,
+          }),
         ["timeMin", "timeMax"],
       ),
     async subscribe(target, subscriptionOptions) {
@@ -323,6 +308,16 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
     },
   };
   return account;
+}
+
+/** `make`, called once per key. */
+function cached<T>(make: (key: string) => T): (key: string) => T {
+  const made = new Map<string, T>();
+  return (key) => {
+    let value = made.get(key);
+    if (value === undefined) made.set(key, (value = make(key)));
+    return value;
+  };
 }
 
 /** The Graph resource and our scope of each subscription target (PROTOCOLS.md §2.5). */
