@@ -46,6 +46,7 @@ describe("public exports", () => {
         "errorMessage",
         "exportChanges",
         "filterNotifications",
+        "fullSyncState",
         "isTransient",
         "keepRenewed",
         "matchesFilter",

@@ -83,7 +83,9 @@ export const cliSource: CliSource = {
     const scope = url.searchParams.get("scope") ?? "items";
     const file = url.searchParams.get("file");
     const snapshot = file ? loadSnapshot(file) : undefined;
-    const server = createMemoryServer({ pageSize, from: snapshot });
+    // Every process generates the same server from the URL, so they share one identity.
+    const epoch = snapshot ? undefined : `${dataset}:items=${items}:seed=${seed}`;
+    const server = createMemoryServer({ pageSize, from: snapshot, epoch });
     if (!snapshot) {
       if (dataset === "demo") generateDemoServer(server, items, seed);
       else server.createStore(DEMO_LAYOUT.store);

@@ -102,6 +102,7 @@ export class MemoryFolder extends SyncableView {
         check: () => void core.liveFolder(sourcekey),
         journal: () => core.journal(journalId),
         head: () => core.cn,
+        epoch: () => core.epoch,
         floor: () => core.floor,
         exportKey: (key, ref, base, nothingImported) => {
           const item = ref as ItemRecord | undefined;
@@ -124,10 +125,16 @@ export class MemoryFolder extends SyncableView {
         check: () => void core.liveFolder(sourcekey),
         journal: () => core.journal(treeId),
         head: () => core.cn,
+        epoch: () => core.epoch,
         floor: () => core.floor,
         exportKey: (key, ref, base, nothingImported) => {
+          // The scope's own folder is not below itself: its renames and moves are not ours.
+          if (key === sourcekey) return undefined;
           const folder = ref as FolderRecord | undefined;
           const inside = folder !== undefined && !folder.deleted && this.#contains(folder);
+          if (!inside && folder !== undefined && !this.#mayHaveContained(folder, base)) {
+            return undefined; // gone from elsewhere in the store: never part of this scope
+          }
           return exportFolder(inside ? folder : undefined, key, base, nothingImported);
         },
       }),
@@ -144,6 +151,21 @@ export class MemoryFolder extends SyncableView {
       if (p === this.sourcekey) return true;
     }
     return false;
+  }
+
+  /**
+   * Whether `folder` could have been below this one at change number `base`: yes when its parent
+   * chain (kept by deleted records too) passes through this folder, or when anything on that
+   * chain moved since `base` (the chain then says nothing about the past).
+   */
+  #mayHaveContained(folder: FolderRecord, base: number): boolean {
+    for (let f: FolderRecord | undefined = folder; f; ) {
+      if ((f.movedCn ?? 0) > base) return true;
+      if (f.parent === undefined) return false;
+      if (f.parent === this.sourcekey) return true;
+      f = this.core.folders.get(f.parent);
+    }
+    return true;
   }
 
   get name(): string {
@@ -274,6 +296,7 @@ export class MemoryServer extends SyncableView {
         readAhead: core.readAhead,
         journal: () => core.journal("gab"),
         head: () => core.cn,
+        epoch: () => core.epoch,
         floor: () => core.floor,
         exportKey: (key, ref, base, nothingImported) =>
           exportUser(ref as UserRecord | undefined, key, base, nothingImported),
@@ -417,6 +440,7 @@ function itemScopeSource(
     readAhead: core.readAhead,
     journal: () => core.journal(journalId),
     head: () => core.cn,
+    epoch: () => core.epoch,
     floor: () => core.floor,
     exportKey: (key, ref, base, nothingImported) => {
       const item = ref as ItemRecord | undefined;

@@ -23,6 +23,8 @@ export interface JournalView {
   journal(): Journal;
   /** The server's current change number (covers every change recorded so far). */
   head(): number;
+  /** The server's identity, written into states. */
+  epoch(): string;
   /** Cursors below this were compacted away. */
   floor(): number;
   /** The change for one key, or undefined to skip it (a tombstone before anything was imported). */
@@ -48,6 +50,13 @@ export function journalSource(view: JournalView): ChangeSource<number, MemoryPag
           `memory ${view.name}: state cursor ${cursor} is older than the journal (compacted up to ${view.floor()})`,
         );
       }
+      const head = view.head();
+      if ((cursor ?? 0) > head || (page?.base ?? 0) > head) {
+        // The server is older than the state: restored from a snapshot taken before it.
+        throw new StateInvalidError(
+          `memory ${view.name}: state cursor ${Math.max(cursor ?? 0, page?.base ?? 0)} is ahead of the server (at ${head})`,
+        );
+      }
       const from = cursor ?? 0;
       const base = page?.base ?? from;
       const token = { base, floor: page?.floor ?? floor };
@@ -64,6 +73,9 @@ export function journalSource(view: JournalView): ChangeSource<number, MemoryPag
         last = entry.cn;
         const change = view.exportKey(entry.key, entry.ref, base, nothingImported);
         if (!change) continue;
+        if (change.kind === "delete" && change.object.type === "folder") {
+          changes.push(...movedAwayBefore(view, entry.cn, base, nothingImported));
+        }
         change.position = { cursor: entry.cn, page: token };
         changes.push(change);
       }
@@ -71,11 +83,34 @@ export function journalSource(view: JournalView): ChangeSource<number, MemoryPag
       return { changes, newCursor: Math.max(last, view.head()) };
     },
     readAhead: view.readAhead,
+    identity: () => `memory:${view.epoch()}`,
     cursorSchema: z.number().int().nonnegative(),
     pageSchema: z
       .object({ base: z.number().int().nonnegative(), floor: z.number().int().nonnegative() })
       .strict(),
   };
+}
+
+/**
+ * Folders that moved since `base` and whose latest change comes after a folder delete at `cn`.
+ * The importer cascades that delete over the parents it knows; a folder that left the deleted
+ * one before it was deleted must arrive at its new place first, or the cascade takes it along.
+ * They carry no position: a round stopped among them resumes at the page (they repeat).
+ */
+function movedAwayBefore(
+  view: JournalView,
+  cn: number,
+  base: number,
+  nothingImported: boolean,
+): Change[] {
+  const out: Change[] = [];
+  for (const later of view.journal().after(cn)) {
+    const moved = ((later.ref as FolderRecord | undefined)?.movedCn ?? 0) > base;
+    if (!moved) continue;
+    const change = view.exportKey(later.key, later.ref, base, nothingImported);
+    if (change && change.kind !== "delete") out.push(change);
+  }
+  return out;
 }
 
 /** An item as seen from a scope (`inScope` says whether it is still there). */

@@ -32,6 +32,8 @@ export interface FolderRecord {
   kind: FolderKind;
   createdCn: number;
   contentCn: number;
+  /** The last move's change number (a hierarchy scope's old contents depend on it). */
+  movedCn?: number;
   deleted?: Deletion;
 }
 
@@ -65,6 +67,8 @@ export type MemoryData = MemoryItemData | MemoryFolderData | MemoryUserData;
 /** The whole server as JSON, for persisting and restoring it. */
 export interface MemorySnapshot {
   version: 1;
+  /** The server's identity: states name it, and a restored server keeps it. */
+  epoch?: string;
   cn: number;
   floor: number;
   seq: number;

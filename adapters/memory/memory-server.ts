@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 /**
  * The reference ICS server: stores → folder trees → items with a read flag, an address book,
  * and a change journal per scope. Every mutation takes the next change number.
@@ -31,12 +32,20 @@ export interface MemoryServerOptions {
    * fetched while page N is imported. Default false; useful to test an importer under it.
    */
   readAhead?: boolean;
+  /**
+   * What identifies this server in states (a state of another server is a `StateError`).
+   * Default: random, or the snapshot's when restoring. Give a fixed one when every process
+   * rebuilds the same server from a generator, as the CLI's `memory:demo` source does.
+   */
+  epoch?: string;
 }
 
 const FOLDER_KINDS: readonly FolderKind[] = ["mail", "calendar", "contacts"];
 
 /** The server's data and journals; the public classes in index.ts are views over it. */
 export class MemoryCore {
+  /** Identifies this server (and servers restored from its snapshots) in states. */
+  epoch: string = randomUUID();
   cn = 0;
   floor = 0;
   seq = 0;
@@ -64,6 +73,7 @@ export class MemoryCore {
     this.retention = retention;
     this.readAhead = options.readAhead ?? false;
     if (options.from) this.#restore(options.from);
+    if (options.epoch !== undefined) this.epoch = options.epoch;
   }
 
   journal(scope: string): Journal {
@@ -158,7 +168,26 @@ export class MemoryCore {
     const cn = this.#tick();
     folder.parent = parent.key;
     folder.contentCn = cn;
+    folder.movedCn = cn;
     this.#recordFolder(folder, cn, "updated");
+    // The subtree moved too: a hierarchy scope it entered (or left) must hear of every folder.
+    for (const child of this.#descendants(key)) {
+      this.journal(`tree:${child.store}`).record(child.key, this.#tick(), child);
+    }
+  }
+
+  #descendants(key: string): FolderRecord[] {
+    const out: FolderRecord[] = [];
+    for (const f of this.folders.values()) {
+      if (f.deleted || f.key === key) continue;
+      for (let p = f.parent; p !== undefined; p = this.folders.get(p)?.parent) {
+        if (p === key) {
+          out.push(f);
+          break;
+        }
+      }
+    }
+    return out;
   }
 
   /** Deletes a folder with its whole subtree (sub-folders first, each item, then the folder). */
@@ -313,6 +342,7 @@ export class MemoryCore {
     for (const [scope, j] of this.journals) journals[scope] = j.entries();
     return structuredClone({
       version: 1 as const,
+      epoch: this.epoch,
       cn: this.cn,
       floor: this.floor,
       seq: this.seq,
@@ -327,6 +357,7 @@ export class MemoryCore {
   #restore(s: MemorySnapshot): void {
     if (s?.version !== 1) throw new ArgumentError("not a memory server snapshot (version 1)");
     const copy = structuredClone(s);
+    if (copy.epoch !== undefined) this.epoch = copy.epoch;
     this.cn = copy.cn;
     this.floor = copy.floor;
     this.seq = copy.seq;

@@ -109,8 +109,44 @@ export function compositeSource(
     return { changes, newCursor, nextPage };
   }
 
+  /** Delivered objects the resumed page lacks: the page's child knows what became of them. */
+  async function verify(
+    keys: string[],
+    req: PageRequest<CompositeCursor, CompositePage>,
+  ): Promise<Change[]> {
+    const key = req.page?.todo[0];
+    const child = key === undefined ? undefined : options.child(key);
+    if (key === undefined || !child?.verify) {
+      // The round's first page lists vanished children; one of them is back (or the child can't
+      // verify): only a full resync rebuilds what the importer cascaded away.
+      throw new StateInvalidError(
+        `${options.name}: the resumed page no longer lists ${keys.length} delivered object(s)` +
+          (key === undefined ? "" : ` of ${key}, which cannot verify objects`),
+      );
+    }
+    const childCursor = req.cursor?.[key];
+    try {
+      return await child.verify(keys, {
+        cursor: childCursor,
+        page: req.page?.cp,
+        fullSync: childCursor === undefined,
+        window: req.window,
+        signal: req.signal,
+      });
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      // The child itself is gone: so is everything it held (its page reports the folder delete).
+      return keys.map((sourcekey) => ({
+        kind: "delete" as const,
+        object: { sourcekey, type: "item" as const, parentKey: key },
+        soft: false,
+      }));
+    }
+  }
+
   return {
     fetchPage: (req) => (req.page === undefined ? startRound(req) : childPage(req, req.page)),
+    verify,
     cursorSchema: z.record(z.string(), z.unknown()),
     pageSchema: z.object({ todo: z.array(z.string()).min(1), cp: z.unknown().optional() }).strict(),
   };

@@ -1,14 +1,17 @@
 /**
  * The one paging / importing / checkpointing loop every adapter runs through.
  */
+import { createHash } from "node:crypto";
 import {
   ArgumentError,
   CursorStalledError,
   ImporterError,
+  type ImporterHook,
   ProtocolError,
   StateError,
   StateInvalidError,
 } from "./errors.js";
+import { quote } from "./quote.js";
 import { ReadAhead } from "./read-ahead.js";
 import type { ChangeSource, Page, PageRequest, ResumePoint, ScopeDefinition } from "./source.js";
 import { decodeState, encodeState, type StateEnvelope, sameWindow } from "./state.js";
@@ -31,11 +34,14 @@ export async function exportChanges(
   signal.throwIfAborted();
   const start = readState(def, state, options.window);
   const { source } = def;
+  const backend = await checkIdentity(def, start, signal);
   const window = start.window;
   const fullSync = start.fullSync === true;
   let cursor = start.cursor;
   let page = start.page;
-  let skip = start.skip ?? 0;
+  // The importer's view of keys processed since (cursor, page): key → fingerprint of the last
+  // change applied to it. Non-empty only while resuming inside a page.
+  let delivered = start.delivered ? new Map(Object.entries(start.delivered)) : undefined;
   let imported = 0;
   let pages = 0;
   const limit = options.maxChanges ?? Number.POSITIVE_INFINITY;
@@ -46,10 +52,14 @@ export async function exportChanges(
       scope: def.scope,
       cursor,
       window,
+      backend,
       fullSync: fullSync || undefined,
       ...patch,
     });
 
+  if (fullSync && cursor === undefined && page === undefined && delivered === undefined) {
+    await callHook(importer, "beginFullSync");
+  }
   const ahead = source.readAhead ? new ReadAhead(source as ChangeSource, signal) : undefined;
   try {
     for (;;) {
@@ -58,14 +68,8 @@ export async function exportChanges(
       const result: Page = await (ahead ? ahead.fetch(request) : source.fetchPage(request));
       pages++;
       checkPage(def, result, cursor, page);
-      const { changes } = result;
-      if (skip > changes.length) {
-        // The page shrank since the state was written: the only safe way on is a full resync.
-        throw new StateInvalidError(
-          `state resumes after change ${skip} of a page that now has ${changes.length}: ` +
-            `the adapter "${def.adapter}" pages are not repeatable`,
-        );
-      }
+      let { changes } = result;
+      if (delivered !== undefined) changes = await withVerified(def, changes, delivered, request);
       if (ahead && result.nextPage !== undefined) {
         // Mirrors the loop below: the next request carries newCursor (when given) and nextPage.
         // Requested even when maxChanges stops this round: the next round starts there.
@@ -75,9 +79,16 @@ export async function exportChanges(
           page: result.nextPage,
         });
       }
-      for (let i = skip; i < changes.length; i++) {
+      for (let i = 0; i < changes.length; i++) {
         if (signal.aborted) signal.throwIfAborted();
         const change = changes[i] as Change;
+        if (delivered !== undefined) {
+          const print = fingerprint(change);
+          const key = change.object.sourcekey;
+          const applied = delivered.get(key) === print;
+          delivered.set(key, print);
+          if (applied) continue;
+        }
         const pending = applyChange(importer, change);
         if (pending !== undefined) {
           try {
@@ -89,11 +100,11 @@ export async function exportChanges(
         counts[change.kind]++;
         imported++;
         if (imported >= limit && i + 1 < changes.length) {
-          const resume = resumePoint(change);
+          const resume = delivered === undefined ? resumePoint(change) : undefined;
           let stopped: string;
           if (resume === undefined) {
             ahead?.keep(request, result);
-            stopped = envelope({ page, skip: i + 1 });
+            stopped = envelope({ page, delivered: processed(delivered, changes, i) });
           } else {
             stopped = envelope({ cursor: resume.cursor ?? cursor, page: resume.page });
           }
@@ -101,7 +112,7 @@ export async function exportChanges(
         }
       }
       if (result.newCursor !== undefined) cursor = result.newCursor;
-      skip = 0;
+      delivered = undefined;
       page = result.nextPage;
       if (page === undefined) break;
       const checkpoint = envelope({ page });
@@ -120,6 +131,7 @@ export async function exportChanges(
       "the last page of a full sync carried no cursor",
     );
   }
+  if (fullSync) await callHook(importer, "endFullSync");
   return {
     state: envelope({ fullSync: undefined, page: undefined }),
     complete: true,
@@ -127,6 +139,96 @@ export async function exportChanges(
     counts,
     pages,
   };
+}
+
+/**
+ * A resumed page: keys processed before the stop that the new answer no longer lists were
+ * dropped without a trace (no tombstone for an object created and deleted since the cursor, a
+ * value reverted to what the cursor saw), so the source reports their current version.
+ */
+async function withVerified(
+  def: ScopeDefinition,
+  changes: Change[],
+  delivered: Map<string, string>,
+  request: PageRequest,
+): Promise<Change[]> {
+  const listed = new Set<string>();
+  for (const change of changes) listed.add(change.object.sourcekey);
+  const missing = [...delivered.keys()].filter((key) => !listed.has(key));
+  if (missing.length === 0) return changes;
+  if (!def.source.verify) {
+    throw new StateInvalidError(
+      `${def.adapter} ${def.scope}: the state resumes inside a page that no longer lists ` +
+        `${missing.length} object(s) it had delivered, and the adapter cannot verify objects`,
+    );
+  }
+  const verified = await def.source.verify(missing, request);
+  if (!Array.isArray(verified)) {
+    throw new ProtocolError(`${def.adapter} ${def.scope}`, "verify must resolve with Change[]");
+  }
+  return [...changes, ...verified];
+}
+
+/** The delivered set to save when a round stops after change `last` of a page. */
+function processed(
+  delivered: Map<string, string> | undefined,
+  changes: readonly Change[],
+  last: number,
+): Record<string, string> {
+  if (delivered !== undefined) return Object.fromEntries(delivered);
+  const out: Record<string, string> = {};
+  for (let i = 0; i <= last; i++) {
+    const change = changes[i] as Change;
+    out[change.object.sourcekey] = fingerprint(change);
+  }
+  return out;
+}
+
+/**
+ * What a change does to the importer's copy, in 12 characters: equal fingerprints mean applying
+ * the second change is a no-op. Computed only when a round stops or resumes inside a page.
+ */
+function fingerprint(change: Change): string {
+  let effect: unknown;
+  switch (change.kind) {
+    case "update":
+      effect = ["u", change.object];
+      break;
+    case "delete":
+      effect = ["d", change.object.type, change.object.parentKey ?? null, change.soft];
+      break;
+    case "read":
+      effect = ["r", change.object.parentKey ?? null, change.isRead];
+      break;
+    case "move":
+      effect = ["m", change.object, change.fromParentKey];
+      break;
+  }
+  return createHash("sha256").update(JSON.stringify(effect)).digest("base64url").slice(0, 12);
+}
+
+async function checkIdentity(
+  def: ScopeDefinition,
+  start: StateEnvelope,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  if (!def.source.identity) return undefined;
+  const identity = await def.source.identity(signal);
+  if (start.backend !== undefined && start.backend !== identity) {
+    throw new StateError(
+      `state was made against ${quote(start.backend)}, not ${quote(identity)} ` +
+        `(${def.adapter} ${def.scope}): it belongs to another backend`,
+    );
+  }
+  return identity;
+}
+
+async function callHook(importer: Importer, hook: ImporterHook): Promise<void> {
+  try {
+    await importer[hook]?.();
+  } catch (cause) {
+    throw new ImporterError(hook, cause);
+  }
 }
 
 function resumePoint(change: Change): ResumePoint | undefined {

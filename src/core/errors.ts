@@ -2,6 +2,7 @@
  * Every error deltasync throws, under one base class with a stable `code`.
  * A subclass exists only for a failure a caller can act on; library errors are wrapped as `cause`.
  */
+import { quote } from "./quote.js";
 import type { Change } from "./types.js";
 
 export class DeltaSyncError extends Error {
@@ -25,14 +26,23 @@ export class StateInvalidError extends DeltaSyncError {
   override readonly code = "ERR_STATE_INVALID";
 }
 
-/** The importer threw; `change` is the change it was given. State does not move past it. */
+/** A full-sync bracket of the importer (see `Importer.beginFullSync`). */
+export type ImporterHook = "beginFullSync" | "endFullSync";
+
+/**
+ * The importer threw; `change` is the change it was given (undefined when it was a full-sync
+ * hook, named by `hook`). State does not move past it.
+ */
 export class ImporterError extends DeltaSyncError {
   override readonly code = "ERR_IMPORTER";
-  readonly change: Change;
-  constructor(change: Change, cause: unknown) {
-    const what = `${change.kind} of ${change.object.sourcekey}`;
+  readonly change: Change | undefined;
+  readonly hook: ImporterHook | undefined;
+  constructor(change: Change | ImporterHook, cause: unknown) {
+    const what =
+      typeof change === "string" ? change : `${change.kind} of ${quote(change.object.sourcekey)}`;
     super(`importer failed on ${what}: ${errorMessage(cause)}`, { cause });
-    this.change = change;
+    this.change = typeof change === "string" ? undefined : change;
+    this.hook = typeof change === "string" ? change : undefined;
   }
 }
 

@@ -41,9 +41,13 @@ export interface ResumePoint<C = unknown, P = unknown> {
 /**
  * One scope of one backend as the engine sees it.
  *
- * Resuming after `maxChanges`: a change may carry `position` (a `ResumePoint`, or a function
- * returning one). Without it the engine re-fetches the same page and skips what was imported,
- * which is only correct when the same `(cursor, page)` yields the same changes in the same order.
+ * Resuming inside a page (after `maxChanges`, a batch of `runSync`, a crash): a change may carry
+ * `position` (a `ResumePoint`, or a function returning one) that covers every change before it,
+ * e.g. a journal sequence number. Without it the state records the keys processed in the page
+ * with a fingerprint of each change; the resumed round fetches the same `(cursor, page)` again,
+ * skips only the changes it can prove were already applied (same key, same fingerprint),
+ * delivers everything else, and asks `verify` about processed keys the new answer lacks. Pages
+ * need not be repeatable: the second answer may be a newer snapshot.
  */
 export interface ChangeSource<C = unknown, P = unknown> {
   fetchPage(request: PageRequest<C, P>): Promise<Page<C, P>>;
@@ -58,6 +62,21 @@ export interface ChangeSource<C = unknown, P = unknown> {
    * used for at most `maxAgeMs` (default 60 000).
    */
   readAhead?: boolean | { maxAgeMs?: number };
+  /**
+   * The current version of objects this scope delivered earlier in the round: for each key an
+   * `update` (the object as it is now, `created: false`) or a `delete` when it no longer exists
+   * or left the scope or window. Keys the scope never held may be reported as deletes; order is
+   * free. The engine calls it when a resumed page no longer lists objects it had delivered
+   * (servers without tombstones drop an object created and deleted since the cursor, and a
+   * value reverted to what the cursor saw). Without it, such a resume is a `StateInvalidError`.
+   */
+  verify?(keys: string[], request: PageRequest<C, P>): Promise<Change[]>;
+  /**
+   * What identifies the backend and scope this source reads (server epoch, collection URL,
+   * calendar id and account, mailbox and UIDVALIDITY). Written into every state; a state made
+   * against another identity is a `StateError` before anything is fetched.
+   */
+  identity?(signal: AbortSignal): string | Promise<string>;
 }
 
 /** Everything the engine needs to turn a source into a public syncable scope. */

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { StateError } from "./errors.js";
+import { quote } from "./quote.js";
 import type { SyncWindow } from "./types.js";
 
 const PREFIX = "ds1.";
@@ -29,8 +30,12 @@ const envelopeSchema = z
     c: z.unknown().optional(),
     /** page token to continue the current round with */
     p: z.unknown().optional(),
-    /** changes of that page already imported (resume after `maxChanges`) */
+    /** legacy (skip count): read but ignored, the page is replayed from its first change */
     k: z.number().int().positive().optional(),
+    /** keys processed in the page being resumed, each with its change's fingerprint */
+    d: z.record(z.string(), z.string().min(1).max(32)).optional(),
+    /** what identifies the backend and scope the cursor belongs to */
+    b: z.string().min(1).max(2048).optional(),
     /** true while a full sync is in progress */
     f: z.literal(true).optional(),
     /** the window the full sync used */
@@ -44,7 +49,10 @@ export interface StateEnvelope {
   scope: string;
   cursor?: unknown;
   page?: unknown;
-  skip?: number;
+  /** Keys processed since `(cursor, page)` with their changes' fingerprints (see engine.ts). */
+  delivered?: Record<string, string>;
+  /** The source's identity (server epoch, collection URL, …) when it has one. */
+  backend?: string;
   fullSync?: boolean;
   window?: SyncWindow;
 }
@@ -53,7 +61,8 @@ export function encodeState(env: StateEnvelope): string {
   const raw: Record<string, unknown> = { v: 1, a: env.adapter, s: env.scope };
   if (env.cursor !== undefined) raw.c = env.cursor;
   if (env.page !== undefined) raw.p = env.page;
-  if (env.skip) raw.k = env.skip;
+  if (env.delivered && Object.keys(env.delivered).length > 0) raw.d = env.delivered;
+  if (env.backend !== undefined) raw.b = env.backend;
   if (env.fullSync) raw.f = true;
   if (env.window && Object.keys(env.window).length > 0) raw.w = env.window;
   return PREFIX + Buffer.from(JSON.stringify(raw), "utf8").toString("base64url");
@@ -89,7 +98,8 @@ export function decodeState(state: string, adapter: string, scope: string): Stat
   const e = parsed.data;
   if (e.a !== adapter || e.s !== scope) {
     throw new StateError(
-      `state belongs to adapter "${e.a}" scope "${e.s}", not adapter "${adapter}" scope "${scope}"`,
+      `state belongs to adapter ${quote(e.a)} scope ${quote(e.s)}, ` +
+        `not adapter ${quote(adapter)} scope ${quote(scope)}`,
     );
   }
   return {
@@ -97,7 +107,8 @@ export function decodeState(state: string, adapter: string, scope: string): Stat
     scope: e.s,
     cursor: e.c,
     page: e.p,
-    skip: e.k,
+    delivered: e.d,
+    backend: e.b,
     fullSync: e.f,
     window: e.w,
   };
@@ -107,4 +118,12 @@ export function sameWindow(a: SyncWindow | undefined, b: SyncWindow | undefined)
   const norm = (w: SyncWindow | undefined) =>
     JSON.stringify([w?.daysWithin ?? null, w?.timeMin ?? null, w?.timeMax ?? null]);
   return norm(a) === norm(b);
+}
+
+/**
+ * The state of a full sync that has not started: what the orchestrator saves before it resets
+ * an importer, so a failure afterwards can never bring the refused state back.
+ */
+export function fullSyncState(adapter: string, scope: string, window?: SyncWindow): string {
+  return encodeState({ adapter, scope, fullSync: true, window });
 }

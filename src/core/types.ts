@@ -39,7 +39,11 @@ export interface ReadState {
 }
 
 export interface UpdateFlags {
-  /** True when the importer has (to the adapter's knowledge) not seen this object before. */
+  /**
+   * True when the backend reports the object as new since the state's cursor: every object of a
+   * full sync, and objects created since the last sync. A hint only: an object may arrive with
+   * `created: true` more than once (replays after a crash), so always upsert.
+   */
   created: boolean;
 }
 
@@ -69,6 +73,18 @@ export interface Importer<T = unknown> {
   moved?(obj: SyncObject<T>, flags: MoveFlags): unknown;
   /** Called by the orchestrator before a forced full resync: drop the local copy. */
   reset?(): unknown;
+  /**
+   * A full sync starts from nothing (no state, or after a reset): every object in scope follows
+   * as `update`, then `endFullSync`. Called again when a failed full sync starts over, never
+   * when one resumes from a checkpoint.
+   */
+  beginFullSync?(): unknown;
+  /**
+   * The full sync that `beginFullSync` opened is complete: every object not updated since then
+   * no longer exists (or left the window) and must be dropped. This is how a copy stays readable
+   * during a resync and still loses what was deleted while a failed full sync was retried.
+   */
+  endFullSync?(): unknown;
 }
 
 /** One change as an adapter reports it to the engine. */

@@ -3,7 +3,7 @@
  * an `Importer` or through the batch callbacks (consecutive changes of one kind per call).
  */
 import { applyChange } from "../core/engine.js";
-import { ArgumentError, ImporterError } from "../core/errors.js";
+import { ArgumentError, ImporterError, type ImporterHook } from "../core/errors.js";
 import type { Change, DeletedObject, Importer, SyncObject } from "../core/types.js";
 
 /** A deleted object with its delete flag. */
@@ -28,12 +28,33 @@ export interface BatchCallbacks<T = unknown> {
   onRead?(changes: ReadChange[]): unknown;
   /** Called before a forced full resync (`StateInvalidError`): drop the local copy. */
   onReset?(): unknown;
+  /** A full sync starts from nothing: every object in scope follows (see `Importer.beginFullSync`). */
+  onFullSyncBegin?(): unknown;
+  /** That full sync completed: drop every object not updated since `onFullSyncBegin`. */
+  onFullSyncEnd?(): unknown;
+}
+
+/** One round's changes, with the full-sync brackets that surround them. */
+export interface Batch<T> {
+  changes: Change<T>[];
+  /** The round opened a full sync: `beginFullSync` comes before its changes. */
+  begins: boolean;
+  /** The round completed a full sync: `endFullSync` comes after its changes. */
+  ends: boolean;
 }
 
 /** A target is an importer or callbacks; the buffer collects one round's changes for it. */
 export class ChangeBuffer<T> {
   changes: Change<T>[] = [];
+  begins = false;
+  ends = false;
   readonly importer: Importer<T> = {
+    beginFullSync: () => {
+      this.begins = true;
+    },
+    endFullSync: () => {
+      this.ends = true;
+    },
     update: (object, flags) => {
       this.changes.push({ kind: "update", object, created: flags.created });
     },
@@ -48,9 +69,10 @@ export class ChangeBuffer<T> {
     },
   };
 
-  take(): Change<T>[] {
-    const out = this.changes;
+  take(): Batch<T> {
+    const out = { changes: this.changes, begins: this.begins, ends: this.ends };
     this.changes = [];
+    this.begins = this.ends = false;
     return out;
   }
 }
@@ -78,6 +100,31 @@ export function checkTarget<T>(
 
 /** Delivers one batch in order; resolves when the application confirmed every change. */
 export async function deliverBatch<T>(
+  batch: Batch<T>,
+  importer: Importer<T> | undefined,
+  callbacks: BatchCallbacks<T>,
+): Promise<BatchCounts> {
+  if (batch.begins) await bracket("beginFullSync", importer, callbacks);
+  const counts = await deliverChanges(batch.changes, importer, callbacks);
+  if (batch.ends) await bracket("endFullSync", importer, callbacks);
+  return counts;
+}
+
+async function bracket<T>(
+  hook: ImporterHook,
+  importer: Importer<T> | undefined,
+  callbacks: BatchCallbacks<T>,
+): Promise<void> {
+  try {
+    if (importer) await importer[hook]?.();
+    else if (hook === "beginFullSync") await callbacks.onFullSyncBegin?.();
+    else await callbacks.onFullSyncEnd?.();
+  } catch (cause) {
+    throw new ImporterError(hook, cause);
+  }
+}
+
+async function deliverChanges<T>(
   changes: readonly Change<T>[],
   importer: Importer<T> | undefined,
   callbacks: BatchCallbacks<T>,

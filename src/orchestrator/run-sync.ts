@@ -5,10 +5,17 @@
 import { ArgumentError, ConflictError, StateInvalidError } from "../core/errors.js";
 import { type RetryPolicy, resolveRetryPolicy, retryDelay } from "../core/retry.js";
 import { letRequestsOut, sleep } from "../core/sleep.js";
+import { fullSyncState } from "../core/state.js";
 import type { Syncable } from "../core/syncable.js";
-import type { Change, Importer, SyncOutcome, SyncWindow } from "../core/types.js";
+import type { Importer, SyncOutcome, SyncWindow } from "../core/types.js";
 import type { StateStore } from "../stores/types.js";
-import { type BatchCallbacks, ChangeBuffer, checkTarget, deliverBatch } from "./batch.js";
+import {
+  type Batch,
+  type BatchCallbacks,
+  ChangeBuffer,
+  checkTarget,
+  deliverBatch,
+} from "./batch.js";
 import { type Concurrency, defaultRunner, type KeyedRunner } from "./keyed.js";
 import { RunTelemetry } from "./telemetry.js";
 
@@ -130,7 +137,8 @@ async function runOnce<T>(
       if (ahead !== round) ahead?.cancel();
       ahead = undefined;
       try {
-        const { outcome, changes } = await round.result;
+        const { outcome, batch } = await round.result;
+        const { changes } = batch;
         fullSync ??= outcome.fullSync;
         for (let i = 1; i <= outcome.pages; i++) telemetry.page(totals.pages + i);
         totals.pages += outcome.pages;
@@ -139,9 +147,9 @@ async function runOnce<T>(
           // Let its first request reach the wire before synchronous callbacks hold the thread.
           await letRequestsOut();
         }
-        if (changes.length > 0) {
+        if (changes.length > 0 || batch.begins || batch.ends) {
           const started = performance.now();
-          const counts = await deliverBatch(changes, options.importer, options);
+          const counts = await deliverBatch(batch, options.importer, options);
           if (outcome.state !== saved) {
             await saveState(key, options, saved, outcome.state);
             saved = outcome.state;
@@ -149,14 +157,16 @@ async function runOnce<T>(
           totals.updated += counts.updated;
           totals.deleted += counts.deleted;
           totals.read += counts.read;
-          totals.batches++;
-          telemetry.batch({
-            batch: totals.batches,
-            size: changes.length,
-            ...counts,
-            durationMs: Math.round(performance.now() - started),
-          });
-          await options.onProgress?.({ ...totals });
+          if (changes.length > 0) {
+            totals.batches++;
+            telemetry.batch({
+              batch: totals.batches,
+              size: changes.length,
+              ...counts,
+              durationMs: Math.round(performance.now() - started),
+            });
+            await options.onProgress?.({ ...totals });
+          }
         } else if (outcome.state !== saved) {
           await saveState(key, options, saved, outcome.state);
           saved = outcome.state;
@@ -173,9 +183,16 @@ async function runOnce<T>(
           reset = true;
           fullSync = true;
           telemetry.reset(error);
+          // Saved before the local copy is dropped: if the full sync then fails, the next attempt
+          // starts from nothing instead of the refused state (whose delta can't rebuild the copy).
+          const restart = fullSyncState(syncable.adapter, syncable.scope, window);
+          if (saved !== restart) {
+            await saveState(key, options, saved, restart);
+            saved = restart;
+          }
           await options.importer?.reset?.();
           await options.onReset?.();
-          state = undefined;
+          state = restart;
           continue;
         }
         if (failures < policy.retries && policy.retryable(error)) {
@@ -211,7 +228,7 @@ async function runOnce<T>(
 interface Round<T> {
   /** The state it started from. */
   from: string | undefined;
-  result: Promise<{ outcome: SyncOutcome; changes: Change<T>[] }>;
+  result: Promise<{ outcome: SyncOutcome; batch: Batch<T> }>;
   cancel(): void;
 }
 
@@ -235,7 +252,7 @@ function startRound<T>(
       signal: signal ? AbortSignal.any([signal, controller.signal]) : controller.signal,
       window,
     })
-    .then((outcome) => ({ outcome, changes: buffer.take() }));
+    .then((outcome) => ({ outcome, batch: buffer.take() }));
   // A cancelled round's rejection is nobody's concern.
   result.catch(() => {});
   return { from, result, cancel: () => controller.abort(new Error("round no longer needed")) };

@@ -44,7 +44,10 @@ export interface SqliteMirror {
   readonly importer: Importer;
   /** Batch callbacks for `runSync`: one transaction per batch (the fast path). */
   readonly callbacks: Required<
-    Pick<BatchCallbacks, "onUpdated" | "onDeleted" | "onRead" | "onReset">
+    Pick<
+      BatchCallbacks,
+      "onUpdated" | "onDeleted" | "onRead" | "onReset" | "onFullSyncBegin" | "onFullSyncEnd"
+    >
   >;
   /** Every row of this mirror's source, ordered by sourcekey. */
   rows(): MirrorRow[];
@@ -104,9 +107,16 @@ export function createSqliteMirror(
     created_locally TEXT NOT NULL,
     updated_locally TEXT NOT NULL,
     updated_at_source TEXT NOT NULL,
+    sync_gen INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (source, sourcekey)
   );
-  CREATE INDEX IF NOT EXISTS ${table}_parent ON ${table} (source, parent_key);`);
+  CREATE INDEX IF NOT EXISTS ${table}_parent ON ${table} (source, parent_key);
+  CREATE TABLE IF NOT EXISTS ${table}_generation (source TEXT PRIMARY KEY, gen INTEGER NOT NULL);`);
+  const columns = db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all();
+  if (!columns.some((c) => c.name === "sync_gen")) {
+    // A table made before full syncs were swept: every row starts in generation 0.
+    db.exec(`ALTER TABLE ${table} ADD COLUMN sync_gen INTEGER NOT NULL DEFAULT 0`);
+  }
   const { source } = options;
   const readOf =
     options.readOf ??
@@ -115,12 +125,12 @@ export function createSqliteMirror(
       return typeof r === "boolean" ? r : undefined;
     });
   const upsert = db.prepare(`INSERT INTO ${table}
-    (source, sourcekey, id, type, parent_key, change_key, data, is_read, created_locally, updated_locally, updated_at_source)
-    VALUES (@source, @sourcekey, @id, @type, @parentKey, @changeKey, @data, @isRead, @now, @now, @source)
+    (source, sourcekey, id, type, parent_key, change_key, data, is_read, created_locally, updated_locally, updated_at_source, sync_gen)
+    VALUES (@source, @sourcekey, @id, @type, @parentKey, @changeKey, @data, @isRead, @now, @now, @source, @gen)
     ON CONFLICT (source, sourcekey) DO UPDATE SET
       type = excluded.type, parent_key = excluded.parent_key, change_key = excluded.change_key,
       data = excluded.data, is_read = excluded.is_read, updated_locally = excluded.updated_locally,
-      updated_at_source = excluded.updated_at_source`);
+      updated_at_source = excluded.updated_at_source, sync_gen = excluded.sync_gen`);
   const removeOne = db.prepare(`DELETE FROM ${table} WHERE source = ? AND sourcekey = ?`);
   // A folder delete implies its subtree (DESIGN.md): remove every descendant too.
   const removeTree = db.prepare(`WITH RECURSIVE tree(k) AS (
@@ -143,6 +153,24 @@ export function createSqliteMirror(
     `SELECT count(*) AS n FROM ${table} WHERE source = ?`,
   );
   const clearAll = db.prepare(`DELETE FROM ${table} WHERE source = ?`);
+  // Full syncs are swept by generation: rows a full sync did not touch are gone on the server.
+  // The generation is stored, so a full sync resumed by another process sweeps the same way.
+  const readGeneration = db.prepare<[string], { gen: number }>(
+    `SELECT gen FROM ${table}_generation WHERE source = ?`,
+  );
+  const writeGeneration = db.prepare(
+    `INSERT INTO ${table}_generation (source, gen) VALUES (?, ?)
+      ON CONFLICT (source) DO UPDATE SET gen = excluded.gen`,
+  );
+  const sweep = db.prepare(`DELETE FROM ${table} WHERE source = ? AND sync_gen < ?`);
+  let gen = readGeneration.get(source)?.gen ?? 0;
+  const beginFullSync = () => {
+    gen++;
+    writeGeneration.run(source, gen);
+  };
+  const endFullSync = () => {
+    sweep.run(source, gen);
+  };
 
   const update = (obj: SyncObject, now: string) => {
     const r = readOf(obj);
@@ -156,6 +184,7 @@ export function createSqliteMirror(
       data: JSON.stringify(obj.data ?? null),
       isRead: r === undefined ? null : r ? 1 : 0,
       now,
+      gen,
     });
   };
   const remove = (sourcekey: string, type: string | undefined) => {
@@ -203,12 +232,16 @@ export function createSqliteMirror(
       delete: (obj) => remove(obj.sourcekey, obj.type),
       read: (obj, isRead) => markRead(obj.sourcekey, isRead, new Date().toISOString()),
       reset: clear,
+      beginFullSync,
+      endFullSync,
     },
     callbacks: {
       onUpdated: (records) => onUpdated(records),
       onDeleted: (keys, objects) => onDeleted(keys, objects),
       onRead: (changes) => onRead(changes),
       onReset: clear,
+      onFullSyncBegin: beginFullSync,
+      onFullSyncEnd: endFullSync,
     },
     rows: () => selectAll.all(source).map(toRow),
     get: (sourcekey) => {

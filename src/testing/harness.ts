@@ -26,6 +26,18 @@ export interface ConformanceScope {
   project?(obj: SyncObject): unknown;
   /** Reads the read flag off an exported object; set it for scopes whose items have one. */
   readOf?(obj: SyncObject): boolean | undefined;
+  /** A new syncable for the same scope, as a restarted process builds it (no pages kept). */
+  reopen?(): Syncable | Promise<Syncable>;
+  /**
+   * A complete state of this scope's name made against another backend instance, collection or
+   * account: syncing this scope with it must be a `StateError` before any importer call.
+   */
+  foreignState?(): Promise<string>;
+  /**
+   * A state of this scope whose cursor is ahead of the server's head (a server restored from an
+   * older snapshot, a token it never issued): it must be a `StateInvalidError`.
+   */
+  aheadState?(): Promise<string>;
 }
 
 /** One fresh backend (or a fresh corner of a shared one) for one random history. */
@@ -38,6 +50,12 @@ export interface ConformanceBackend<Op> {
    * change). Omit when the backend can't do it on demand.
    */
   expireStates?(): Promise<void>;
+  /**
+   * Makes the next sync request fail once: `invalid` as an expired or refused state (410, 403
+   * valid-sync-token, a UIDVALIDITY change), `transient` as a 500/503 or a cut connection.
+   * Called only right before a sync that has a state.
+   */
+  injectFault?(kind: "invalid" | "transient"): Promise<void> | void;
   /** Waits until mutations are visible to sync and notifications (default: nothing to wait for). */
   settle?(): Promise<void>;
   teardown(): Promise<void>;

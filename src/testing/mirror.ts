@@ -7,16 +7,36 @@ import type { ConformanceScope, MirrorEntry } from "./harness.js";
 
 export type Mirror = Map<string, MirrorEntry>;
 
+/** Full-sync generations of a mirror: the one in progress, and the last one each key was seen in. */
+interface Generations {
+  current: number;
+  seen: Map<string, number>;
+}
+const generations = new WeakMap<Mirror, Generations>();
+
+function generationsOf(mirror: Mirror): Generations {
+  let g = generations.get(mirror);
+  if (!g) {
+    g = { current: 0, seen: new Map() };
+    generations.set(mirror, g);
+  }
+  return g;
+}
+
 /**
  * An importer that keeps `mirror` up to date: upsert on update/move, delete (cascading to the
- * subtree of a folder) on delete, flag on read. With `withMoved` it opts into `moved` events.
+ * subtree of a folder) on delete, flag on read, and a sweep of what a full sync did not send
+ * (by generation, so the mirror stays whole while a full sync runs and survives crashes in it).
+ * With `withMoved` it opts into `moved` events.
  */
 export function mirrorImporter(
   mirror: Mirror,
   scope: Pick<ConformanceScope, "project" | "readOf">,
   withMoved = false,
 ): Importer {
+  const g = generationsOf(mirror);
   const upsert = (obj: SyncObject) => {
+    g.seen.set(obj.sourcekey, g.current);
     const entry: MirrorEntry = {
       type: obj.type,
       parentKey: obj.parentKey,
@@ -35,6 +55,14 @@ export function mirrorImporter(
     read: (obj, isRead) => {
       const entry = mirror.get(obj.sourcekey);
       if (entry) entry.read = isRead;
+    },
+    beginFullSync: () => {
+      g.current++;
+    },
+    endFullSync: () => {
+      for (const key of [...mirror.keys()]) {
+        if ((g.seen.get(key) ?? -1) < g.current) mirror.delete(key);
+      }
     },
   };
   if (withMoved) importer.moved = (obj) => upsert(obj);

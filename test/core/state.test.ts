@@ -7,15 +7,18 @@ describe("state envelope", () => {
     fc.string({ minLength: 1 }),
     fc.string({ minLength: 1 }),
     fc.jsonValue(),
-    fc.option(fc.integer({ min: 1, max: 1e6 }), { nil: undefined }),
-  ])("round-trips and is URL-safe", (adapter, scope, cursor, skip) => {
-    const env = { adapter, scope, cursor: cursor ?? 0, page: skip, skip };
+    fc.option(fc.dictionary(fc.string(), fc.string({ minLength: 1, maxLength: 12 })), {
+      nil: undefined,
+    }),
+  ])("round-trips and is URL-safe", (adapter, scope, cursor, delivered) => {
+    const env = { adapter, scope, cursor: cursor ?? 0, page: 1, delivered };
     const s = encodeState(env);
     expect(s).toMatch(/^ds1\.[A-Za-z0-9_-]*$/);
     const back = decodeState(s, adapter, scope);
     expect(back.adapter).toBe(adapter);
     expect(JSON.stringify(back.cursor)).toBe(JSON.stringify(env.cursor));
-    expect(back.skip).toBe(skip);
+    const kept = delivered && Object.keys(delivered).length ? delivered : undefined;
+    expect(back.delivered).toEqual(kept);
   });
 
   propTest.prop([fc.string()])("arbitrary strings are StateErrors, never crashes", (junk) => {

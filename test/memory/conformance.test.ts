@@ -9,14 +9,24 @@ import { memoryHarness } from "./harness.js";
 const RUNS = Number(process.env.CONFORMANCE_RUNS ?? 1000);
 
 describe("memory adapter passes the conformance kit", () => {
-  it(`${RUNS} random histories over five scopes`, async () => {
+  it(`${RUNS} random histories over six scopes`, async () => {
     await checkConformance(memoryHarness(), { numRuns: RUNS });
   }, 600_000);
 
   it("with page size 1 and automatic journal retention", async () => {
     await checkConformance(memoryHarness({ pageSize: 1, retention: 50 }), {
       numRuns: 200,
-      steps: ["mutate", "sync", "limited", "checkpoint", "abort", "fail"],
+      steps: [
+        "mutate",
+        "sync",
+        "full",
+        "limited",
+        "checkpoint",
+        "abort",
+        "fail",
+        "concurrent",
+        "orchestrated",
+      ],
     });
   }, 300_000);
 

@@ -6,7 +6,7 @@ import { createSqliteStateStore } from "../../src/stores/sqlite.js";
 
 /** The same server in every process: 300 generated items, 50 per page. */
 export function openKillScenario(db: Database.Database) {
-  const server = createMemoryServer({ pageSize: 50 });
+  const server = createMemoryServer({ pageSize: 50, epoch: "kill-scenario" });
   generateDemoServer(server, 300, 7);
   const syncable = server.store("alice").items;
   return {
