@@ -39,9 +39,10 @@ export interface ContactsSourceOptions {
   concurrency: number;
   /**
    * The folder key of a contact's `parentFolderId`: the default folder has a real id that
-   * `contactFolders` never lists, so the account maps ids it does not know to `default`.
+   * `contactFolders` never lists, so the account maps ids it does not know (after refreshing the
+   * folder list) to `default`.
    */
-  keyOf(parentFolderId: string): string;
+  keyOf(parentFolderId: string, signal: AbortSignal): Promise<string>;
 }
 
 /** The page fetcher of one contact folder. */
@@ -70,7 +71,7 @@ export function contactsSource(options: ContactsSourceOptions): ChangeSource<Del
       if (!(error instanceof NotFoundError)) throw error;
     }
     const parent = contact?.parentFolderId;
-    const here = typeof parent === "string" ? options.keyOf(parent) : folderKey;
+    const here = typeof parent === "string" ? await options.keyOf(parent, signal) : folderKey;
     if (!contact || (here !== folderKey && !resolve)) return contactDelete(id, folderKey);
     if (here !== folderKey)
       return { kind: "move", object: contactObject(contact, here), fromParentKey: folderKey };

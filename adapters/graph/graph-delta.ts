@@ -15,7 +15,7 @@ import { type DeltaItem, DeltaPageSchema } from "./schemas.js";
 export const WindowSchema = z.object({ s: z.string().min(1), e: z.string().min(1) }).strict();
 export type DeltaWindow = z.infer<typeof WindowSchema>;
 
-/** A cursor or page token: a Graph link (`l`), and the calendar window it carries (`w`). */
+/** A cursor or page token: a Graph link (`l`) and the calendar window it carries (`w`). */
 export interface DeltaLink {
   l: string;
   w?: DeltaWindow;

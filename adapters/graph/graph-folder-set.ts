@@ -12,7 +12,8 @@ export class FolderSet {
   /** Folder id → parent id. */
   readonly #folders = new Map<string, string | undefined>();
   #state: string | undefined;
-  #running: Promise<string[]> | undefined;
+  /** The refresh in flight: the next one waits for it (each runs with its own signal). */
+  #last: Promise<unknown> = Promise.resolve();
 
   constructor(hierarchy: Syncable) {
     this.#hierarchy = hierarchy;
@@ -25,10 +26,12 @@ export class FolderSet {
 
   /** Brings the set up to date and returns every live folder id (one refresh at a time). */
   refresh(signal: AbortSignal): Promise<string[]> {
-    this.#running ??= this.#refresh(signal).finally(() => {
-      this.#running = undefined;
-    });
-    return this.#running;
+    const next = this.#last.then(
+      () => this.#refresh(signal),
+      () => this.#refresh(signal),
+    );
+    this.#last = next.catch(() => undefined);
+    return next;
   }
 
   async #refresh(signal: AbortSignal): Promise<string[]> {

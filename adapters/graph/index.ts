@@ -40,6 +40,7 @@ import {
   type SubscriptionTarget,
   subscribe,
 } from "./graph-push.js";
+import { catchUpAfterResume } from "./graph-resume.js";
 import type {
   GraphCalendar,
   GraphContact,
@@ -196,7 +197,11 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
       syncable = createSyncable({
         adapter: ADAPTER,
         scope: name,
-        source: { ...source(), readAhead: prefetch, identity } as ChangeSource,
+        source: {
+          ...catchUpAfterResume(source()),
+          readAhead: prefetch,
+          identity,
+        } as ChangeSource,
         windowKeys,
         notifications: (f: NotificationFilter) =>
           hub.stream(f).pipe(filter((n: Notification) => n.scope === name)),
@@ -234,7 +239,13 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
       prefer,
       resolveRemoved,
       concurrency: maxConcurrency,
-      keyOf: (parent) => (contactSet?.has(parent) ? parent : DEFAULT_CONTACT_FOLDER),
+      keyOf: async (parent, signal) => {
+        const set = contactSet;
+        if (!set || set.has(parent)) return parent;
+        // A folder created since the round listed them: ask again before calling it the default.
+        await set.refresh(signal);
+        return set.has(parent) ? parent : DEFAULT_CONTACT_FOLDER;
+      },
     });
 
   const account: GraphAccount = {

@@ -45,6 +45,13 @@ export class Versioned<V> {
     return 0;
   }
 
+  /** The seqs at which `id` changed, in (after, upto]. */
+  changesIn(id: string, after: number, upto: number): number[] {
+    return (this.#versions.get(id) ?? [])
+      .map((v) => v.seq)
+      .filter((seq) => seq > after && seq <= upto);
+  }
+
   /** Live values now. */
   live(): V[] {
     const out: V[] = [];

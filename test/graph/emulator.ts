@@ -290,14 +290,18 @@ export class GraphEmulator {
         "Application is over its MailboxConcurrency limit.",
         { "retry-after": "1" },
       );
-    const p = url.pathname.replace(/^\/v1\.0\//, "/").replace(/^\/(me|users\/[^/]+)\//i, "/me/");
+    const who = /^\/v1\.0\/users\/([^/]+)/i.exec(url.pathname)?.[1];
+    const p = url.pathname
+      .replace(/^\/v1\.0\//, "/")
+      .replace(/^\/(me|users\/[^/]+)(\/|$)/i, "/me$2");
     const q = url.searchParams;
     const immutable = /IdType="ImmutableId"/i.test(prefer);
     const model = this.model;
     let m: RegExpExecArray | null;
     if (p === "/me" || p === "/me/")
       return sendJson(res, 200, {
-        id: model.userId,
+        // Another user's mailbox (application permissions) is another identity.
+        id: who === undefined ? model.userId : decodeURIComponent(who),
         userPrincipalName: `${model.userId}@example.com`,
       });
     if (p === "/me/mailFolders/delta")
@@ -509,6 +513,14 @@ export class GraphEmulator {
       const now = spec.view(entry.id, token.u, token);
       const full = token.s === 0;
       const before = full ? [] : spec.view(entry.id, token.s, token).filter((r) => !r.outside);
+      // Objects that entered the scope after the token and left it again are reported removed
+      // too (clients must tolerate deletes of objects they never saw; a crashed round may have).
+      const passed = full
+        ? []
+        : spec.store
+            .changesIn(entry.id, token.s, token.u)
+            .flatMap((seq) => spec.view(entry.id, seq, token).filter((r) => !r.outside))
+            .filter((r) => !before.some((b) => b.id === r.id));
       for (const r of now) {
         if (r.outside) {
           if (!full) items.push({ id: r.id, "@removed": { reason: "deleted" } });
@@ -518,9 +530,9 @@ export class GraphEmulator {
         const sparse = old && spec.sparse?.(old, r);
         items.push(select(sparse ?? r.body, sparse ? undefined : token.sel));
       }
-      for (const b of before)
-        if (!now.some((r) => r.id === b.id))
-          items.push({ id: b.id, "@removed": { reason: "deleted" } });
+      const gone = new Set([...before, ...passed].map((r) => r.id));
+      for (const r of now) gone.delete(r.id);
+      for (const id of gone) items.push({ id, "@removed": { reason: "deleted" } });
     }
     const more = i < log.length && (log[i] as { seq: number }).seq <= token.u;
     const origin = this.options.linkOrigin ?? this.url.replace(/\/$/, "");

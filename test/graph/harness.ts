@@ -6,6 +6,8 @@
  */
 import fc from "fast-check";
 import { createGraphAccount, type GraphAccount } from "../../adapters/graph/index.js";
+import { decodeState, encodeState } from "../../src/core/state.js";
+import type { Syncable } from "../../src/core/syncable.js";
 import type { SyncObject } from "../../src/core/types.js";
 import type {
   ConformanceHarness,
@@ -293,6 +295,8 @@ function eventTruth(m: GraphModel, calendarId: string): Map<string, MirrorEntry>
 
 interface Scoped {
   family: Family;
+  /** The same scope on another account (a restarted process, or another mailbox). */
+  of(account: GraphAccount): Syncable;
   /**
    * Not part of expiry histories: a composite resets only the expired child (no error to see),
    * and the calendar list has no server token to expire.
@@ -312,6 +316,7 @@ function allScopes(emulator: GraphEmulator, a: GraphAccount): Scoped[] {
     {
       family: "mail",
       composite: false,
+      of: (x) => x.folder("inbox"),
       scope: {
         name: "folder inbox",
         syncable: a.folder("inbox"),
@@ -323,6 +328,7 @@ function allScopes(emulator: GraphEmulator, a: GraphAccount): Scoped[] {
     {
       family: "mail",
       composite: true,
+      of: (x) => x.mail(),
       scope: {
         name: "mail (every folder)",
         syncable: a.mail(),
@@ -334,6 +340,7 @@ function allScopes(emulator: GraphEmulator, a: GraphAccount): Scoped[] {
     {
       family: "mail",
       composite: false,
+      of: (x) => x.mailFolders(),
       scope: {
         name: "mail folders",
         syncable: a.mailFolders(),
@@ -349,6 +356,7 @@ function allScopes(emulator: GraphEmulator, a: GraphAccount): Scoped[] {
     ...CALENDARS.map((id) => ({
       family: "calendar" as const,
       composite: false,
+      of: (x: GraphAccount) => x.calendar(id),
       scope: {
         name: `calendar ${id}`,
         syncable: a.calendar(id),
@@ -359,6 +367,7 @@ function allScopes(emulator: GraphEmulator, a: GraphAccount): Scoped[] {
     {
       family: "calendar",
       composite: true,
+      of: (x) => x.calendars(),
       scope: {
         name: "calendar list",
         syncable: a.calendars(),
@@ -375,6 +384,7 @@ function allScopes(emulator: GraphEmulator, a: GraphAccount): Scoped[] {
     {
       family: "contacts",
       composite: true,
+      of: (x) => x.contacts(),
       scope: {
         name: "contacts (every folder)",
         syncable: a.contacts(),
@@ -397,6 +407,7 @@ function allScopes(emulator: GraphEmulator, a: GraphAccount): Scoped[] {
     {
       family: "contacts",
       composite: false,
+      of: (x) => x.contactFolders(),
       scope: {
         name: "contact folders",
         syncable: a.contactFolders(),
@@ -416,6 +427,8 @@ export interface HarnessOptions {
   families?: readonly Family[];
   /** Leave out composite scopes and expire every state now and then (410 family, rotating). */
   expiry?: boolean;
+  /** Only the composite scopes (`mail()`, `contacts()`, the calendar list), or none of them. */
+  kind?: "composite" | "plain";
   /** Random transient faults per request (0 = none). */
   chaosRate?: number;
   /** Emulator page size cap (default 3). */
@@ -448,7 +461,7 @@ export function graphHarness(
   let seed = 1;
   const modes = ["syncStateNotFound", "resyncRequired", "syncStateInvalid", "location"] as const;
   return {
-    name: `graph${options.families ? ` [${options.families.join(",")}]` : ""}${options.expiry ? " (expiry)" : ""}${options.chaosRate ? " (faults)" : ""}`,
+    name: `graph${options.families ? ` [${options.families.join(",")}]` : ""}${options.kind ? ` ${options.kind}` : ""}${options.expiry ? " (expiry)" : ""}${options.chaosRate ? " (faults)" : ""}`,
     mutation: graphOps(options.families),
     async setup() {
       const n = seed++;
@@ -463,16 +476,36 @@ export function graphHarness(
       emulator.options = { maxPageSize: options.pageSize ?? 3, ...variants[n % variants.length] };
       seedModel(emulator.model);
       if (options.chaosRate) emulator.chaos(n, options.chaosRate);
-      const a = createGraphAccount({
-        baseUrl: emulator.baseUrl,
-        accessToken: "test-token",
-        pageSize: 3,
-        retry: { retries: 4, minDelayMs: 1, maxDelayMs: 20 },
-      });
+      const accounts: GraphAccount[] = [];
+      const open = (user?: string) => {
+        const x = createGraphAccount({
+          baseUrl: emulator.baseUrl,
+          accessToken: "test-token",
+          pageSize: 3,
+          user,
+          retry: { retries: 4, minDelayMs: 1, maxDelayMs: 20 },
+        });
+        accounts.push(x);
+        return x;
+      };
+      const a = open();
       const scopes = allScopes(emulator, a)
         .filter((s) => !options.families || options.families.includes(s.family))
-        .filter((s) => !options.expiry || !s.composite)
-        .map((s) => s.scope);
+        .filter((s) => !(options.expiry || options.kind === "plain") || !s.composite)
+        .filter((s) => options.kind !== "composite" || s.composite)
+        .map(
+          (s): ConformanceScope => ({
+            ...s.scope,
+            // A restarted process: a new account, nothing kept in memory.
+            reopen: () => s.of(open()),
+            // The same scope of another mailbox on the same server: another identity.
+            foreignState: () => s.of(open("someone-else")).sync({}),
+            // A delta token the server never issued (restored from an older snapshot).
+            aheadState: s.composite
+              ? undefined
+              : async () => aheadOf(await s.scope.syncable.sync({}), s.scope.syncable),
+          }),
+        );
       let expiries = 0;
       return {
         scopes,
@@ -480,8 +513,34 @@ export function graphHarness(
         expireStates: options.expiry
           ? async () => emulator.model.expire(modes[expiries++ % modes.length])
           : undefined,
-        teardown: () => a.close(),
+        injectFault: (kind) =>
+          emulator.inject(
+            kind === "invalid"
+              ? { path: /delta$/, status: 410, code: "syncStateNotFound" }
+              : {
+                  path: /delta$/,
+                  status: 503,
+                  code: "ServiceUnavailable",
+                  headers: { "retry-after": "0" },
+                },
+          ),
+        teardown: async () => {
+          await Promise.all(accounts.map((x) => x.close()));
+        },
       };
     },
   };
+}
+
+/** `state` with its delta token moved 1000 changes past the server's head. */
+function aheadOf(state: string, syncable: Syncable): string {
+  const env = decodeState(state, syncable.adapter, syncable.scope);
+  const cursor = env.cursor as { l: string };
+  const url = new URL(cursor.l);
+  const token = JSON.parse(
+    Buffer.from(url.searchParams.get("$deltatoken") ?? "", "base64url").toString(),
+  );
+  token.u += 1000;
+  url.searchParams.set("$deltatoken", Buffer.from(JSON.stringify(token)).toString("base64url"));
+  return encodeState({ ...env, cursor: { ...cursor, l: url.href } });
 }
