@@ -163,24 +163,23 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
   const registry = new SubscriptionRegistry();
   const subscriptions = new Set<GraphSubscription>();
   const scopes = new Map<string, Syncable>();
-  let me: Promise<string> | undefined;
+  let me: string | undefined;
   let closed = false;
 
-  /** Who the token belongs to (`GET /me`), once per account: part of every scope's identity. */
-  const userId = (signal: AbortSignal) => {
-    me ??= http
-      .request({
-        path: user,
-        query: { $select: "id,userPrincipalName" },
-        schema: UserSchema,
-        endpoint: "graph.user.get",
-        signal,
-      })
-      .then((r) => r.body.id)
-      .catch((error: unknown) => {
-        me = undefined;
-        throw error;
-      });
+  /**
+   * Who the token belongs to (`GET /me`), part of every scope's identity. Kept once known; each
+   * caller asks with its own signal until then (an aborted sync must not fail another one).
+   */
+  const userId = async (signal: AbortSignal): Promise<string> => {
+    if (me !== undefined) return me;
+    const res = await http.request({
+      path: user,
+      query: { $select: "id,userPrincipalName" },
+      schema: UserSchema,
+      endpoint: "graph.user.get",
+      signal,
+    });
+    me = res.body.id;
     return me;
   };
 
