@@ -158,6 +158,8 @@ export async function subscribe(
           expirationDateTime: new Date(Date.now() + ttlMs).toISOString(),
           clientState: options.clientState,
         },
+        // Notifications then name objects by the same immutable ids the deltas use.
+        headers: { prefer: 'IdType="ImmutableId"' },
         schema: SubscriptionSchema,
         endpoint: "graph.subscriptions.create",
         expect: [201],

@@ -56,6 +56,10 @@ describe("subscriptions", () => {
       { url: `${hookUrl}?lifecycle=1`, ok: true },
     ]);
     expect(emulator.subscriptions.get(sub.id)?.resource).toBe("me/messages");
+    const create = emulator.requests.find(
+      (r) => r.method === "POST" && r.path.endsWith("/subscriptions"),
+    );
+    expect(create?.prefer).toContain('IdType="ImmutableId"');
     const id = emulator.model.receive("inbox", "hello");
     await emulator.flush();
     expect(seen).toMatchObject([
