@@ -13,6 +13,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
+import type { Change } from "../../src/core/types.js";
 
 /** The wrapped page token: the source's own (`p`) and the round's flags. */
 export interface ResumePage<P> {
@@ -68,6 +69,33 @@ export function catchUpAfterResume<C, P>(
         issued.set(JSON.stringify(out.nextPage), 0);
       }
       return out;
+    },
+  };
+}
+
+/**
+ * A composite child whose listing starts from scratch (a new folder, a reset one, or every
+ * folder of a full sync) first reports its folder deleted, in the same page as its first items.
+ * A crash in that page, then objects deleted before the resume, would otherwise stay in the
+ * importer's copy: the resumed listing is a new one, a Graph listing has no tombstones, and the
+ * importer saw them in this full sync. Importers cascade the folder delete, then get every live
+ * object again; a resume inside the page skips both as already applied.
+ */
+export function clearBeforeListing<C, P>(
+  key: string,
+  source: ChangeSource<C, P>,
+): ChangeSource<C, P> {
+  return {
+    ...source,
+    async fetchPage(req) {
+      const page = await source.fetchPage(req);
+      if (req.cursor !== undefined || req.page !== undefined) return page;
+      const clear: Change = {
+        kind: "delete",
+        object: { sourcekey: key, type: "folder" },
+        soft: false,
+      };
+      return { ...page, changes: [clear, ...page.changes] };
     },
   };
 }

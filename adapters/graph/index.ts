@@ -40,7 +40,7 @@ import {
   type SubscriptionTarget,
   subscribe,
 } from "./graph-push.js";
-import { catchUpAfterResume } from "./graph-resume.js";
+import { catchUpAfterResume, clearBeforeListing } from "./graph-resume.js";
 import type {
   GraphCalendar,
   GraphContact,
@@ -212,11 +212,11 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
 
   const mailFolders = () =>
     scope<GraphFolder>("hierarchy:mail", () =>
-      foldersSource({ http, user, kind: "mailFolders", prefer }),
+      foldersSource({ http, user, kind: "mailFolders", prefer, concurrency: maxConcurrency }),
     );
   const contactFolders = () =>
     scope<GraphFolder>("hierarchy:contacts", () =>
-      foldersSource({ http, user, kind: "contactFolders", prefer }),
+      foldersSource({ http, user, kind: "contactFolders", prefer, concurrency: maxConcurrency }),
     );
   let contactSet: FolderSet | undefined;
   const messages = (folderId: string, resolveRemoved: boolean) =>
@@ -265,7 +265,7 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
         return compositeSource({
           name: "graph mail",
           listChildren: (signal) => set.refresh(signal),
-          child: cached((key) => messages(key, true)),
+          child: cached((key) => clearBeforeListing(key, messages(key, true))),
         });
       }),
     contacts: () =>
@@ -275,7 +275,7 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
         return compositeSource({
           name: "graph contacts",
           listChildren: async (signal) => [DEFAULT_CONTACT_FOLDER, ...(await set.refresh(signal))],
-          child: cached((key) => contactsOf(key, true)),
+          child: cached((key) => clearBeforeListing(key, contactsOf(key, true))),
         });
       }),
     calendar: (calendarId) =>

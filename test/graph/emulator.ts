@@ -29,7 +29,7 @@ import {
 export { GraphModel } from "./emulator-model.js";
 
 /** A scripted failure for the next matching request(s). */
-export type Fault = { path?: RegExp; method?: string; times?: number } & (
+export type Fault = { path?: RegExp; query?: RegExp; method?: string; times?: number } & (
   | { status: number; code?: string; headers?: Record<string, string> }
   | { reset: true }
   | { malformed: true }
@@ -278,7 +278,7 @@ export class GraphEmulator {
     const method = req.method ?? "GET";
     const prefer = [req.headers.prefer ?? ""].flat().join(", ");
     this.requests.push({ method, path: url.pathname, query: url.searchParams, prefer });
-    if (this.#fault(req, res, url.pathname, method)) return;
+    if (this.#fault(req, res, url, method)) return;
     const tokens = this.options.tokens;
     if (tokens?.length && !tokens.some((t) => req.headers.authorization === `Bearer ${t}`))
       return sendError(res, 401, "InvalidAuthenticationToken", "Access token is empty or invalid.");
@@ -346,6 +346,18 @@ export class GraphEmulator {
       return this.#delta(res, url, prefer, this.#eventsSpec(calendarId));
     }
     if (p === "/me/calendars" && method === "GET") return this.#calendars(res, q);
+    if ((m = /^\/me\/(mailFolders|contactFolders)\/([^/]+)$/.exec(p)) && method === "GET") {
+      const store = m[1] === "mailFolders" ? model.mailFolders : model.contactFolders;
+      const folder = store.get(decodeURIComponent(m[2] as string));
+      if (!folder)
+        return sendError(
+          res,
+          404,
+          "ErrorItemNotFound",
+          "The specified object was not found in the store.",
+        );
+      return sendJson(res, 200, { ...folder, "@odata.etag": `W/"${folder.changeKey}"` });
+    }
     if ((m = /^\/me\/messages\/([^/]+)$/.exec(p)) && method === "GET") {
       const id = decodeURIComponent(m[1] as string).split("@")[0] as string;
       const msg = model.messages.get(id);
@@ -409,9 +421,13 @@ export class GraphEmulator {
     sendError(res, 400, "BadRequest", `Resource not found for the segment '${p}'.`);
   }
 
-  #fault(req: IncomingMessage, res: ServerResponse, path: string, method: string): boolean {
+  #fault(req: IncomingMessage, res: ServerResponse, url: URL, method: string): boolean {
+    const path = url.pathname;
     const i = this.#faults.findIndex(
-      (f) => (!f.path || f.path.test(path)) && (!f.method || f.method === method),
+      (f) =>
+        (!f.path || f.path.test(path)) &&
+        (!f.query || f.query.test(decodeURIComponent(url.search))) &&
+        (!f.method || f.method === method),
     );
     let fault: Fault | undefined;
     if (i >= 0) {

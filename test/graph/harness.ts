@@ -516,7 +516,13 @@ export function graphHarness(
         injectFault: (kind) =>
           emulator.inject(
             kind === "invalid"
-              ? { path: /delta$/, status: 410, code: "syncStateNotFound" }
+              ? // A request that carries a state token: a listing from scratch is never refused.
+                {
+                  path: /delta$/,
+                  query: /\$(delta|skip)token=./,
+                  status: 410,
+                  code: "syncStateNotFound",
+                }
               : {
                   path: /delta$/,
                   status: 503,
