@@ -4,11 +4,12 @@
  * new and changed ones, then the ones that are gone. Lists are short (a few dozen calendars).
  */
 import { z } from "zod";
+import { NotFoundError } from "../../src/core/errors.js";
 import type { ChangeSource, Page } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
-import { linkString, serverLink } from "./graph-delta.js";
-import { type GraphCalendar, ListPageSchema } from "./schemas.js";
+import { linkString, mapLimited, serverLink } from "./graph-delta.js";
+import { DeltaItemSchema, type GraphCalendar, ListPageSchema } from "./schemas.js";
 
 /** id → changeKey of every calendar, as of the end of the last round. */
 const SeenSchema = z.record(z.string(), z.string());
@@ -27,6 +28,28 @@ export function calendarListSource(options: {
 }): ChangeSource<Seen, CalendarListPage> {
   const { http, user } = options;
   return {
+    // Calendars a resumed page no longer lists: ask for each (`404` → removed).
+    verify: (keys, req) =>
+      mapLimited(keys, 4, async (id): Promise<Change> => {
+        try {
+          const res = await http.request({
+            path: `${user}/calendars/${encodeURIComponent(id)}`,
+            schema: DeltaItemSchema,
+            endpoint: "graph.calendars.get",
+            signal: req.signal,
+          });
+          const item = res.body as GraphCalendar;
+          const changeKey = typeof item.changeKey === "string" ? item.changeKey : undefined;
+          return {
+            kind: "update",
+            object: { sourcekey: id, type: "folder", changeKey, data: item },
+            created: false,
+          };
+        } catch (error) {
+          if (!(error instanceof NotFoundError)) throw error;
+          return { kind: "delete", object: { sourcekey: id, type: "folder" }, soft: false };
+        }
+      }),
     cursorSchema: SeenSchema,
     pageSchema: z.object({ l: linkString(http.baseUrl), seen: SeenSchema }).strict(),
     async fetchPage(req) {

@@ -346,6 +346,17 @@ export class GraphEmulator {
       return this.#delta(res, url, prefer, this.#eventsSpec(calendarId));
     }
     if (p === "/me/calendars" && method === "GET") return this.#calendars(res, q);
+    if ((m = /^\/me\/calendars\/([^/]+)$/.exec(p)) && method === "GET") {
+      const calendar = model.calendars.get(decodeURIComponent(m[1] as string));
+      if (!calendar)
+        return sendError(
+          res,
+          404,
+          "ErrorItemNotFound",
+          "The specified object was not found in the store.",
+        );
+      return sendJson(res, 200, { ...calendar, isDefaultCalendar: calendar.id === "primary" });
+    }
     if ((m = /^\/me\/(mailFolders|contactFolders)\/([^/]+)$/.exec(p)) && method === "GET") {
       const store = m[1] === "mailFolders" ? model.mailFolders : model.contactFolders;
       const folder = store.get(decodeURIComponent(m[2] as string));
