@@ -20,7 +20,7 @@ import type {
   SyncOptions,
   SyncOutcome,
 } from "../../src/core/types.js";
-import type { SinkLike } from "../../src/notify/subscribe.js";
+import type { SinkLike, SubscribeOptions } from "../../src/notify/subscribe.js";
 import { exportFolder, exportItem, exportUser, journalSource } from "./memory-export.js";
 import type {
   Fields,
@@ -75,8 +75,12 @@ abstract class SyncableView implements Syncable<MemoryData> {
   notifications(filter?: NotificationFilter): Observable<Notification<MemoryData>> {
     return this.syncable.notifications(filter);
   }
-  subscribe(sink: SinkLike<MemoryData>, filter?: NotificationFilter): Subscription {
-    return this.syncable.subscribe(sink, filter);
+  subscribe(
+    sink: SinkLike<MemoryData>,
+    filter?: NotificationFilter,
+    options?: SubscribeOptions<MemoryData>,
+  ): Subscription {
+    return this.syncable.subscribe(sink, filter, options);
   }
 }
 

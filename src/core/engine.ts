@@ -1,7 +1,7 @@
 /**
  * The one paging / importing / checkpointing loop every adapter runs through.
  */
-import { createHash } from "node:crypto";
+import { deliveredUpTo, ResumedPage } from "./delivered.js";
 import {
   ArgumentError,
   CursorStalledError,
@@ -9,7 +9,6 @@ import {
   type ImporterHook,
   ProtocolError,
   StateError,
-  StateInvalidError,
 } from "./errors.js";
 import { quote } from "./quote.js";
 import { ReadAhead } from "./read-ahead.js";
@@ -39,9 +38,8 @@ export async function exportChanges(
   const fullSync = start.fullSync === true;
   let cursor = start.cursor;
   let page = start.page;
-  // The importer's view of keys processed since (cursor, page): key → fingerprint of the last
-  // change applied to it. Non-empty only while resuming inside a page.
-  let delivered = start.delivered ? new Map(Object.entries(start.delivered)) : undefined;
+  // What a round stopped inside this page had processed there (see delivered.ts).
+  let delivered = start.delivered;
   let imported = 0;
   let pages = 0;
   const limit = options.maxChanges ?? Number.POSITIVE_INFINITY;
@@ -68,8 +66,11 @@ export async function exportChanges(
       const result: Page = await (ahead ? ahead.fetch(request) : source.fetchPage(request));
       pages++;
       checkPage(def, result, cursor, page);
-      let { changes } = result;
-      if (delivered !== undefined) changes = await withVerified(def, changes, delivered, request);
+      const resumed =
+        delivered === undefined
+          ? undefined
+          : await ResumedPage.open(def, result.changes, delivered, request);
+      const changes = resumed ? resumed.changes : result.changes;
       if (ahead && result.nextPage !== undefined) {
         // Mirrors the loop below: the next request carries newCursor (when given) and nextPage.
         // Requested even when maxChanges stops this round: the next round starts there.
@@ -81,14 +82,8 @@ export async function exportChanges(
       }
       for (let i = 0; i < changes.length; i++) {
         if (signal.aborted) signal.throwIfAborted();
+        if (resumed?.skips(i)) continue;
         const change = changes[i] as Change;
-        if (delivered !== undefined) {
-          const print = fingerprint(change);
-          const key = change.object.sourcekey;
-          const applied = delivered.get(key) === print;
-          delivered.set(key, print);
-          if (applied) continue;
-        }
         const pending = applyChange(importer, change);
         if (pending !== undefined) {
           try {
@@ -100,11 +95,12 @@ export async function exportChanges(
         counts[change.kind]++;
         imported++;
         if (imported >= limit && i + 1 < changes.length) {
-          const resume = delivered === undefined ? resumePoint(change) : undefined;
+          const resume = resumed === undefined ? resumePoint(change) : undefined;
           let stopped: string;
           if (resume === undefined) {
             ahead?.keep(request, result);
-            stopped = envelope({ page, delivered: processed(delivered, changes, i) });
+            const processed = resumed ? resumed.deliveredUpTo(i) : deliveredUpTo(changes, i);
+            stopped = envelope({ page, delivered: processed });
           } else {
             stopped = envelope({ cursor: resume.cursor ?? cursor, page: resume.page });
           }
@@ -139,72 +135,6 @@ export async function exportChanges(
     counts,
     pages,
   };
-}
-
-/**
- * A resumed page: keys processed before the stop that the new answer no longer lists were
- * dropped without a trace (no tombstone for an object created and deleted since the cursor, a
- * value reverted to what the cursor saw), so the source reports their current version.
- */
-async function withVerified(
-  def: ScopeDefinition,
-  changes: Change[],
-  delivered: Map<string, string>,
-  request: PageRequest,
-): Promise<Change[]> {
-  const listed = new Set<string>();
-  for (const change of changes) listed.add(change.object.sourcekey);
-  const missing = [...delivered.keys()].filter((key) => !listed.has(key));
-  if (missing.length === 0) return changes;
-  if (!def.source.verify) {
-    throw new StateInvalidError(
-      `${def.adapter} ${def.scope}: the state resumes inside a page that no longer lists ` +
-        `${missing.length} object(s) it had delivered, and the adapter cannot verify objects`,
-    );
-  }
-  const verified = await def.source.verify(missing, request);
-  if (!Array.isArray(verified)) {
-    throw new ProtocolError(`${def.adapter} ${def.scope}`, "verify must resolve with Change[]");
-  }
-  return [...changes, ...verified];
-}
-
-/** The delivered set to save when a round stops after change `last` of a page. */
-function processed(
-  delivered: Map<string, string> | undefined,
-  changes: readonly Change[],
-  last: number,
-): Record<string, string> {
-  if (delivered !== undefined) return Object.fromEntries(delivered);
-  const out: Record<string, string> = {};
-  for (let i = 0; i <= last; i++) {
-    const change = changes[i] as Change;
-    out[change.object.sourcekey] = fingerprint(change);
-  }
-  return out;
-}
-
-/**
- * What a change does to the importer's copy, in 12 characters: equal fingerprints mean applying
- * the second change is a no-op. Computed only when a round stops or resumes inside a page.
- */
-function fingerprint(change: Change): string {
-  let effect: unknown;
-  switch (change.kind) {
-    case "update":
-      effect = ["u", change.object];
-      break;
-    case "delete":
-      effect = ["d", change.object.type, change.object.parentKey ?? null, change.soft];
-      break;
-    case "read":
-      effect = ["r", change.object.parentKey ?? null, change.isRead];
-      break;
-    case "move":
-      effect = ["m", change.object, change.fromParentKey];
-      break;
-  }
-  return createHash("sha256").update(JSON.stringify(effect)).digest("base64url").slice(0, 12);
 }
 
 async function checkIdentity(

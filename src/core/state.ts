@@ -32,8 +32,8 @@ const envelopeSchema = z
     p: z.unknown().optional(),
     /** legacy (skip count): read but ignored, the page is replayed from its first change */
     k: z.number().int().positive().optional(),
-    /** keys processed in the page being resumed, each with its change's fingerprint */
-    d: z.record(z.string(), z.string().min(1).max(32)).optional(),
+    /** keys processed in the page being resumed, each with its changes' fingerprints */
+    d: z.record(z.string(), z.string().min(1).max(4096)).optional(),
     /** what identifies the backend and scope the cursor belongs to */
     b: z.string().min(1).max(2048).optional(),
     /** true while a full sync is in progress */
@@ -49,7 +49,7 @@ export interface StateEnvelope {
   scope: string;
   cursor?: unknown;
   page?: unknown;
-  /** Keys processed since `(cursor, page)` with their changes' fingerprints (see engine.ts). */
+  /** Keys processed since `(cursor, page)` with their changes' fingerprints (see delivered.ts). */
   delivered?: Record<string, string>;
   /** The source's identity (server epoch, collection URL, …) when it has one. */
   backend?: string;

@@ -1,6 +1,6 @@
 import { NEVER, type Observable, type Subscription } from "rxjs";
 import { checkFilter, filterNotifications } from "../notify/filter.js";
-import { type SinkLike, subscribeSink } from "../notify/subscribe.js";
+import { type SinkLike, type SubscribeOptions, subscribeSink } from "../notify/subscribe.js";
 import { exportChanges } from "./engine.js";
 import type { ScopeDefinition } from "./source.js";
 import type {
@@ -37,8 +37,15 @@ export interface Syncable<T = unknown> {
   ): Promise<SyncOutcome>;
   /** Real-time notifications of this scope that pass the filter. */
   notifications(filter?: NotificationFilter): Observable<Notification<T>>;
-  /** Delivers notifications to a sink until the returned subscription is unsubscribed. */
-  subscribe(sink: SinkLike<T>, filter?: NotificationFilter): Subscription;
+  /**
+   * Delivers notifications to a sink until the returned subscription is unsubscribed. A sink
+   * that throws never ends it and never becomes an uncaught exception (see `options.onError`).
+   */
+  subscribe(
+    sink: SinkLike<T>,
+    filter?: NotificationFilter,
+    options?: SubscribeOptions<T>,
+  ): Subscription;
 }
 
 /** Turns an adapter's scope definition into the public `Syncable`. */
@@ -61,7 +68,7 @@ export function createSyncable<T = unknown>(
     sync: async (importer, state, options) =>
       (await exportChanges(base, importer as Importer, state, options)).state,
     notifications,
-    subscribe: (sink, filter) => subscribeSink(notifications(filter), sink),
+    subscribe: (sink, filter, options) => subscribeSink(notifications(filter), sink, options),
   };
 }
 

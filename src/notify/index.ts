@@ -1,4 +1,4 @@
 export { checkFilter, filterNotifications, matchesFilter } from "./filter.js";
 export { NotificationHub } from "./hub.js";
 export { keepRenewed, type Renewal, type RenewalOptions } from "./renewal.js";
-export { type SinkLike, subscribeSink } from "./subscribe.js";
+export { type SinkLike, type SubscribeOptions, subscribeSink } from "./subscribe.js";

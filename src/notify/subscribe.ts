@@ -1,22 +1,46 @@
 import type { Observable, Subscription } from "rxjs";
-import { ArgumentError } from "../core/errors.js";
+import { ArgumentError, errorMessage } from "../core/errors.js";
 import type { Notification, Sink } from "../core/types.js";
 
 /** A sink object (Kopano style) or a plain function. */
 export type SinkLike<T = unknown> = Sink<T> | ((notification: Notification<T>) => unknown);
 
+/** Options of `subscribe`. */
+export interface SubscribeOptions<T = unknown> {
+  /**
+   * Receives what a sink threw or rejected with (with the notification it was given), and a
+   * failure of the push stream itself (without one; the stream has ended then). Default: a
+   * process warning with code `DELTASYNC_SINK_ERROR`. Never an uncaught exception: the
+   * subscription, and every other sink, go on.
+   */
+  onError?(error: unknown, notification?: Notification<T>): void;
+}
+
+const warnSinkError = (error: unknown, notification?: Notification<unknown>): void => {
+  const where = notification ? ` on a notification of ${notification.scope}` : " (push stream)";
+  process.emitWarning(`a notification sink failed${where}: ${errorMessage(error)}`, {
+    code: "DELTASYNC_SINK_ERROR",
+  });
+};
+
 /**
  * Delivers a stream to a sink. A sink that throws (or rejects) does not end the subscription;
- * its error is reported through `onError`, which by default rethrows asynchronously.
+ * its error goes to `onError` (default: a process warning), never to an uncaught exception.
  */
 export function subscribeSink<T>(
   stream: Observable<Notification<T>>,
   sink: SinkLike<T>,
-  onError: (error: unknown) => void = (e) =>
-    queueMicrotask(() => {
-      throw e;
-    }),
+  options: SubscribeOptions<T> = {},
 ): Subscription {
+  const report = options.onError ?? warnSinkError;
+  // An onError that throws must not become an uncaught exception either.
+  const onError = (error: unknown, n?: Notification<T>) => {
+    try {
+      report(error, n);
+    } catch (again) {
+      warnSinkError(again, n as Notification<unknown> | undefined);
+    }
+  };
   const deliver =
     typeof sink === "function"
       ? sink
@@ -27,12 +51,14 @@ export function subscribeSink<T>(
   return stream.subscribe({
     next(n) {
       try {
-        const r = deliver(n) as { catch?: (f: (e: unknown) => void) => unknown } | undefined;
-        if (r && typeof r.catch === "function") r.catch(onError);
+        const r = deliver(n) as { then?: unknown } | undefined;
+        if (r && typeof r.then === "function") {
+          Promise.resolve(r).catch((error: unknown) => onError(error, n));
+        }
       } catch (error) {
-        onError(error);
+        onError(error, n);
       }
     },
-    error: onError,
+    error: (error: unknown) => onError(error),
   });
 }

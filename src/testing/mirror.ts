@@ -56,6 +56,10 @@ export function mirrorImporter(
       const entry = mirror.get(obj.sourcekey);
       if (entry) entry.read = isRead;
     },
+    // What an application does before a forced resync: start over from an empty copy.
+    reset: () => {
+      mirror.clear();
+    },
     beginFullSync: () => {
       g.current++;
     },

@@ -12,6 +12,7 @@ import {
 import { matchesFilter } from "../notify/filter.js";
 import { ConformanceError } from "./conformance.js";
 import type { ConformanceHarness } from "./harness.js";
+import { diffMirror } from "./mirror.js";
 
 const filterArbitrary: fc.Arbitrary<NotificationFilter> = fc.record(
   {
@@ -45,12 +46,18 @@ export async function checkNotificationFilters<Op>(
               const some: Notification[] = [];
               subs.push(scope.syncable.subscribe((n) => void all.push(n)));
               subs.push(scope.syncable.subscribe((n) => void some.push(n), filter));
-              return { scope, all, some };
+              return { scope, all, some, before: scope.truth() };
             });
+          for (const { before } of seen) await before;
           for (const op of ops) await backend.apply(op);
           await backend.settle?.();
           await new Promise((r) => setTimeout(r, options.quietMs ?? 0));
-          for (const { scope, all, some } of seen) {
+          for (const { scope, all, some, before } of seen) {
+            if (all.length === 0 && diffMirror(await before, await scope.truth()) !== undefined) {
+              throw new ConformanceError(
+                `${harness.name} ${scope.name}: the scope changed but no notification arrived`,
+              );
+            }
             for (const n of all) {
               if (
                 !OBJECT_TYPES.includes(n.objectType) ||

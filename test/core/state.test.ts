@@ -31,6 +31,24 @@ describe("state envelope", () => {
     throw new Error(`accepted ${junk}`);
   });
 
+  it("quotes a bounded part of a crafted adapter name", () => {
+    const s = encodeState({ adapter: "a".repeat(5_000_000), scope: "s", cursor: "t" });
+    const error = (() => {
+      try {
+        decodeState(s, "memory", "s");
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(error).toBeInstanceOf(StateError);
+    expect(error?.message.length).toBeLessThan(400);
+  });
+
+  it("reads a legacy skip count and ignores it (the page is replayed, never skipped)", () => {
+    const legacy = `ds1.${Buffer.from(JSON.stringify({ v: 1, a: "x", s: "y", c: 1, p: 2, k: 999999 })).toString("base64url")}`;
+    expect(decodeState(legacy, "x", "y")).toMatchObject({ cursor: 1, page: 2 });
+  });
+
   it("names the owner of a foreign state", () => {
     const s = encodeState({ adapter: "google", scope: "folder:primary", cursor: "t" });
     expect(() => decodeState(s, "memory", "folder:primary")).toThrow(/adapter "google"/);

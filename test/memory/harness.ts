@@ -9,6 +9,7 @@ import {
   type MemoryServerOptions,
   type MemoryStore,
 } from "../../adapters/memory/index.js";
+import { StateInvalidError, TransientError } from "../../src/core/errors.js";
 import type { Syncable } from "../../src/core/syncable.js";
 import type { SyncObject } from "../../src/core/types.js";
 import type { ConformanceHarness, ConformanceScope, MirrorEntry } from "../../src/testing/index.js";
@@ -273,7 +274,29 @@ export function memoryHarness(
             { type: "item", parentKey: i.parentKey, data: i.fields, read: i.read },
           ]),
         );
-      const syncables = scopesOf(built);
+      // One-shot faults, as a server would answer the next request: consumed by the next round.
+      let fault: "invalid" | "transient" | undefined;
+      const faulty = (syncable: Syncable): Syncable =>
+        new Proxy(syncable, {
+          get(target, prop, receiver) {
+            const value = Reflect.get(target, prop, receiver);
+            if (prop !== "exportChanges") return value;
+            return (...args: Parameters<Syncable["exportChanges"]>) => {
+              const kind = fault;
+              fault = undefined;
+              if (kind === "invalid") {
+                return Promise.reject(new StateInvalidError("injected: state refused once"));
+              }
+              if (kind === "transient") {
+                return Promise.reject(new TransientError("injected: 503 once", { status: 503 }));
+              }
+              return target.exportChanges(...args);
+            };
+          },
+        });
+      const syncables = Object.fromEntries(
+        Object.entries(scopesOf(built)).map(([name, s]) => [name, faulty(s)]),
+      );
       const folders = (list: ReturnType<MemoryStore["folders"]>) =>
         new Map(
           list.map((f) => [
@@ -298,7 +321,7 @@ export function memoryHarness(
         scope("folder Inbox", {
           truth: async () =>
             items(server.allItems().filter((i) => i.parentKey === inbox.sourcekey)),
-          reopen: () => server.folder(inbox.sourcekey),
+          reopen: () => faulty(server.folder(inbox.sourcekey)),
           ...itemProjection,
         }),
         scope("store alice", {
@@ -310,7 +333,7 @@ export function memoryHarness(
         scope("hierarchy Projects", {
           truth: async () =>
             folders(alice.folders().filter((f) => below(f.sourcekey, projects.sourcekey))),
-          reopen: () => server.folder(projects.sourcekey).hierarchy,
+          reopen: () => faulty(server.folder(projects.sourcekey).hierarchy),
         }),
         scope("gab", {
           truth: async () =>
@@ -324,6 +347,9 @@ export function memoryHarness(
         scopes: options.wrap ? scopes.map(options.wrap) : scopes,
         apply: async (op) => applyMemoryOp(server, op, keep, undeletable),
         expireStates: async () => server.compact(),
+        injectFault: (kind) => {
+          fault = kind;
+        },
         teardown: async () => {},
       };
     },
