@@ -23,7 +23,12 @@ export interface ResumePage<P> {
   r?: true;
   /** Makes the first page of a catch-up round unique. */
   n?: string;
+  /** Catch-up rounds chained so far (a bound, so an ever-interrupted sync still ends). */
+  k?: number;
 }
+
+/** Chained catch-up rounds after one resumed round, at most. */
+const MAX_CATCH_UPS = 3;
 
 /** How many handed-out page tokens are remembered. */
 const MAX_TRACKED = 1000;
@@ -48,7 +53,12 @@ export function catchUpAfterResume<C, P>(
   return {
     cursorSchema: source.cursorSchema,
     pageSchema: z
-      .object({ p: inner.optional(), r: z.literal(true).optional(), n: z.string().optional() })
+      .object({
+        p: inner.optional(),
+        r: z.literal(true).optional(),
+        n: z.string().optional(),
+        k: z.number().int().positive().optional(),
+      })
       .strict() as unknown as z.ZodType<ResumePage<P>>,
     readAhead: source.readAhead,
     identity: source.identity?.bind(source),
@@ -57,12 +67,15 @@ export function catchUpAfterResume<C, P>(
       : undefined,
     async fetchPage(req) {
       const resumed = req.page !== undefined && resumedAt(req.page);
+      const k = req.page?.k;
       const result = await source.fetchPage(unwrap(req));
       const out: Page<C, ResumePage<P>> = { changes: result.changes, newCursor: result.newCursor };
       if (result.nextPage !== undefined) {
-        out.nextPage = resumed ? { p: result.nextPage, r: true } : { p: result.nextPage };
-      } else if (resumed) {
-        out.nextPage = { n: randomUUID() };
+        out.nextPage = { p: result.nextPage };
+        if (resumed) out.nextPage.r = true;
+        if (k !== undefined) out.nextPage.k = k;
+      } else if (resumed && (k ?? 0) < MAX_CATCH_UPS) {
+        out.nextPage = { n: randomUUID(), k: (k ?? 0) + 1 };
       }
       if (out.nextPage !== undefined) {
         if (issued.size >= MAX_TRACKED) issued.delete(issued.keys().next().value as string);

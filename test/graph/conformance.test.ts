@@ -27,36 +27,54 @@ const steps: StepKind[] | undefined =
 /** Scales every run count (GRAPH_CONFORMANCE_SCALE=5 for a long local run). */
 const scale = Number(process.env.GRAPH_CONFORMANCE_SCALE ?? 1);
 const n = (runs: number) => Math.max(1, Math.round(runs * scale));
+/** Hundreds of histories over HTTP: minutes on a loaded 2-core machine, not vitest's one. */
+const TIMEOUT = Math.max(1, scale) * 300_000;
 
 // 300 × 3 + 300 + 150 + 100 = 1450 histories in CI.
 describe("graph adapter conformance (emulator)", () => {
   for (const family of ["mail", "calendar", "contacts"] as const) {
-    it(`${family}: every non-composite scope, 300 histories`, async () => {
-      await checkConformance(graphHarness(emulator, { families: [family], kind: "plain" }), {
+    it(
+      `${family}: every non-composite scope, 300 histories`,
+      async () => {
+        await checkConformance(graphHarness(emulator, { families: [family], kind: "plain" }), {
+          numRuns: n(300),
+          steps,
+        });
+      },
+      TIMEOUT,
+    );
+  }
+
+  it(
+    "composite scopes (every mail folder, every contact folder, the calendar list): 300 histories",
+    async () => {
+      await checkConformance(graphHarness(emulator, { kind: "composite" }), {
         numRuns: n(300),
         steps,
       });
-    });
-  }
+    },
+    TIMEOUT,
+  );
 
-  it("composite scopes (every mail folder, every contact folder, the calendar list): 300 histories", async () => {
-    await checkConformance(graphHarness(emulator, { kind: "composite" }), {
-      numRuns: n(300),
-      steps,
-    });
-  });
+  it(
+    "expiry: the 410 family and 400 syncStateInvalid on every non-composite scope",
+    async () => {
+      await checkConformance(graphHarness(emulator, { expiry: true }), {
+        numRuns: n(150),
+        steps,
+      });
+    },
+    TIMEOUT,
+  );
 
-  it("expiry: the 410 family and 400 syncStateInvalid on every non-composite scope", async () => {
-    await checkConformance(graphHarness(emulator, { expiry: true }), {
-      numRuns: n(150),
-      steps,
-    });
-  });
-
-  it("with 429/503/504 + Retry-After and connection resets", async () => {
-    await checkConformance(graphHarness(emulator, { chaosRate: 0.15, kind: "plain" }), {
-      numRuns: n(100),
-      steps,
-    });
-  });
+  it(
+    "with 429/503/504 + Retry-After and connection resets",
+    async () => {
+      await checkConformance(graphHarness(emulator, { chaosRate: 0.15, kind: "plain" }), {
+        numRuns: n(100),
+        steps,
+      });
+    },
+    TIMEOUT,
+  );
 });
