@@ -20,6 +20,7 @@ import {
   type HttpClientOptions,
 } from "../../src/http/index.js";
 import { NotificationHub } from "../../src/notify/hub.js";
+import type { WebhookReceiver } from "../../src/notify/webhook.js";
 import { eventsSource } from "./google-calendar.js";
 import { calendarListSource } from "./google-calendar-list.js";
 import { classifyGoogleError } from "./google-errors.js";
@@ -40,7 +41,6 @@ import {
   watchCalendar,
 } from "./google-push.js";
 import { accountOf } from "./google-shared.js";
-import type { WebhookReceiver } from "./google-webhook.js";
 import type {
   GmailMessage,
   GoogleCalendarListEntry,
@@ -48,10 +48,10 @@ import type {
   GooglePerson,
 } from "./schemas.js";
 
+export type { PushRequest, WebhookReceiver } from "../../src/notify/webhook.js";
 export { classifyGoogleError } from "./google-errors.js";
 export type { MailPushData, MailWatch, MailWatchOptions } from "./google-gmail-push.js";
 export type { CalendarWatch, GoogleChannel, WatchOptions } from "./google-push.js";
-export type { PushRequest, WebhookReceiver } from "./google-webhook.js";
 export type {
   GmailMessage,
   GoogleCalendarListEntry,

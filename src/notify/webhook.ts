@@ -1,11 +1,11 @@
 /**
- * The webhook plumbing shared by Calendar channels and Gmail's Pub/Sub push: one handler served
- * as a Node `(req, res)` handler and as a fetch-style handler, a body reader with a size cap,
- * and constant-time secret comparison.
+ * The webhook plumbing shared by push receivers (Google Calendar channels, Gmail's Pub/Sub push,
+ * Microsoft Graph subscriptions): one handler served as a Node `(req, res)` handler and as a
+ * fetch-style handler, a body reader with a size cap, and constant-time secret comparison.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ProtocolError } from "../../src/core/errors.js";
+import { ProtocolError } from "../core/errors.js";
 
 /** A webhook, as a Node `(req, res)` handler and as a fetch-style handler. */
 export interface WebhookReceiver {
@@ -45,17 +45,32 @@ export interface ServeOptions {
   onError?: (error: unknown) => void;
 }
 
-/** Serves `handle` (which resolves with the HTTP status to answer) in both handler styles. */
+/** An answer with a body (Graph's validation handshake echoes a token as `text/plain`). */
+export interface WebhookAnswer {
+  status: number;
+  body: string;
+  contentType: string;
+}
+
+/**
+ * Serves `handle` in both handler styles. It resolves with the HTTP status to answer, or with a
+ * `WebhookAnswer` when the answer needs a body.
+ */
 export function serveWebhook(
-  handle: (request: WebhookRequest) => number | Promise<number>,
+  handle: (request: WebhookRequest) => number | WebhookAnswer | Promise<number | WebhookAnswer>,
   options: ServeOptions,
 ): WebhookReceiver {
-  const run = async (request: () => WebhookRequest): Promise<number> => {
+  const run = async (request: () => WebhookRequest): Promise<WebhookAnswer> => {
     try {
-      return await handle(request());
+      const answer = await handle(request());
+      return typeof answer === "number" ? { status: answer, body: "", contentType: "" } : answer;
     } catch (error) {
       options.onError?.(error);
-      return error instanceof PayloadTooLargeError ? 413 : 500;
+      return {
+        status: error instanceof PayloadTooLargeError ? 413 : 500,
+        body: "",
+        contentType: "",
+      };
     }
   };
   return {
@@ -70,17 +85,18 @@ export function serveWebhook(
           return readNodeBody(req, options);
         },
       });
-      void run(request).then((status) => {
+      void run(request).then(({ status, body, contentType }) => {
         // Drain what was not read so the connection can be reused; past the cap, close it instead.
         if (status === 413) res.setHeader("connection", "close");
         if (!read || status === 413) req.resume();
         res.statusCode = status;
-        res.end();
+        if (contentType) res.setHeader("content-type", contentType);
+        res.end(body);
       });
     },
     async fetch(request) {
       let read = false;
-      const status = await run(() => ({
+      const { status, body, contentType } = await run(() => ({
         method: request.method,
         url: new URL(request.url),
         headers: request.headers,
@@ -90,7 +106,10 @@ export function serveWebhook(
         },
       }));
       if (!read || status === 413) await request.body?.cancel().catch(() => undefined);
-      return new Response(null, { status });
+      return new Response(body || null, {
+        status,
+        headers: contentType ? { "content-type": contentType } : undefined,
+      });
     },
   };
 }
