@@ -39,6 +39,9 @@ export function calendarListSource(options: {
       return `${await options.account(signal)} calendarList`;
     },
     /** `calendarList.get`: a calendar removed from the list is 404. */
+    // Listings without tombstones (no showDeleted here): a resumed round can't see an object a
+    // crashed batch was given and that is gone now, so the engine marks each page first.
+    reportsByContent: true,
     async verify(keys, req) {
       return mapLimit(keys, 4, async (id) => {
         const res = await unlessMissing(

@@ -40,6 +40,9 @@ export function connectionsSource(options: {
       return `${await options.account(signal)} contacts`;
     },
     /** `people.get` by resourceName: a deleted contact is 404. */
+    // Listings without tombstones (no showDeleted here): a resumed round can't see an object a
+    // crashed batch was given and that is gone now, so the engine marks each page first.
+    reportsByContent: true,
     async verify(keys, req) {
       return mapLimit(keys, 4, async (resourceName) => {
         const res = await unlessMissing(

@@ -200,6 +200,9 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
           ...catchUpAfterResume(source()),
           readAhead: prefetch,
           identity,
+          // A listing's first page has no token and no tombstones: a resumed round can't see an
+          // object a crashed batch was given and that is gone now, so the engine marks it first.
+          reportsByContent: true,
         } as ChangeSource,
         windowKeys,
         notifications: (f: NotificationFilter) =>

@@ -168,6 +168,11 @@ export class GraphEmulator {
     this.maxInFlight = 0;
   }
 
+  /** Forgets scripted faults no request has triggered yet. */
+  dropInjected(): void {
+    this.#faults = [];
+  }
+
   /** Fails the next matching request(s) as scripted. */
   inject(fault: Fault): void {
     this.#faults.push({ times: 1, ...fault });

@@ -510,6 +510,9 @@ export function graphHarness(
       return {
         scopes,
         apply: async (op) => applyOp(emulator.model, op),
+        // A fault injected for one run that never made a matching request (a composite round
+        // that only listed folders) must not fail the next step instead.
+        settle: async () => emulator.dropInjected(),
         expireStates: options.expiry
           ? async () => emulator.model.expire(modes[expiries++ % modes.length])
           : undefined,
