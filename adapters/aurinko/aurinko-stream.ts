@@ -3,11 +3,13 @@
  * (PROTOCOLS.md §7): `POST …/sync` until `ready`, then the **updated** stream and the
  * **deleted** stream, each paged with `pageToken` under its own delta token.
  *
- * The cursor holds both delta tokens; a round walks the updated stream, then the deleted stream.
- * The updated token advances when the updated stream's last page was imported (the page that
- * carries its `nextDeltaToken`), the deleted token when the deleted stream's was. In between,
- * the state's page is `{ s: "d" }`: a crash there resumes at the deleted stream, nothing of
- * either stream is lost and nothing confirmed is fetched again.
+ * The cursor holds both delta tokens. A round walks the updated stream page by page; its last
+ * page (the one with `nextDeltaToken`) is returned together with the whole deleted stream, and
+ * both tokens advance once that page was imported. So no state ever sits between the streams:
+ * a failure there (a fault on the deleted stream, a crash) replays at most the updated stream's
+ * last page, never loses a delete, and a resumed round always reads the deleted stream after
+ * the updated one (a delete made while the process was down is never missed). Deletes are
+ * id-only records, so carrying them in one page stays cheap.
  */
 import { z } from "zod";
 import { NotFoundError, ProtocolError, TransientError } from "../../src/core/errors.js";
@@ -23,10 +25,8 @@ export const StreamCursorSchema = z
   .strict();
 export type StreamCursor = z.infer<typeof StreamCursorSchema>;
 
-/** Where a round is: which stream (`u`pdated / `d`eleted) and Aurinko's page token in it. */
-export const StreamPageSchema = z
-  .object({ s: z.enum(["u", "d"]), t: z.string().min(1).optional() })
-  .strict();
+/** Where a round is in the updated stream: Aurinko's page token. */
+export const StreamPageSchema = z.object({ t: z.string().min(1) }).strict();
 export type StreamPage = z.infer<typeof StreamPageSchema>;
 
 /** How long and how often `POST …/sync` is repeated while it answers `ready: false`. */
@@ -140,34 +140,39 @@ export function streamSource<R>(
     // the cursor at once (replaying from them only repeats the initial load).
     const fresh = req.cursor === undefined ? await start(req) : undefined;
     const cursor = (fresh ?? req.cursor) as StreamCursor;
-    const page = req.page ?? { s: "u" };
-    const token = page.t ? { pageToken: page.t } : undefined;
-    if (page.s === "u") {
-      const body = await get("updated", token ?? { deltaToken: cursor.updated }, req.signal);
-      const changes: Change[] = [];
-      for (const raw of body.records) {
-        const record = parseRecord(kind, raw);
-        changes.push(...kind.updated(record, req.fullSync, req.window));
-      }
-      if (body.nextPageToken !== undefined) {
-        return { changes, nextPage: { s: "u", t: body.nextPageToken }, newCursor: fresh };
-      }
-      // The updated stream is done: its token advances with this page, the deleted stream follows.
-      return {
-        changes,
-        newCursor: { updated: body.nextDeltaToken as string, deleted: cursor.deleted },
-        nextPage: { s: "d" },
-      };
+    const token = req.page ? { pageToken: req.page.t } : { deltaToken: cursor.updated };
+    const body = await get("updated", token, req.signal);
+    const changes: Change[] = [];
+    for (const raw of body.records) {
+      const record = parseRecord(kind, raw);
+      changes.push(...kind.updated(record, req.fullSync, req.window));
     }
-    const body = await get("deleted", token ?? { deltaToken: cursor.deleted }, req.signal);
-    const changes = body.records.map((r) => kind.deleted(r.id));
     if (body.nextPageToken !== undefined) {
-      return { changes, nextPage: { s: "d", t: body.nextPageToken } };
+      return { changes, nextPage: { t: body.nextPageToken }, newCursor: fresh };
     }
+    // The updated stream is done: the deleted stream joins this page, and both tokens advance
+    // once it was imported.
+    const deleted = await readDeleted(cursor.deleted, req.signal);
+    changes.push(...deleted.ids.map((id) => kind.deleted(id)));
     return {
       changes,
-      newCursor: { updated: cursor.updated, deleted: body.nextDeltaToken as string },
+      newCursor: { updated: body.nextDeltaToken as string, deleted: deleted.token },
     };
+  }
+
+  /** Every page of the deleted stream from `deltaToken`. */
+  async function readDeleted(
+    deltaToken: string,
+    signal: AbortSignal,
+  ): Promise<{ ids: string[]; token: string }> {
+    const ids: string[] = [];
+    let token: { deltaToken: string } | { pageToken: string } = { deltaToken };
+    for (;;) {
+      const body = await get("deleted", token, signal);
+      for (const r of body.records) ids.push(r.id);
+      if (body.nextPageToken === undefined) return { ids, token: body.nextDeltaToken as string };
+      token = { pageToken: body.nextPageToken };
+    }
   }
 
   async function getOne(id: string, signal: AbortSignal): Promise<R | undefined> {

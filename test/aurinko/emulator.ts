@@ -49,10 +49,8 @@ interface TokenBody {
   c: string;
   /** stream */
   k: "u" | "d";
-  /** delta: changes after this seq; page: changes after this seq up to `h` */
+  /** changes after this seq */
   s: number;
-  /** page tokens: the head the round's first page saw */
-  h?: number;
   /** the initial load (window applies) */
   i?: true;
   w?: { daysWithin?: number; timeMin?: string; timeMax?: string };
@@ -78,6 +76,8 @@ export class AurinkoEmulator {
   url = "";
   /** The next N `POST …/sync` answer `ready: false`. */
   notReady = 0;
+  /** A one-shot fault for the next sync request (see `faultNextSync`). */
+  #nextSync: "invalid" | "transient" | undefined;
   #server: Server;
   #faults: Fault[] = [];
   #chaos: { rand: () => number; rate: number; last: boolean } | undefined;
@@ -129,6 +129,16 @@ export class AurinkoEmulator {
     this.#faults = [];
     this.#chaos = undefined;
     this.notReady = 0;
+    this.#nextSync = undefined;
+  }
+
+  /**
+   * Fails the next sync request once (any request but `GET /account`): `invalid` answers a
+   * stream 410 syncToken.expired (lists and `POST …/sync` have no token: it is spent on them
+   * without effect), `transient` answers 503.
+   */
+  faultNextSync(kind: "invalid" | "transient"): void {
+    this.#nextSync = kind;
   }
 
   inject(fault: Fault): void {
@@ -218,6 +228,17 @@ export class AurinkoEmulator {
     const token = (req.headers.authorization ?? "").replace(/^Bearer /, "");
     this.requests.push({ method, path: url.pathname, query: url.searchParams, token });
     if (this.#fault(req, res, url, method)) return;
+    if (this.#nextSync && !url.pathname.endsWith("/account")) {
+      const kind = this.#nextSync;
+      this.#nextSync = undefined;
+      if (kind === "transient") {
+        res.setHeader("retry-after", "0");
+        return send(res, 503, { code: "unavailable", message: "injected" });
+      }
+      if (/\/sync\/(updated|deleted)$/.test(url.pathname)) {
+        return send(res, 410, { code: "syncToken.expired", message: "injected", requestId: "r" });
+      }
+    }
     if (!token) return send(res, 401, { code: "unauthorized", message: "no token" });
     const model = this.account(token);
     const path = url.pathname.replace(/^\/v1\//, "");
@@ -357,7 +378,7 @@ export class AurinkoEmulator {
     if (Boolean(t.p) !== (page !== null)) return invalid("Token is invalid");
     if (t.a !== model.accountId || t.c !== collection || t.k !== k)
       return invalid("Token is invalid");
-    if (t.s > model.seq || (t.h ?? 0) > model.seq) return invalid("Token is invalid");
+    if (t.s > model.seq) return invalid("Token is invalid");
     if (t.g < model.generation) {
       if (t.p) return invalid("Page token is invalid");
       return send(res, 410, {
@@ -366,7 +387,9 @@ export class AurinkoEmulator {
         requestId: "r",
       });
     }
-    const head = t.h ?? model.seq;
+    // Pages continue after the last record served, up to the current head: a page token read
+    // later (a resumed round) also lists what changed since the round began.
+    const head = model.seq;
     const records = [...(model.collections.get(collection)?.values() ?? [])]
       .filter((r) => r.seq > t.s && r.seq <= head && r.deleted === (k === "d"))
       .filter((r) => !t.i || inWindow(r, t.w))
@@ -382,7 +405,6 @@ export class AurinkoEmulator {
         ...base,
         p: true,
         s: last,
-        h: head,
         ...(t.i ? { i: true, w: t.w } : {}),
       });
       return send(res, 200, { records: out, nextPageToken: next, length: out.length });
@@ -508,4 +530,11 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.statusCode = status;
   res.setHeader("content-type", "application/json");
   res.end(text);
+}
+
+/** The same delta token moved past the server's head (a token it never issued). */
+export function aheadToken(token: string): string {
+  const t = decode(token);
+  if (!t) throw new Error("not an emulator token");
+  return encode({ ...t, s: t.s + 1000, i: undefined });
 }

@@ -68,13 +68,13 @@ describe("the two streams", () => {
     expect(second.syncDeletedToken).not.toBe(first.syncDeletedToken);
   });
 
-  it("a failure between the streams keeps the updated stream's progress and loses no delete", async () => {
-    model().insert("email", message("a"), "a");
-    model().insert("email", message("b"), "b");
+  it("a failure on the deleted stream replays only the updated stream's last page and loses no delete", async () => {
+    for (let i = 0; i < 5; i++) model().insert("email", message(`m${i}`), `m${i}`);
+    model().insert("email", message("x"), "x");
     const state = await alice.mail().sync(recorder().importer);
     const before = aurinkoTokens(state);
-    model().update("email", "a", { subject: "a2" });
-    model().remove("email", "b");
+    for (let i = 0; i < 5; i++) model().update("email", `m${i}`, { subject: `y${i}` });
+    model().remove("email", "x");
     // The deleted stream fails for good (a 400 is not retried).
     emulator.inject({ path: /sync\/deleted$/, status: 400, body: { code: "badRequest" } });
     const checkpoints: string[] = [];
@@ -82,56 +82,96 @@ describe("the two streams", () => {
     await expect(
       alice.mail().sync(rec.importer, state, { onCheckpoint: (s) => void checkpoints.push(s) }),
     ).rejects.toBeInstanceOf(ProtocolError);
-    expect(rec.log).toEqual(["update a", "read a false"]);
-    const saved = checkpoints.at(-1) as string;
-    const env = decodeState(saved, "aurinko", "mail");
-    // Updated advanced (its changes were imported), deleted did not, the round resumes there.
-    expect(aurinkoTokens(saved).syncUpdatedToken).not.toBe(before.syncUpdatedToken);
-    expect(aurinkoTokens(saved).syncDeletedToken).toBe(before.syncDeletedToken);
-    expect(env.page).toEqual({ s: "d" });
+    // Page 1 (m0..m2) was imported; page 2 (the updated stream's last) was not.
+    expect(rec.log.filter((l) => l.startsWith("update"))).toEqual([
+      "update m0",
+      "update m1",
+      "update m2",
+    ]);
+    expect(checkpoints).toHaveLength(1);
+    const saved = checkpoints[0] as string;
+    // Neither token moved: the updated stream's token only advances with the deleted stream.
+    expect(aurinkoTokens(saved)).toEqual(before);
+    const page = decodeState(saved, "aurinko", "mail").page as { t: string };
 
     emulator.requests.length = 0;
+    const fresh = account(emulator);
     const rec2 = recorder();
-    const done = await alice.mail().sync(rec2.importer, saved);
-    expect(rec2.log).toEqual(["delete b"]);
+    let done: string;
+    try {
+      done = await fresh.mail().sync(rec2.importer, saved);
+    } finally {
+      await fresh.close();
+    }
+    expect(rec2.log.filter((l) => !l.startsWith("read"))).toEqual([
+      "update m3",
+      "update m4",
+      "delete x",
+    ]);
     expect(calls(emulator, /sync/)).toEqual([
+      `GET email/sync/updated?pageToken=${page.t}`,
       `GET email/sync/deleted?deltaToken=${before.syncDeletedToken}`,
     ]);
+    expect(aurinkoTokens(done).syncUpdatedToken).not.toBe(before.syncUpdatedToken);
     expect(aurinkoTokens(done).syncDeletedToken).not.toBe(before.syncDeletedToken);
   });
 
-  it("a failure inside the updated stream advances neither token", async () => {
-    for (let i = 0; i < 5; i++) model().insert("email", message(`m${i}`), `m${i}`);
-    const state = await alice.mail().sync(recorder().importer);
-    const before = aurinkoTokens(state);
-    for (let i = 0; i < 5; i++) model().update("email", `m${i}`, { subject: `x${i}` });
-    emulator.inject({ path: /sync\/updated$/, status: 400, body: { code: "badRequest" } });
+  it("a delete made while a round was interrupted is read after the updated stream", async () => {
+    for (let i = 0; i < 4; i++) model().insert("contacts", { name: `c${i}` }, `c${i}`);
     const checkpoints: string[] = [];
-    await expect(
-      alice.mail().sync(recorder().importer, state, {
-        onCheckpoint: (s) => void checkpoints.push(s),
-      }),
-    ).rejects.toBeInstanceOf(ProtocolError);
-    expect(checkpoints).toEqual([]);
-    // Fail on the second page instead (the importer): the checkpoint after the first page keeps
-    // both tokens and carries the page token.
-    let n = 0;
-    await expect(
-      alice.mail().sync(
-        {
-          update: () => {
-            if (++n === 4) throw new Error("importer down");
-          },
+    const controller = new AbortController();
+    await alice
+      .contacts()
+      .sync(recorder().importer, null, {
+        signal: controller.signal,
+        onCheckpoint: (s) => {
+          checkpoints.push(s);
+          controller.abort(new Error("crash"));
         },
-        state,
-        { onCheckpoint: (s) => void checkpoints.push(s) },
-      ),
-    ).rejects.toThrow("importer down");
-    expect(checkpoints).toHaveLength(1);
-    const env = decodeState(checkpoints[0] as string, "aurinko", "mail");
-    expect(aurinkoTokens(checkpoints[0] as string)).toEqual(before);
-    expect(env.page).toEqual({ s: "u", t: expect.any(String) });
-    expect(aurinkoTokens(state)).toEqual(before);
+      })
+      .catch(() => undefined);
+    // Page 1 (c0..c2) imported; c0 is deleted and c9 created while the process is down.
+    model().remove("contacts", "c0");
+    model().insert("contacts", { name: "c9" }, "c9");
+    const rec = recorder();
+    for (const k of ["c0", "c1", "c2"]) rec.items.set(k, { sourcekey: k, type: "item", data: {} });
+    const fresh = account(emulator);
+    try {
+      await fresh.contacts().sync(rec.importer, checkpoints[0] as string);
+    } finally {
+      await fresh.close();
+    }
+    expect([...rec.items.keys()].sort()).toEqual(["c1", "c2", "c3", "c9"]);
+  });
+
+  it("an importer failure on a delete resumes without replaying what was confirmed", async () => {
+    model().insert("contacts", { name: "a" }, "a");
+    model().insert("contacts", { name: "b" }, "b");
+    const state = await alice.contacts().sync(recorder().importer);
+    model().update("contacts", "a", { name: "a2" });
+    model().remove("contacts", "b");
+    const log: string[] = [];
+    let failed = false;
+    const importer = {
+      update: (o: { sourcekey: string }) => void log.push(`update ${o.sourcekey}`),
+      delete: (o: { sourcekey: string }) => {
+        if (!failed) {
+          failed = true;
+          throw new Error("db down");
+        }
+        log.push(`delete ${o.sourcekey}`);
+      },
+    };
+    const stopped = await alice.contacts().exportChanges(importer, state, { maxChanges: 1 });
+    expect(log).toEqual(["update a"]);
+    await expect(alice.contacts().sync(importer, stopped.state)).rejects.toThrow("db down");
+    const fresh = account(emulator);
+    try {
+      await fresh.contacts().sync(importer, stopped.state);
+    } finally {
+      await fresh.close();
+    }
+    expect(log).toEqual(["update a", "delete b"]);
   });
 
   it("resuming inside a page asks GET by id about a delivered record the new answer lacks", async () => {
