@@ -14,30 +14,50 @@ afterAll(async () => {
 /** Scales every run count (AURINKO_CONFORMANCE_SCALE=5 for a long local run). */
 const scale = Number(process.env.AURINKO_CONFORMANCE_SCALE ?? 1);
 const n = (runs: number) => Math.max(1, Math.round(runs * scale));
+/** A longer run gets proportionally more time. */
+const timeout = 60_000 * Math.max(1, scale);
 
 // 100 + 100 + 60 + 60 = 320 histories in CI.
 describe("aurinko adapter conformance (emulator)", () => {
-  it("email (read state from sysLabels)", async () => {
-    await checkConformance(aurinkoHarness(emulator, { families: ["email"] }), { numRuns: n(100) });
-  });
+  it(
+    "email (read state from sysLabels)",
+    async () => {
+      await checkConformance(aurinkoHarness(emulator, { families: ["email"] }), {
+        numRuns: n(100),
+      });
+    },
+    timeout,
+  );
 
-  it("calendar, contacts, tasks", async () => {
-    await checkConformance(
-      aurinkoHarness(emulator, { families: ["calendar", "contacts", "tasks"] }),
-      {
+  it(
+    "calendar, contacts, tasks",
+    async () => {
+      await checkConformance(
+        aurinkoHarness(emulator, { families: ["calendar", "contacts", "tasks"] }),
+        { numRuns: n(100) },
+      );
+    },
+    timeout,
+  );
+
+  it(
+    "calendar list and task lists",
+    async () => {
+      await checkConformance(aurinkoHarness(emulator, { families: ["folders"] }), {
         numRuns: n(60),
-      },
-    );
-  });
+      });
+    },
+    timeout,
+  );
 
-  it("calendar list and task lists", async () => {
-    await checkConformance(aurinkoHarness(emulator, { families: ["folders"] }), { numRuns: n(60) });
-  });
-
-  it("every stream scope, with 429 + Retry-After, 408, 503 and connection resets", async () => {
-    const families = ["email", "calendar", "contacts", "tasks"] as const;
-    await checkConformance(aurinkoHarness(emulator, { families, chaosRate: 0.15 }), {
-      numRuns: n(60),
-    });
-  });
+  it(
+    "every stream scope, with 429 + Retry-After, 408, 503 and connection resets",
+    async () => {
+      const families = ["email", "calendar", "contacts", "tasks"] as const;
+      await checkConformance(aurinkoHarness(emulator, { families, chaosRate: 0.15 }), {
+        numRuns: n(60),
+      });
+    },
+    timeout,
+  );
 });
