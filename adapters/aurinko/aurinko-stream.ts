@@ -25,8 +25,11 @@ export const StreamCursorSchema = z
   .strict();
 export type StreamCursor = z.infer<typeof StreamCursorSchema>;
 
-/** Where a round is in the updated stream: Aurinko's page token. */
-export const StreamPageSchema = z.object({ t: z.string().min(1) }).strict();
+/**
+ * Where a round is in the updated stream: Aurinko's page token; `{}` is the stream's first page
+ * (from the cursor's delta token) right after a full sync recorded its tokens.
+ */
+export const StreamPageSchema = z.object({ t: z.string().min(1).optional() }).strict();
 export type StreamPage = z.infer<typeof StreamPageSchema>;
 
 /** How long and how often `POST …/sync` is repeated while it answers `ready: false`. */
@@ -136,11 +139,12 @@ export function streamSource<R>(
   async function fetchPage(
     req: PageRequest<StreamCursor, StreamPage>,
   ): Promise<Page<StreamCursor, StreamPage>> {
-    // No cursor: a full sync's first page. Aurinko hands out both tokens at once; they enter
-    // the cursor at once (replaying from them only repeats the initial load).
-    const fresh = req.cursor === undefined ? await start(req) : undefined;
-    const cursor = (fresh ?? req.cursor) as StreamCursor;
-    const token = req.page ? { pageToken: req.page.t } : { deltaToken: cursor.updated };
+    // No cursor: a full sync starts with a page of its own that only records Aurinko's two
+    // tokens. A resumed full sync then reads from them again instead of starting a new sync
+    // session, whose deleted token would hide deletes of records already delivered.
+    if (req.cursor === undefined) return { changes: [], newCursor: await start(req), nextPage: {} };
+    const cursor = req.cursor;
+    const token = req.page?.t ? { pageToken: req.page.t } : { deltaToken: cursor.updated };
     const body = await get("updated", token, req.signal);
     const changes: Change[] = [];
     for (const raw of body.records) {
@@ -148,7 +152,7 @@ export function streamSource<R>(
       changes.push(...kind.updated(record, req.fullSync, req.window));
     }
     if (body.nextPageToken !== undefined) {
-      return { changes, nextPage: { t: body.nextPageToken }, newCursor: fresh };
+      return { changes, nextPage: { t: body.nextPageToken } };
     }
     // The updated stream is done: the deleted stream joins this page, and both tokens advance
     // once it was imported.
