@@ -14,6 +14,7 @@ export const SCHEMES: Readonly<Record<string, string>> = {
   imap: "imap",
   imaps: "imap",
   google: "google",
+  aurinko: "aurinko",
   dav: "dav",
   davs: "dav",
   caldav: "dav",
