@@ -125,6 +125,22 @@ describe("subscriptions", () => {
     expect(await seen).toMatchObject({ scope: "mail", objectType: "folder", eventType: "updated" });
   });
 
+  it("the health check re-creates a subscription Aurinko deactivated or lost", async () => {
+    const sub = await alice.watchMail({ notificationUrl: hookUrl, checkEveryMs: 5 });
+    const first = sub.id;
+    // After repeated failed deliveries Aurinko turns a subscription inactive.
+    (emulator.subscriptions.get(first) as { active: boolean }).active = false;
+    await vi.waitFor(() => expect(sub.id).not.toBe(first));
+    const second = sub.id;
+    expect(emulator.subscriptions.get(second)?.active).toBe(true);
+    expect(emulator.subscriptions.has(first)).toBe(false);
+    // Gone altogether (404): also re-created.
+    emulator.subscriptions.delete(second);
+    await vi.waitFor(() => expect(sub.id).not.toBe(second));
+    expect([...emulator.subscriptions.keys()]).toEqual([sub.id]);
+    await sub.stop();
+  });
+
   it("stop() deletes the subscription; its deliveries are then refused", async () => {
     const sub = await alice.watchMail({ notificationUrl: hookUrl });
     const id = sub.id;
