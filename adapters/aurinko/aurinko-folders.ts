@@ -1,10 +1,14 @@
 /**
  * The calendar list (`GET /calendars`) and the task lists (`GET /tasklists`) as hierarchies.
- * Aurinko has no delta stream for them: each round lists every page and diffs the listing
- * against the previous one (the snapshot source of the core).
+ * Aurinko has no delta stream and no version for them: each round lists every page, reports
+ * every listed folder as an update and every folder of the previous listing that is gone as a
+ * delete. Diffing by content instead would miss a folder changed, handed to an importer that
+ * then failed, and changed back before the retry (the retry's diff sees no change). Hierarchies
+ * are small, so the repeat costs little.
  */
 import { createHash } from "node:crypto";
-import { diffSnapshot, type Snapshot, snapshotSource } from "../../src/core/snapshot.js";
+import { z } from "zod";
+import type { Snapshot } from "../../src/core/snapshot.js";
 import type { ChangeSource } from "../../src/core/source.js";
 import type { Change, SyncObject } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
@@ -46,16 +50,32 @@ export function folderSource(options: FolderSourceOptions): ChangeSource<Snapsho
     return out;
   }
 
-  const base = snapshotSource<AurinkoFolder>({ type: "folder", list: (req) => list(req.signal) });
+  const gone = (sourcekey: string): Change => ({
+    kind: "delete",
+    object: { sourcekey, type: "folder" },
+    soft: false,
+  });
   return {
-    ...base,
+    cursorSchema: z.record(z.string(), z.string()),
+    async fetchPage(req) {
+      const listing = await list(req.signal);
+      const previous = req.cursor ?? {};
+      const snapshot: Snapshot = {};
+      const changes: Change[] = [];
+      for (const folder of listing) {
+        snapshot[folder.sourcekey] = folder.changeKey ?? "";
+        changes.push({ kind: "update", object: folder, created: !(folder.sourcekey in previous) });
+      }
+      for (const key of Object.keys(previous)) if (!(key in snapshot)) changes.push(gone(key));
+      return { changes, newCursor: snapshot };
+    },
     async verify(keys, req) {
       const now = new Map((await list(req.signal)).map((f) => [f.sourcekey, f]));
       const out: Change[] = [];
       for (const key of keys) {
         const folder = now.get(key);
         if (folder) out.push({ kind: "update", object: folder, created: false });
-        else out.push(diffSnapshot({ [key]: "" }, [], "folder").changes[0] as Change);
+        else out.push(gone(key));
       }
       return out;
     },
