@@ -276,6 +276,30 @@ describe("the two streams", () => {
     expect(rec3.log).toEqual(["update l1"]);
   });
 
+  it("a folder changed under a failed importer and changed back is delivered again", async () => {
+    model().addCalendar("work", "Work");
+    model().addCalendar("zz", "Z");
+    const rec = recorder();
+    const state = await alice.calendarList().sync(rec.importer);
+    model().renameCalendar("work", "Renamed");
+    let calls = 0;
+    const failing = {
+      ...rec.importer,
+      update: (
+        o: Parameters<NonNullable<typeof rec.importer.update>>[0],
+        f: { created: boolean },
+      ) => {
+        rec.importer.update?.(o, f);
+        if (++calls === 1) throw new Error("db down");
+      },
+    };
+    await expect(alice.calendarList().sync(failing, state)).rejects.toThrow("db down");
+    expect((rec.items.get("work")?.data as { name: string }).name).toBe("Renamed");
+    model().renameCalendar("work", "Work");
+    await alice.calendarList().sync(rec.importer, state);
+    expect((rec.items.get("work")?.data as { name: string }).name).toBe("Work");
+  });
+
   it("a state of another account is a StateError before anything is imported", async () => {
     const bob = account(emulator, "bob");
     try {
