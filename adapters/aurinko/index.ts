@@ -155,14 +155,19 @@ export function createAurinkoAccount(options: AurinkoOptions): AurinkoAccount {
   // Who the token belongs to: the identity of every state (a state of another account is refused).
   let who: Promise<string> | undefined;
   const accountId = (signal: AbortSignal): Promise<string> => {
-    who ??= http
-      .request({ path: "account", schema: AccountInfoSchema, endpoint: "aurinko.account", signal })
-      .then((res) => res.body.id);
-    // A failed look-up is asked again next time.
-    who.catch(() => {
-      who = undefined;
-    });
-    return who;
+    if (!who) {
+      // Shared by every scope of the account: one sync's abort must not fail the others, so the
+      // request itself is not tied to a signal (each caller stops waiting on its own).
+      const asked = http
+        .request({ path: "account", schema: AccountInfoSchema, endpoint: "aurinko.account" })
+        .then((res) => res.body.id);
+      // A failed look-up is asked again next time.
+      asked.catch(() => {
+        if (who === asked) who = undefined;
+      });
+      who = asked;
+    }
+    return abortable(who, signal);
   };
 
   function scope<T>(
@@ -248,4 +253,23 @@ export function createAurinkoAccount(options: AurinkoOptions): AurinkoAccount {
       if (!options.dispatcher) await agent.close();
     },
   };
+}
+
+/** `promise`, or the signal's reason as soon as it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }

@@ -76,6 +76,8 @@ export class AurinkoEmulator {
   url = "";
   /** The next N `POST …/sync` answer `ready: false`. */
   notReady = 0;
+  /** Requests to matching paths are answered this much later. */
+  slow: { path: RegExp; ms: number } | undefined;
   /** A one-shot fault for the next sync request (see `faultNextSync`). */
   #nextSync: "invalid" | "transient" | undefined;
   #server: Server;
@@ -130,6 +132,7 @@ export class AurinkoEmulator {
     this.#chaos = undefined;
     this.notReady = 0;
     this.#nextSync = undefined;
+    this.slow = undefined;
   }
 
   /**
@@ -227,6 +230,9 @@ export class AurinkoEmulator {
     const method = req.method ?? "GET";
     const token = (req.headers.authorization ?? "").replace(/^Bearer /, "");
     this.requests.push({ method, path: url.pathname, query: url.searchParams, token });
+    if (this.slow?.path.test(url.pathname)) {
+      await new Promise((r) => setTimeout(r, this.slow?.ms));
+    }
     if (this.#fault(req, res, url, method)) return;
     if (this.#nextSync && !url.pathname.endsWith("/account")) {
       const kind = this.#nextSync;

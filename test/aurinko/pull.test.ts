@@ -300,6 +300,18 @@ describe("the two streams", () => {
     expect((rec.items.get("work")?.data as { name: string }).name).toBe("Work");
   });
 
+  it("one sync aborted while the account is looked up does not fail another scope's sync", async () => {
+    model().insert("contacts", { name: "a" }, "a");
+    emulator.slow = { path: /\/account$/, ms: 100 };
+    const controller = new AbortController();
+    const aborted = alice.mail().sync(recorder().importer, null, { signal: controller.signal });
+    const other = alice.contacts().sync(recorder().importer);
+    controller.abort(new Error("stop"));
+    await expect(aborted).rejects.toThrow("stop");
+    await expect(other).resolves.toEqual(expect.any(String));
+    expect(calls(emulator, /account$/)).toHaveLength(1);
+  });
+
   it("a state of another account is a StateError before anything is imported", async () => {
     const bob = account(emulator, "bob");
     try {
