@@ -101,6 +101,7 @@ async function main(): Promise<void> {
   const files: Record<string, string> = {};
   for (let i = 0; i < EVENTS; i++) files[`bench-${i}.ics`] = event(i);
   const radicale = await startRadicale({
+    storage: "disk",
     seed: [{ name: "bench", kind: "calendar", displayname: "Bench", files }],
   });
   const proxy = await countingProxy(radicale.url);

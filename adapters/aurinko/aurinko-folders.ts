@@ -57,6 +57,9 @@ export function folderSource(options: FolderSourceOptions): ChangeSource<Snapsho
   });
   return {
     cursorSchema: z.record(z.string(), z.string()),
+    // No tombstones: a folder handed to an importer that failed, then removed before the retry,
+    // is found only by verifying what the page delivered.
+    reportsByContent: true,
     async fetchPage(req) {
       const listing = await list(req.signal);
       const previous = req.cursor ?? {};

@@ -218,7 +218,7 @@ export function createAurinkoReceiver(
       if (validationToken !== null) {
         if (registry.pending === 0) return 404;
         if (!VALIDATION_TOKEN.test(validationToken)) return 400;
-        return { status: 200, text: validationToken };
+        return { status: 200, body: validationToken, contentType: "text/plain; charset=utf-8" };
       }
       if (request.method !== "POST") return 405;
       const secret = options.signingSecret;

@@ -8,7 +8,8 @@
  *   caldav:http://127.0.0.1:5232/?scope=hierarchy scope: items (default) | hierarchy
  *   caldavs://host/path, caldav://host/path       shorthands for https:// and http://
  *
- * Credentials: DELTASYNC_DAV_USER / DELTASYNC_DAV_PASSWORD (Basic) or DELTASYNC_DAV_TOKEN (bearer).
+ * Credentials: DELTASYNC_DAV_USER (or the URL's user) / DELTASYNC_DAV_PASSWORD (`--password`) for
+ * Basic, or DELTASYNC_DAV_TOKEN (`--token`) for a bearer token.
  */
 import type { CliSource, OpenedSource } from "../../src/cli/source.js";
 import { ArgumentError } from "../../src/core/errors.js";
@@ -39,6 +40,13 @@ export function innerUrl(url: URL): { scheme: string; target: URL } {
 }
 
 async function pick(account: DavAccount, scheme: string, target: URL): Promise<Syncable> {
+  for (const name of target.searchParams.keys()) {
+    if (name !== "scope") {
+      throw new ArgumentError(
+        `${scheme}: unknown parameter ${JSON.stringify(name)} (known: scope)`,
+      );
+    }
+  }
   const scope =
     target.searchParams.get("scope") ?? (scheme.startsWith("dav") ? "hierarchy" : "items");
   if (scope === "hierarchy") return account.hierarchy();
@@ -60,11 +68,17 @@ export const cliSource: CliSource = {
   usage:
     "caldav:https://host/[calendar/] | carddav:https://host/[book/] | dav:https://host/ (hierarchy) " +
     "(DELTASYNC_DAV_USER / DELTASYNC_DAV_PASSWORD, or DELTASYNC_DAV_TOKEN)",
+  credentialFlags: { password: "DELTASYNC_DAV_PASSWORD", token: "DELTASYNC_DAV_TOKEN" },
   async open(url, { env }): Promise<OpenedSource> {
     const { scheme, target } = innerUrl(url);
     const username =
       env.DELTASYNC_DAV_USER ?? (target.username ? decodeURIComponent(target.username) : undefined);
     const token = env.DELTASYNC_DAV_TOKEN;
+    if (!token && env.DELTASYNC_DAV_PASSWORD && !username) {
+      throw new ArgumentError(
+        `${scheme}: a password needs a user: ${scheme}:https://user@host/… or DELTASYNC_DAV_USER`,
+      );
+    }
     const server = new URL(target.href);
     server.username = "";
     server.search = "";

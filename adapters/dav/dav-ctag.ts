@@ -6,7 +6,7 @@
 import type { Page, ResumePoint } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import { collectionInfo, hrefKey, hrefPath } from "./dav-discovery.js";
-import { etagOf, multiget, toItem } from "./dav-fetch.js";
+import { etagOf, itemDelete, multiget, toItem } from "./dav-fetch.js";
 import { propChildren } from "./dav-multistatus.js";
 import type { CollectionRef } from "./dav-sync-collection.js";
 import { propfindBody } from "./dav-xml.js";
@@ -62,12 +62,7 @@ export async function ctagPage(
     };
     const got = fetched?.get(hrefKey(h, t.origin));
     if (!(h in now) || got === null || got === undefined) {
-      return {
-        kind: "delete",
-        object: { sourcekey: h, type: "item", parentKey: href },
-        soft: false,
-        position,
-      };
+      return { ...itemDelete(h, href), position };
     }
     return {
       kind: "update",

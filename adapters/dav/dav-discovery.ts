@@ -2,7 +2,7 @@
  * Discovery (RFC 5397, RFC 4791 §6.2.1, RFC 6352 §7.1.1, RFC 6764 §5): base URL →
  * `current-user-principal` → `calendar-home-set` / `addressbook-home-set` → collections.
  */
-import { ProtocolError } from "../../src/core/errors.js";
+import { AuthError, ProtocolError } from "../../src/core/errors.js";
 import {
   type DavResponse,
   parseMultistatus,
@@ -145,6 +145,13 @@ async function principalOf(
   if (reply.status !== 207) return undefined;
   const r = parseMultistatus(reply.text, `PROPFIND ${reply.url}`).responses[0];
   if (!r) return undefined;
+  // RFC 5397 §3: the server served the request anonymously (Cyrus does for PROPFIND /).
+  if (propChildren(r, "current-user-principal").includes("unauthenticated")) {
+    throw new AuthError(
+      `PROPFIND ${reply.url}: the server treats the request as unauthenticated ` +
+        "(current-user-principal is <unauthenticated/>): give credentials it accepts",
+    );
+  }
   const principal =
     propHrefs(r, "current-user-principal")[0] ??
     (propChildren(r, "resourcetype").includes("principal") ? r.href : undefined);

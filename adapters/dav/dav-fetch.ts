@@ -2,7 +2,7 @@
  * Member bodies: the `DavItem` mapping and `calendar-multiget` / `addressbook-multiget` in batches.
  */
 import { ProtocolError } from "../../src/core/errors.js";
-import type { SyncObject } from "../../src/core/types.js";
+import type { Change, SyncObject } from "../../src/core/types.js";
 import { type DavKind, hrefKey, hrefPath } from "./dav-discovery.js";
 import { type DavResponse, propText } from "./dav-multistatus.js";
 import { type DavBasics, parseBasics } from "./dav-parse.js";
@@ -60,6 +60,44 @@ export function toItem(
   const data: DavItem = { ...basics, href, collection, raw };
   if (etag !== undefined) data.etag = etag;
   return { sourcekey: href, type: "item", parentKey: collection, changeKey: etag, data };
+}
+
+/** A member that no longer exists (DAV has no soft deletes). */
+export function itemDelete(href: string, collection: string): Change {
+  return {
+    kind: "delete",
+    object: { sourcekey: href, type: "item", parentKey: collection },
+    soft: false,
+  };
+}
+
+/**
+ * The current version of members delivered earlier (the engine's `verify` after a resume whose
+ * new answer no longer names them): multiget, a body → `update`, a 404 → `delete`.
+ */
+export async function verifyItems(
+  t: DavTransport,
+  collection: string,
+  kind: DavKind,
+  hrefs: readonly string[],
+  options: ItemOptions,
+  signal?: AbortSignal,
+): Promise<Change[]> {
+  // A key outside the collection (a crafted state) is never asked for: the scope can't hold it.
+  const inside = hrefs.filter((h) => h.startsWith(collection) && !h.endsWith("/"));
+  const fetched = inside.length
+    ? await multiget(t, collection, kind, inside, options, signal)
+    : undefined;
+  return hrefs.map((h): Change => {
+    const got = fetched?.get(hrefKey(h, t.origin));
+    return got
+      ? {
+          kind: "update",
+          object: toItem(h, collection, got.etag, got.raw, options),
+          created: false,
+        }
+      : itemDelete(h, collection);
+  });
 }
 
 /** What a multiget returned for one href: its body and etag, or `null` when it is gone (404). */

@@ -3,11 +3,11 @@
  * reports it, else the getctag + etag-diff fallback. The mode is chosen at the start of a full
  * sync and kept in the cursor, so a state never switches mode silently.
  */
-import { ProtocolError } from "../../src/core/errors.js";
-import type { ChangeSource, Page, ResumePoint } from "../../src/core/source.js";
+import { ProtocolError, StateError } from "../../src/core/errors.js";
+import type { ChangeSource, Page, PageRequest, ResumePoint } from "../../src/core/source.js";
 import { ctagPage } from "./dav-ctag.js";
 import type { DavCollection } from "./dav-discovery.js";
-import type { ItemOptions } from "./dav-fetch.js";
+import { type ItemOptions, verifyItems } from "./dav-fetch.js";
 import { type CollectionRef, syncCollectionPage } from "./dav-sync-collection.js";
 import type { DavTransport } from "./dav-transport.js";
 import { type ItemCursor, type ItemPage, itemCursorSchema, itemPageSchema } from "./schemas.js";
@@ -15,6 +15,10 @@ import { type ItemCursor, type ItemPage, itemCursorSchema, itemPageSchema } from
 export type DavMode = "auto" | "sync-collection" | "ctag";
 
 export interface ItemSourceOptions {
+  /** What the scope names, as `identity()` answers it (no request). */
+  identity(origin: string): string;
+  /** True when a cursor's collection href is the one the scope names (no request). */
+  owns(href: string, origin: string): boolean;
   /** Resolves the collection (its href, kind and supported reports). */
   resolve(signal: AbortSignal): Promise<DavCollection>;
   transport(): Promise<DavTransport>;
@@ -23,14 +27,28 @@ export interface ItemSourceOptions {
 }
 
 export function itemSource(options: ItemSourceOptions): ChangeSource<ItemCursor, ItemPage> {
+  /**
+   * The collection a request reads: the one the cursor names (no lookup on incremental syncs),
+   * which must be the scope's own; a state whose cursor names another collection would import
+   * that collection's items into this scope.
+   */
+  const collectionOf = async (req: PageRequest<ItemCursor, ItemPage>): Promise<DavCollection> => {
+    const { cursor, signal } = req;
+    if (cursor?.h === undefined || cursor.k === undefined) return options.resolve(signal);
+    const t = await options.transport();
+    if (!options.owns(cursor.h, t.origin)) {
+      throw new StateError(
+        `state is for the DAV collection ${cursor.h.slice(0, 200)}, ` +
+          `not ${options.identity(t.origin).slice(0, 200)}`,
+      );
+    }
+    return { href: cursor.h, kind: cursor.k, reports: [] };
+  };
+
   return {
     async fetchPage(req) {
-      const cursor = req.cursor;
-      // A state names its collection: an incremental sync goes straight to the report.
-      const collection: DavCollection =
-        cursor?.h !== undefined && cursor.k !== undefined
-          ? { href: cursor.h, kind: cursor.k, reports: [] }
-          : await options.resolve(req.signal);
+      const { cursor } = req;
+      const collection = await collectionOf(req);
       const ref: CollectionRef = {
         t: await options.transport(),
         href: collection.href,
@@ -41,11 +59,23 @@ export function itemSource(options: ItemSourceOptions): ChangeSource<ItemCursor,
       if (mode === "sync") {
         if (cursor && cursor.m !== "sync")
           throw new ProtocolError(collection.href, "mode mismatch");
-        return stamp(await syncCollectionPage(ref, cursor, req.signal), collection);
+        return stamp(await syncCollectionPage(ref, cursor, req.fullSync, req.signal), collection);
       }
       if (cursor && cursor.m !== "ctag") throw new ProtocolError(collection.href, "mode mismatch");
       return stamp(await ctagPage(ref, cursor, req.signal), collection);
     },
+    // Members a resumed answer no longer names (the engine's delivered set): multiget them.
+    async verify(keys, req) {
+      const collection = await collectionOf(req);
+      const t = await options.transport();
+      return verifyItems(t, collection.href, collection.kind, keys, options.options, req.signal);
+    },
+    async identity() {
+      return options.identity((await options.transport()).origin);
+    },
+    // RFC 6578 leaves it open whether a change undone since the token is reported (Xandikos
+    // diffs trees: it is not), and the ctag mode diffs etags: mark pages before delivery.
+    reportsByContent: true,
     cursorSchema: itemCursorSchema,
     pageSchema: itemPageSchema,
   };

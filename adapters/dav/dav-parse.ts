@@ -42,7 +42,7 @@ export function parseBasics(raw: string): DavBasics {
   try {
     const root = ICAL.parse(raw) as unknown as JCalComponent;
     if (!Array.isArray(root) || typeof root[0] !== "string") return { parseError: "no component" };
-    if (root[0] === "vcard") return cardBasics(root);
+    if (root[0] === "vcard") return cardBasics(root, raw);
     for (const name of CALENDAR_COMPONENTS) {
       const comp = root[2]?.find((c) => c[0] === name);
       if (comp) return calendarBasics(comp);
@@ -82,12 +82,29 @@ function calendarBasics(comp: JCalComponent): DavBasics {
   return out;
 }
 
-function cardBasics(card: JCalComponent): DavBasics {
+/** ical.js's design with FN as plain text: its text rules unescape `\;` (the vCard ones do not). */
+const CARD_TEXT = { ...ICAL.design.icalendar, property: { fn: { defaultType: "text" } } };
+
+/**
+ * A vCard text value with every escape of RFC 6350 §3.4 / RFC 2426 §4 undone. ical.js's vCard
+ * design leaves `\;` escaped in single-valued text (and has already turned `\\` into `\`, so the
+ * two can't be told apart afterwards): the property's line is read again with text rules that
+ * undo `\\`, `\;`, `\,` and `\n` together.
+ */
+function cardText(raw: string, name: string, parsed: string): string {
+  const unfolded = raw.replace(/\r?\n[ \t]/g, "");
+  const line = new RegExp(`^(?:[A-Za-z0-9-]+\\.)?(${name}[;:].*?)\\r?$`, "im").exec(unfolded)?.[1];
+  if (line === undefined) return parsed;
+  const value = (ICAL.parse.property(line, CARD_TEXT as never) as unknown as JCalProperty)[3];
+  return typeof value === "string" ? value : parsed;
+}
+
+function cardBasics(card: JCalComponent, raw: string): DavBasics {
   const out: DavBasics = { component: "VCARD" };
   const uid = text(card, "uid");
   if (uid) out.uid = uid;
   const fn = text(card, "fn");
-  if (fn) out.fn = fn;
+  if (fn) out.fn = fn.includes("\\") ? cardText(raw, "fn", fn) : fn;
   const rev = isoOf(text(card, "rev"));
   if (rev) out.lastModified = rev;
   return out;

@@ -15,6 +15,7 @@ import {
   type DavHomes,
   type DavKind,
   discoverHomes,
+  hrefKey,
   hrefPath,
   LISTING_PROPS,
   listCollections,
@@ -140,6 +141,8 @@ export function createDavAccount(options: DavOptions): DavAccount {
     parse: options.parse ?? true,
   };
   const mode = options.mode ?? "auto";
+  const user = options.username ? `${options.username}@` : "";
+  const accountId = `dav:${user}${base.host}${base.pathname.replace(/\/$/, "")}`;
   const known = new Map<string, DavCollection>();
   let homes: Promise<DavHomes> | undefined;
 
@@ -162,18 +165,24 @@ export function createDavAccount(options: DavOptions): DavAccount {
     return found;
   };
 
-  /** Resolves an id (href, URL or name) to a collection of the given kind. */
-  const resolve = async (id: string, kind: DavKind | undefined, signal: AbortSignal) => {
+  /** The href an id (href, URL or name) stands for, with a trailing slash; no request but the home set. */
+  const hrefOf = async (id: string, kind: DavKind | undefined, signal: AbortSignal) => {
     const t = await life.get();
     let href: string;
-    if (id.startsWith("/") || /^https?:/i.test(id)) href = hrefPath(id, t.origin);
+    if (isHref(id)) href = pathOf(id, t.origin);
     else {
       const h = await getHomes(t, signal);
       const home = (kind === "addressbook" ? h.addressbookHomes : h.calendarHomes)[0];
       if (!home) throw new NotFoundError(`dav: no ${kind ?? "calendar"} home to find "${id}" in`);
       href = new URL(`${encodeURIComponent(id)}/`, new URL(home, t.origin)).pathname;
     }
-    if (!href.endsWith("/")) href += "/";
+    return href;
+  };
+
+  /** Resolves an id (href, URL or name) to a collection of the given kind. */
+  const resolve = async (id: string, kind: DavKind | undefined, signal: AbortSignal) => {
+    const t = await life.get();
+    const href = await hrefOf(id, kind, signal);
     const cached = known.get(href);
     if (cached && (kind === undefined || cached.kind === kind)) return { t, collection: cached };
     const info = await collectionInfo(t, href, signal, RESOLVE_PROPS);
@@ -190,6 +199,14 @@ export function createDavAccount(options: DavOptions): DavAccount {
     itemSource({
       mode,
       transport: () => life.get(),
+      identity: (origin) =>
+        isHref(id)
+          ? new URL(pathOf(id, origin), origin).href
+          : `${accountId} ${kind ?? "collection"}:${id}`,
+      owns: (href, origin) =>
+        isHref(id)
+          ? hrefKey(href, origin) === hrefKey(pathOf(id, origin), origin)
+          : hrefKey(href, origin).split("/").pop() === id,
       resolve: async (signal) => (await resolve(id, kind, signal)).collection,
       options: itemOptions,
     });
@@ -214,11 +231,8 @@ export function createDavAccount(options: DavOptions): DavAccount {
       }),
     });
 
-  const user = options.username ? `${options.username}@` : "";
-  const id = `dav:${user}${base.host}${base.pathname.replace(/\/$/, "")}`;
-
   return {
-    id,
+    id: accountId,
     async discover(signal) {
       const t = await life.get();
       const h = await getHomes(t, signal);
@@ -246,6 +260,15 @@ export function createDavAccount(options: DavOptions): DavAccount {
     },
     close: () => life.close(),
   };
+}
+
+/** An id given as an href or absolute URL (not a name under a home set). */
+const isHref = (id: string): boolean => id.startsWith("/") || /^https?:/i.test(id);
+
+/** The path of an href or URL id, with a trailing slash. */
+function pathOf(id: string, origin: string): string {
+  const path = hrefPath(id, origin);
+  return path.endsWith("/") ? path : `${path}/`;
 }
 
 /** A collection as a hierarchy folder; its changeKey moves on a rename, not on item changes. */

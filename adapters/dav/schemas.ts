@@ -3,17 +3,17 @@
  */
 import { z } from "zod";
 
-/**
- * RFC 6578 cursor: the sync token (`""` before the first answer) and, after a `maxChanges` stop
- * in the middle of a page, the members of that page already imported (href → report etag, `""`
- * for a removal) so the same token can be asked again without importing them twice.
- */
 /** Where the cursor belongs: the collection's href and kind, so a resumed sync needs no lookup. */
 const where = {
   h: z.string().optional(),
   k: z.enum(["calendar", "addressbook"]).optional(),
 };
 
+/**
+ * RFC 6578 cursor: the sync token (`""` before the first answer). `d` is what older versions
+ * kept after a `maxChanges` stop (members already imported); it is read and ignored: the engine's
+ * delivered set and `verify` make such resumes exact now.
+ */
 export const syncCursorSchema = z
   .object({
     ...where,

@@ -4,10 +4,11 @@
  */
 import { z } from "zod";
 import { StateError } from "../../src/core/errors.js";
-import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
+import type { Page, PageRequest } from "../../src/core/source.js";
 import type { Change, SyncWindow } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
-import { EventsPageSchema, type GoogleEvent } from "./schemas.js";
+import { mapLimit, unlessMissing, type VerifyingSource } from "./google-shared.js";
+import { EventSchema, EventsPageSchema, type GoogleEvent } from "./schemas.js";
 
 /** The cursor of a calendar: Google's sync token and the `singleEvents` it was made with. */
 export const CalendarCursorSchema = z.object({
@@ -16,9 +17,12 @@ export const CalendarCursorSchema = z.object({
 });
 export type CalendarCursor = z.infer<typeof CalendarCursorSchema>;
 
-/** A page of the current round: Google's page token (and `singleEvents`, for full-sync resumes). */
+/**
+ * A page of the current round: Google's page token (and `singleEvents`, for full-sync resumes).
+ * Without a page token: the first page of a delta from the cursor (the follow-up, see below).
+ */
 export const CalendarPageSchema = z.object({
-  pageToken: z.string().min(1),
+  pageToken: z.string().min(1).optional(),
   singleEvents: z.boolean(),
 });
 export type CalendarPage = z.infer<typeof CalendarPageSchema>;
@@ -30,17 +34,43 @@ export interface EventsSourceOptions {
   pageSize: number;
   /** Expand recurring events into instances; kept in the state (Google requires the same value). */
   singleEvents: boolean;
+  /** The account the token belongs to (part of the identity written into states). */
+  account: (signal: AbortSignal) => Promise<string>;
 }
+
+/** Parallel `events.get` calls of one `verify` (well under Google's per-user rate). */
+const VERIFY_CONCURRENCY = 4;
 
 /** The page fetcher of one calendar's events. */
 export function eventsSource(
   options: EventsSourceOptions,
-): ChangeSource<CalendarCursor, CalendarPage> {
+): VerifyingSource<CalendarCursor, CalendarPage> {
   const { http, calendarId, pageSize, singleEvents } = options;
   const path = `calendars/${encodeURIComponent(calendarId)}/events`;
   return {
     cursorSchema: CalendarCursorSchema,
     pageSchema: CalendarPageSchema,
+    async identity(signal) {
+      return `${await options.account(signal)} calendar:${calendarId}`;
+    },
+    /**
+     * `events.get` by id: Google returns cancelled events too (a delete), 404/410 once they are
+     * purged; the window of the full sync applies as in a delta.
+     */
+    async verify(keys, req) {
+      return mapLimit(keys, VERIFY_CONCURRENCY, async (id) => {
+        const res = await unlessMissing(
+          http.request({
+            path: `${path}/${encodeURIComponent(id)}`,
+            schema: EventSchema,
+            endpoint: "calendar.events.get",
+            signal: req.signal,
+          }),
+        );
+        const event: GoogleEvent = res?.body ?? { id, status: "cancelled" };
+        return eventChange(event, calendarId, singleEvents, req.window, false);
+      });
+    },
     async fetchPage(req: PageRequest<CalendarCursor, CalendarPage>) {
       const mode = req.cursor?.singleEvents ?? req.page?.singleEvents ?? singleEvents;
       if (mode !== singleEvents) {
@@ -55,6 +85,10 @@ export function eventsSource(
         : {
             maxResults: pageSize,
             singleEvents,
+            // Cancelled events too (as deletes): a full sync resumed inside its first page gets
+            // a newer snapshot, and an event a crashed batch had applied, deleted since, must
+            // still be named for the copy to lose it.
+            showDeleted: true,
             timeMin: req.window?.timeMin,
             timeMax: req.window?.timeMax,
           };
@@ -82,6 +116,10 @@ export function eventsSource(
       } else if (body.nextSyncToken !== undefined) {
         // nextSyncToken only comes with the last page of a round.
         page.newCursor = { syncToken: body.nextSyncToken, singleEvents };
+        // Pages reached by a page token list the snapshot their round started from (possibly a
+        // round resumed much later): what changed since comes with one more delta, so a sync
+        // that completes covers at least everything before it started.
+        if (req.page?.pageToken !== undefined) page.nextPage = { singleEvents };
       }
       return page;
     },
@@ -127,7 +165,11 @@ export function eventChange(
 
 function inWindow(event: GoogleEvent, window: SyncWindow): boolean {
   const start = time(event.start) ?? time(event.originalStartTime);
-  const end = time(event.end) ?? start;
+  // A series (singleEvents=false) ends with its last instance, which the rule decides: Google
+  // lists it when any instance overlaps the window, so only its start can rule it out.
+  const end = Array.isArray((event as { recurrence?: unknown }).recurrence)
+    ? undefined
+    : (time(event.end) ?? start);
   if (window.timeMin !== undefined && end !== undefined && end <= Date.parse(window.timeMin))
     return false;
   if (window.timeMax !== undefined && start !== undefined && start >= Date.parse(window.timeMax))

@@ -69,9 +69,11 @@ export function classifyGoogleError(r: HttpErrorResponse): Error | undefined {
   if (r.status === 410) {
     // `deleted` answers a write on an already deleted event: harmless, never a resync signal.
     if (info.reasons.includes("deleted")) return new NotFoundError(`${label}: already deleted`);
-    if (r.method === "GET") {
+    // Only a list call carries a sync or page token; a 410 on a get (verify) means "gone".
+    if (r.method === "GET" && r.endpoint.endsWith(".list")) {
       return new StateInvalidError(`${label}: the sync token is no longer valid; run a full sync`);
     }
+    if (r.method === "GET") return new NotFoundError(`${label}: gone`);
   }
   // Gmail answers an expired or too old startHistoryId with 404.
   if (r.status === 404 && r.endpoint === "gmail.history.list") {

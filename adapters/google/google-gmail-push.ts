@@ -9,7 +9,6 @@ import { ArgumentError, AuthError, ProtocolError } from "../../src/core/errors.j
 import { formatPath, type HttpClient } from "../../src/http/index.js";
 import type { NotificationHub } from "../../src/notify/hub.js";
 import { keepRenewed } from "../../src/notify/renewal.js";
-import { MAILBOX_KEY } from "./google-gmail.js";
 import {
   digest,
   type PushRequest,
@@ -17,7 +16,8 @@ import {
   serveWebhook,
   type WebhookReceiver,
   type WebhookRequest,
-} from "./google-webhook.js";
+} from "../../src/notify/webhook.js";
+import { MAILBOX_KEY } from "./google-gmail.js";
 import {
   GmailPushDataSchema,
   ProfileSchema,

@@ -3,10 +3,10 @@
  * `daysWithin`) after recording the mailbox `historyId`; then `history.list` rounds from it.
  */
 import { z } from "zod";
-import { NotFoundError } from "../../src/core/errors.js";
-import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
+import type { Page, PageRequest } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
+import { mapLimit, unlessMissing, type VerifyingSource } from "./google-shared.js";
 import {
   type GmailHistoryRecord,
   type GmailMessage,
@@ -19,8 +19,14 @@ import {
 export const GmailCursorSchema = z.object({ historyId: z.string().min(1) });
 export type GmailCursor = z.infer<typeof GmailCursorSchema>;
 
-/** Mid-round position: during a full sync `h` is the historyId recorded before listing. */
-export const GmailPageSchema = z.object({ h: z.string().min(1).optional(), t: z.string().min(1) });
+/**
+ * Mid-round position: during a full sync `h` is the historyId recorded before listing; `t` the
+ * page token (absent: the first page of a history delta from the cursor, the follow-up).
+ */
+export const GmailPageSchema = z.object({
+  h: z.string().min(1).optional(),
+  t: z.string().min(1).optional(),
+});
 export type GmailPage = z.infer<typeof GmailPageSchema>;
 
 /** The folder key of the mailbox in changes (Gmail has labels, not folders). */
@@ -32,28 +38,27 @@ export interface GmailSourceOptions {
   pageSize: number;
   /** Parallel `messages.get` calls per page (Gmail allows about 10 concurrent per user). */
   concurrency: number;
+  /** The account the token belongs to (part of the identity written into states). */
+  account: (signal: AbortSignal) => Promise<string>;
 }
 
 /** The page fetcher of the mailbox. */
-export function gmailSource(options: GmailSourceOptions): ChangeSource<GmailCursor, GmailPage> {
+export function gmailSource(options: GmailSourceOptions): VerifyingSource<GmailCursor, GmailPage> {
   const { http, concurrency } = options;
   const pageSize = Math.min(options.pageSize, 500);
 
+  /** The message as it is now; `undefined` once deleted (404). */
   async function getMessage(id: string, signal: AbortSignal): Promise<GmailMessage | undefined> {
-    try {
-      const res = await http.request({
+    const res = await unlessMissing(
+      http.request({
         path: `users/me/messages/${encodeURIComponent(id)}`,
         query: { format: "metadata", metadataHeaders: ["Subject", "From", "Date"] },
         schema: MessageSchema,
         endpoint: "gmail.messages.get",
         signal,
-      });
-      return res.body;
-    } catch (error) {
-      // Deleted since it was listed: its `messagesDeleted` record covers it.
-      if (error instanceof NotFoundError) return undefined;
-      throw error;
-    }
+      }),
+    );
+    return res?.body;
   }
 
   async function fetchAll(
@@ -61,31 +66,26 @@ export function gmailSource(options: GmailSourceOptions): ChangeSource<GmailCurs
     signal: AbortSignal,
   ): Promise<Map<string, GmailMessage | undefined>> {
     const unique = [...new Set(ids)];
-    const out = new Map<string, GmailMessage | undefined>();
-    let next = 0;
-    const worker = async () => {
-      while (next < unique.length) {
-        const id = unique[next++] as string;
-        out.set(id, await getMessage(id, signal));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, unique.length) }, worker));
-    return out;
+    const found = await mapLimit(unique, concurrency, (id) => getMessage(id, signal));
+    return new Map(unique.map((id, i) => [id, found[i]]));
   }
 
   async function fullPage(
     req: PageRequest<GmailCursor, GmailPage>,
   ): Promise<Page<GmailCursor, GmailPage>> {
-    let h = req.page?.h;
+    const h = req.page?.h;
     if (h === undefined) {
-      // Record the mailbox historyId BEFORE listing, so nothing between list and history is missed.
+      // Record the mailbox historyId BEFORE listing, so nothing between list and history is
+      // missed, as a page of its own: a round stopped inside the first listing page resumes with
+      // this `h`, not a newer one, and the history that follows names what a crashed batch had
+      // applied and was deleted since (the new listing no longer does).
       const profile = await http.request({
         path: "users/me/profile",
         schema: ProfileSchema,
         endpoint: "gmail.users.getProfile",
         signal: req.signal,
       });
-      h = profile.body.historyId;
+      return { changes: [], nextPage: { h: profile.body.historyId } };
     }
     const days = req.window?.daysWithin;
     const res = await http.request({
@@ -111,7 +111,9 @@ export function gmailSource(options: GmailSourceOptions): ChangeSource<GmailCurs
     }
     if (res.body.nextPageToken !== undefined)
       return { changes, nextPage: { h, t: res.body.nextPageToken } };
-    return { changes, newCursor: { historyId: h } };
+    // The listing shows the mailbox as of its first page (possibly a round resumed much later),
+    // and `h` is older still: history from `h` follows in the same round (see followUp).
+    return { changes, newCursor: { historyId: h }, nextPage: {} };
   }
 
   async function historyPage(
@@ -136,13 +138,28 @@ export function gmailSource(options: GmailSourceOptions): ChangeSource<GmailCurs
     if (res.body.nextPageToken !== undefined)
       return { changes, nextPage: { t: res.body.nextPageToken } };
     // The mailbox's current historyId is the next startHistoryId once the last page is read.
-    return { changes, newCursor: { historyId: res.body.historyId } };
+    return {
+      changes,
+      newCursor: { historyId: res.body.historyId },
+      nextPage: req.page?.t ? {} : undefined,
+    };
   }
 
   return {
     cursorSchema: GmailCursorSchema,
     pageSchema: GmailPageSchema,
     fetchPage: (req) => (req.cursor === undefined ? fullPage(req) : historyPage(req, req.cursor)),
+    async identity(signal) {
+      return `${await options.account(signal)} mail`;
+    },
+    /** `messages.get` (the same format as the pages): 404 → delete, else its labels and snippet. */
+    async verify(keys, req) {
+      const fetched = await fetchAll(keys, req.signal);
+      return keys.map((id) => {
+        const message = fetched.get(id);
+        return message ? messageUpdate(message, false) : messageDelete(id);
+      });
+    },
   };
 }
 

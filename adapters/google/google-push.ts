@@ -13,7 +13,7 @@ import {
   serveWebhook,
   type WebhookReceiver,
   type WebhookRequest,
-} from "./google-webhook.js";
+} from "../../src/notify/webhook.js";
 import { ChannelSchema } from "./schemas.js";
 
 /** How to create a channel. */

@@ -9,6 +9,7 @@
  */
 import { filter, type Observable } from "rxjs";
 import type { Dispatcher } from "undici";
+import { z } from "zod";
 import type { ChangeSource } from "../../src/core/source.js";
 import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
 import type { Notification, SyncWindow } from "../../src/core/types.js";
@@ -19,6 +20,7 @@ import {
   type HttpClientOptions,
 } from "../../src/http/index.js";
 import { NotificationHub } from "../../src/notify/hub.js";
+import type { WebhookReceiver } from "../../src/notify/webhook.js";
 import { eventsSource } from "./google-calendar.js";
 import { calendarListSource } from "./google-calendar-list.js";
 import { classifyGoogleError } from "./google-errors.js";
@@ -38,7 +40,7 @@ import {
   type WatchOptions,
   watchCalendar,
 } from "./google-push.js";
-import type { WebhookReceiver } from "./google-webhook.js";
+import { accountOf } from "./google-shared.js";
 import type {
   GmailMessage,
   GoogleCalendarListEntry,
@@ -46,10 +48,10 @@ import type {
   GooglePerson,
 } from "./schemas.js";
 
+export type { PushRequest, WebhookReceiver } from "../../src/notify/webhook.js";
 export { classifyGoogleError } from "./google-errors.js";
 export type { MailPushData, MailWatch, MailWatchOptions } from "./google-gmail-push.js";
 export type { CalendarWatch, GoogleChannel, WatchOptions } from "./google-push.js";
-export type { PushRequest, WebhookReceiver } from "./google-webhook.js";
 export type {
   GmailMessage,
   GoogleCalendarListEntry,
@@ -71,7 +73,12 @@ export interface GoogleOptions {
    * `<baseUrl>v1/`, Gmail at `<baseUrl>gmail/v1/`. Default: Google's hosts.
    */
   baseUrl?: string;
-  /** A stable, credential-free account label used in `id` (e.g. the user's email). */
+  /**
+   * A stable, credential-free account label (e.g. the user's email), used in `id` and written
+   * into every state as the account it belongs to. Without it each API is asked once which
+   * account the token belongs to (Calendar `calendars.get("primary")`, People `people.get
+   * ("people/me")`, Gmail `users.getProfile`).
+   */
   accountId?: string;
   /** Page size of every list call (capped per API: 2500 events, 250 calendars, 1000 people, 500 Gmail). */
   pageSize?: number;
@@ -137,6 +144,33 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
   const gmailHttp = client(root ? `${root}gmail/v1/` : "https://gmail.googleapis.com/gmail/v1/");
   const pageSize = options.pageSize ?? 250;
   const prefetch = options.prefetch ?? true;
+  // Who the token belongs to: part of the identity of every state (a state of another account
+  // is a StateError). The primary calendar's id is the account's address.
+  const calendarAccount = accountOf(options.accountId, async () => {
+    const res = await calendarHttp.request({
+      path: "calendars/primary",
+      schema: z.looseObject({ id: z.string().min(1) }),
+      endpoint: "calendar.calendars.get",
+    });
+    return res.body.id;
+  });
+  const peopleAccount = accountOf(options.accountId, async () => {
+    const res = await peopleHttp.request({
+      path: "people/me",
+      query: { personFields: "metadata" },
+      schema: z.looseObject({ resourceName: z.string().min(1) }),
+      endpoint: "people.get",
+    });
+    return res.body.resourceName;
+  });
+  const gmailAccount = accountOf(options.accountId, async () => {
+    const res = await gmailHttp.request({
+      path: "users/me/profile",
+      schema: z.looseObject({ emailAddress: z.string().min(1) }),
+      endpoint: "gmail.users.getProfile",
+    });
+    return res.body.emailAddress;
+  });
   const hub = new NotificationHub<GoogleEvent>();
   const registry = new ChannelRegistry();
   const calendars = new Map<string, Syncable<GoogleEvent>>();
@@ -174,6 +208,7 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
           calendarId,
           pageSize: Math.min(pageSize, 2500),
           singleEvents: options.singleEvents ?? false,
+          account: calendarAccount,
         });
         syncable = createSyncable<GoogleEvent>({
           adapter: ADAPTER,
@@ -189,7 +224,7 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
     calendarList() {
       list ??= scope(
         "hierarchy:calendarList",
-        calendarListSource({ http: calendarHttp, pageSize }),
+        calendarListSource({ http: calendarHttp, pageSize, account: calendarAccount }),
       );
       return list;
     },
@@ -200,6 +235,7 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
           http: peopleHttp,
           pageSize: Math.min(pageSize, 1000),
           personFields: options.personFields ?? "names,emailAddresses,phoneNumbers,metadata",
+          account: peopleAccount,
         }),
       );
       return contacts;
@@ -210,6 +246,7 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
           http: gmailHttp,
           pageSize,
           concurrency: options.gmailConcurrency ?? 8,
+          account: gmailAccount,
         });
         mail = createSyncable<GmailMessage>({
           adapter: ADAPTER,

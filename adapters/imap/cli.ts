@@ -1,17 +1,36 @@
 /**
  * `imap:` / `imaps:` sources for the CLI.
  *
- *   imap://alice@127.0.0.1:143/INBOX         one mailbox (password: DELTASYNC_IMAP_PASSWORD)
+ *   imap://alice@127.0.0.1:143/INBOX         one mailbox (password: --password or
+ *                                            DELTASYNC_IMAP_PASSWORD; XOAUTH2: --token or
+ *                                            DELTASYNC_IMAP_ACCESS_TOKEN)
  *   imaps://alice@imap.example.com/Archive   implicit TLS (port 993 by default)
  *   imap://alice@host/?scope=server          every mailbox; scope=hierarchy for the mailbox list
  *   imap://alice@host/INBOX?starttls=false   never STARTTLS (default: when offered)
  */
 import type { CliSource, OpenedSource } from "../../src/cli/source.js";
-import { ArgumentError, AuthError } from "../../src/core/errors.js";
+import { ArgumentError } from "../../src/core/errors.js";
 import type { Syncable } from "../../src/core/syncable.js";
 import { createImapAccount } from "./index.js";
 
 export const PASSWORD_ENV = "DELTASYNC_IMAP_PASSWORD";
+export const TOKEN_ENV = "DELTASYNC_IMAP_ACCESS_TOKEN";
+/** Where the CLI copies `--password` / `--token` (`credentialFlags` below). */
+const PASSWORD_FLAG_ENV = "DELTASYNC_PASSWORD";
+const TOKEN_FLAG_ENV = "DELTASYNC_TOKEN";
+
+/** The credential to log in with: a flag before the IMAP variables, a token before a password. */
+export function imapCredential(
+  env: Record<string, string | undefined>,
+): { accessToken: string } | { password: string } | undefined {
+  const token = env[TOKEN_FLAG_ENV];
+  const password = env[PASSWORD_FLAG_ENV];
+  if (token) return { accessToken: token };
+  if (password) return { password };
+  if (env[TOKEN_ENV]) return { accessToken: env[TOKEN_ENV] };
+  if (env[PASSWORD_ENV]) return { password: env[PASSWORD_ENV] };
+  return undefined;
+}
 
 /** Parses an `imap(s)://user@host:port/Mailbox` URL into options (without the password). */
 export function parseImapUrl(url: URL) {
@@ -54,18 +73,26 @@ export function parseImapUrl(url: URL) {
 
 export const cliSource: CliSource = {
   schemes: ["imap", "imaps"],
-  usage: `imap[s]://user@host:port/Mailbox[?scope=server|hierarchy] (password: ${PASSWORD_ENV})`,
+  usage:
+    "imap[s]://user@host:port/Mailbox[?scope=server|hierarchy] " +
+    `(--password or ${PASSWORD_ENV}; XOAUTH2: --token or ${TOKEN_ENV})`,
+  credentialFlags: { password: PASSWORD_FLAG_ENV, token: TOKEN_FLAG_ENV },
   async open(url, context): Promise<OpenedSource> {
     const parsed = parseImapUrl(url);
-    const password = context.env[PASSWORD_ENV];
-    if (!password)
-      throw new AuthError(`imap source: set ${PASSWORD_ENV} to the password of ${parsed.user}`);
+    const credential = imapCredential(context.env);
+    if (!credential) {
+      // Nothing given is a usage error (exit 2); AuthError is for credentials the server refused.
+      throw new ArgumentError(
+        `imap source: no credential for ${parsed.user}: pass --password (or set ${PASSWORD_ENV}), ` +
+          `or an OAuth2 access token with --token (or ${TOKEN_ENV})`,
+      );
+    }
     const account = createImapAccount({
       host: parsed.host,
       port: parsed.port,
       secure: parsed.secure,
       user: parsed.user,
-      password,
+      ...credential,
       ...(parsed.starttls !== undefined ? { starttls: parsed.starttls } : {}),
     });
     let syncable: Syncable;

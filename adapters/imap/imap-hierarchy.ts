@@ -56,9 +56,16 @@ function toFolder(entry: ListResponse): SyncObject<ImapFolder> {
 
 const uidValidityOf = (changeKey: string | undefined) => changeKey?.split("|")[0] ?? "";
 
-export function hierarchySource(connection: ImapConnection): ChangeSource<Snapshot, never> {
+/** True when `key` lies below `folder` (importers cascade a folder delete to its subtree). */
+const below = (key: string, folder: string, delimiter: string) =>
+  delimiter !== "" && key.startsWith(`${folder}${delimiter}`);
+
+export function hierarchySource(
+  connection: ImapConnection,
+): ChangeSource<Snapshot, never> & { identity(): string } {
   return {
     cursorSchema: z.record(z.string(), z.string()),
+    identity: () => `imap:${connection.label} hierarchy`,
     async fetchPage(req) {
       const listing = await connection.withClient(async (client) => {
         const entries = await client.list({ statusQuery: { uidValidity: true } });
@@ -66,34 +73,63 @@ export function hierarchySource(connection: ImapConnection): ChangeSource<Snapsh
       }, req.signal);
       const before = req.cursor ?? {};
       const { changes: diffed, snapshot } = diffSnapshot(before, listing, "folder");
-      const changes: Change[] = [];
-      const reported = new Set<string>();
+      const delimiter = listing[0] ? (listing[0].data as ImapFolder).delimiter : "";
+      // Deletes first: a delete takes the folder's subtree with it in the importer, so every
+      // listed folder below a deleted one (a surviving child, or the children of a folder
+      // recreated with a new UIDVALIDITY) is reported again after it, as created.
+      const deletes: Change[] = [];
       for (const change of diffed) {
         const key = change.object.sourcekey;
         const previous = before[key];
         const recreated =
           change.kind === "update" &&
-          !change.created &&
           previous !== undefined &&
           uidValidityOf(previous) !== uidValidityOf(change.object.changeKey);
-        if (!recreated || change.kind !== "update") {
-          if (!reported.has(key)) changes.push(change);
-          reported.add(key);
-          continue;
-        }
-        const { type, parentKey } = change.object;
-        const object = { sourcekey: key, type, ...(parentKey ? { parentKey } : {}) };
-        changes.push({ kind: "delete", object, soft: false }, { ...change, created: true });
-        reported.add(key);
-        // A folder delete takes its subtree with it in the importer: create the children again.
-        const prefix = `${key}${(change.object.data as ImapFolder).delimiter}`;
-        for (const child of listing) {
-          if (!child.sourcekey.startsWith(prefix) || reported.has(child.sourcekey)) continue;
-          changes.push({ kind: "update", object: child, created: true });
-          reported.add(child.sourcekey);
+        if (change.kind === "delete" || recreated) {
+          const { type, parentKey } = change.object;
+          const object = { sourcekey: key, type, ...(parentKey ? { parentKey } : {}) };
+          deletes.push({ kind: "delete", object, soft: false });
         }
       }
-      return { changes, newCursor: snapshot };
+      const gone = deletes.map((d) => d.object.sourcekey);
+      const changes: Change[] = [...deletes];
+      for (const obj of listing) {
+        const key = obj.sourcekey;
+        const cascaded = gone.some((g) => g === key || below(key, g, delimiter));
+        if (cascaded) changes.push({ kind: "update", object: obj, created: true });
+        else if (before[key] !== snapshot[key]) {
+          changes.push({ kind: "update", object: obj, created: before[key] === undefined });
+        }
+      }
+      // Each change's resume point is the snapshot as the importer has it right after it, so a
+      // round stopped inside this page (maxChanges, a batch) resumes exactly, however the
+      // listing changes before the next round.
+      return {
+        changes: changes.map((change, i) => ({
+          ...change,
+          position: () => ({ cursor: snapshotAfter(before, changes, i + 1, delimiter) }),
+        })),
+        newCursor: snapshot,
+      };
     },
   };
+}
+
+/** `before` with the first `count` changes applied (a delete removes the folder's subtree). */
+function snapshotAfter(
+  before: Snapshot,
+  changes: Change[],
+  count: number,
+  delimiter: string,
+): Snapshot {
+  const out = { ...before };
+  for (const change of changes.slice(0, count)) {
+    const key = change.object.sourcekey;
+    if (change.kind === "update") {
+      out[key] = change.object.changeKey ?? "";
+      continue;
+    }
+    for (const k of Object.keys(out)) if (k === key || below(k, key, delimiter)) delete out[k];
+  }
+  return out;
 }

@@ -6,7 +6,7 @@
  */
 import { merge, type Observable } from "rxjs";
 import type { Notification } from "../../src/core/types.js";
-import { mapImapError, type ResolvedImapOptions } from "./imap-connection.js";
+import { mapImapError, type ResolvedImapOptions } from "./imap-client.js";
 import { idleUntilClosed, pushChannel, selectedMailboxHints } from "./imap-push.js";
 
 /** Notifications of one mailbox, for as long as the Observable is subscribed. */

@@ -81,11 +81,16 @@ export function fetchQuery(mode: ImapFetchMode): FetchQueryObject {
   };
 }
 
-const addresses = (list: MessageAddressObject[] | undefined): ImapAddress[] | undefined =>
-  list?.map((a) => ({
-    ...(a.name ? { name: a.name } : {}),
-    ...(a.address ? { address: a.address } : {}),
-  }));
+function addresses(list: MessageAddressObject[]): ImapAddress[] {
+  const out: ImapAddress[] = [];
+  for (const a of list) {
+    const entry: ImapAddress = {};
+    if (a.name) entry.name = a.name;
+    if (a.address) entry.address = a.address;
+    out.push(entry);
+  }
+  return out;
+}
 
 function iso(date: Date | string | undefined): string | undefined {
   if (date === undefined) return undefined;
@@ -93,27 +98,30 @@ function iso(date: Date | string | undefined): string | undefined {
   return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
 }
 
+/** Maps one FETCH answer (plain assignments: this runs once per message of a full sync). */
 export function toMessage(msg: FetchMessageObject): ImapMessage {
-  const flags = [...(msg.flags ?? [])].filter((f) => f !== SEEN && f.toLowerCase() !== "\\recent");
-  const env = msg.envelope;
-  const out: ImapMessage = {
-    uid: msg.uid,
-    flags: flags.sort(),
-    seen: msg.flags?.has(SEEN) ?? false,
-  };
+  const flags: string[] = [];
+  let seen = false;
+  for (const f of msg.flags ?? []) {
+    if (f === SEEN) seen = true;
+    else if (f.toLowerCase() !== "\\recent") flags.push(f);
+  }
+  const out: ImapMessage = { uid: msg.uid, flags: flags.sort(), seen };
   if (msg.size !== undefined) out.size = msg.size;
   const internal = iso(msg.internalDate);
   if (internal) out.internalDate = internal;
+  const env = msg.envelope;
   if (env) {
-    out.envelope = {
-      ...(iso(env.date) ? { date: iso(env.date) } : {}),
-      ...(env.subject !== undefined ? { subject: env.subject } : {}),
-      ...(env.messageId ? { messageId: env.messageId } : {}),
-      ...(env.inReplyTo ? { inReplyTo: env.inReplyTo } : {}),
-      ...(env.from ? { from: addresses(env.from) } : {}),
-      ...(env.to ? { to: addresses(env.to) } : {}),
-      ...(env.cc ? { cc: addresses(env.cc) } : {}),
-    };
+    const envelope: NonNullable<ImapMessage["envelope"]> = {};
+    const date = iso(env.date);
+    if (date) envelope.date = date;
+    if (env.subject !== undefined) envelope.subject = env.subject;
+    if (env.messageId) envelope.messageId = env.messageId;
+    if (env.inReplyTo) envelope.inReplyTo = env.inReplyTo;
+    if (env.from) envelope.from = addresses(env.from);
+    if (env.to) envelope.to = addresses(env.to);
+    if (env.cc) envelope.cc = addresses(env.cc);
+    out.envelope = envelope;
   }
   if (msg.bodyStructure) out.bodyStructure = msg.bodyStructure;
   if (msg.source) out.source = msg.source.toString("base64");
@@ -135,15 +143,39 @@ export function toSyncObject(
   };
 }
 
-/** Fetches `range` (a UID set) and resolves with the messages sorted by UID. */
+/**
+ * True when `msg` answers a FETCH of `query`: it has a UID and every attribute asked for. Any
+ * other FETCH response that arrives while the command runs is an unsolicited flag update from
+ * another session (`* 12 FETCH (FLAGS (\Seen))`, RFC 3501 §7.4.2), which imapflow hands over
+ * like the real answers: it is not message data.
+ */
+function answers(msg: FetchMessageObject, query: FetchQueryObject): boolean {
+  return (
+    typeof msg.uid === "number" &&
+    (!query.flags || msg.flags !== undefined) &&
+    (!query.envelope || msg.envelope !== undefined) &&
+    (!query.internalDate || msg.internalDate !== undefined) &&
+    (!query.size || msg.size !== undefined) &&
+    (!query.bodyStructure || msg.bodyStructure !== undefined) &&
+    (!query.source || msg.source !== undefined)
+  );
+}
+
+/**
+ * Fetches `range` (a UID set) and resolves with the messages sorted by UID: one per UID, only
+ * real answers (see `answers`), and with `wanted` only the UIDs it holds.
+ */
 export async function fetchMessages(
   client: ImapFlow,
   range: string,
   query: FetchQueryObject,
   changedSince?: bigint,
+  wanted?: Set<number>,
 ): Promise<FetchMessageObject[]> {
-  const out: FetchMessageObject[] = [];
+  const byUid = new Map<number, FetchMessageObject>();
   const options = changedSince === undefined ? { uid: true } : { uid: true, changedSince };
-  for await (const msg of client.fetch(range, query, options)) out.push(msg);
-  return out.sort((a, b) => a.uid - b.uid);
+  for await (const msg of client.fetch(range, query, options)) {
+    if (answers(msg, query) && (!wanted || wanted.has(msg.uid))) byUid.set(msg.uid, msg);
+  }
+  return [...byUid.values()].sort((a, b) => a.uid - b.uid);
 }

@@ -11,7 +11,7 @@
  */
 import { concat, defer, EMPTY, from, mergeMap, type Observable } from "rxjs";
 import type { EventType, Notification, NotificationFilter } from "../../src/core/types.js";
-import { mapImapError, type ResolvedImapOptions } from "./imap-connection.js";
+import { mapImapError, type ResolvedImapOptions } from "./imap-client.js";
 import type { ImapFolder } from "./imap-hierarchy.js";
 import { mergedNotifications } from "./imap-idle.js";
 import { messageKey } from "./imap-messages.js";

@@ -9,7 +9,7 @@ import { Observable } from "rxjs";
 import { AuthError, NotFoundError, NotSupportedError } from "../../src/core/errors.js";
 import { sleep } from "../../src/core/sleep.js";
 import type { Notification } from "../../src/core/types.js";
-import { connectClient, mapImapError, type ResolvedImapOptions } from "./imap-connection.js";
+import { connectClient, mapImapError, type ResolvedImapOptions } from "./imap-client.js";
 import { messageKey } from "./imap-messages.js";
 
 const DEFAULT_IDLE_RESTART_MS = 25 * 60_000;
@@ -49,10 +49,14 @@ export function pushChannel(
     let delay = firstDelay;
 
     async function once(): Promise<"unavailable" | undefined> {
-      const c = await connectClient(options, {
-        maxIdleTime: options.idleRestartMs ?? DEFAULT_IDLE_RESTART_MS,
-        disableAutoIdle: true,
-      });
+      const c = await connectClient(
+        options,
+        {
+          maxIdleTime: options.idleRestartMs ?? DEFAULT_IDLE_RESTART_MS,
+          disableAutoIdle: true,
+        },
+        stop.signal,
+      );
       client = c;
       const closed = c.isClosed
         ? Promise.resolve()

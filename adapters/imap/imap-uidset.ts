@@ -37,20 +37,43 @@ export function fromRanges(set: string): number[] {
   return out;
 }
 
-/** Splits sorted UIDs into the first `size` and the rest. */
-export function splitChunk(uids: number[], size: number): { chunk: number[]; rest: number[] } {
-  return { chunk: uids.slice(0, size), rest: uids.slice(size) };
+/**
+ * Splits a UID set into its first `size` UIDs and the rest, both as sets, without expanding the
+ * ranges (a 50,000-UID set is one range and stays one).
+ */
+export function splitRanges(set: string, size: number): { chunk: string; rest: string } {
+  const chunk: string[] = [];
+  const rest: string[] = [];
+  let left = size;
+  for (const part of set ? set.split(",") : []) {
+    if (left === 0) {
+      rest.push(part);
+      continue;
+    }
+    const [a, b] = part.split(":");
+    const lo = Math.min(Number(a), Number(b ?? a));
+    const hi = Math.max(Number(a), Number(b ?? a));
+    const count = hi - lo + 1;
+    if (count <= left) {
+      chunk.push(part);
+      left -= count;
+      continue;
+    }
+    const end = lo + left - 1;
+    chunk.push(end === lo ? `${lo}` : `${lo}:${end}`);
+    rest.push(end + 1 === hi ? `${hi}` : `${end + 1}:${hi}`);
+    left = 0;
+  }
+  return { chunk: chunk.join(","), rest: rest.join(",") };
 }
 
 /** uid → flag signature: what the importer holds. */
 export type Known = Map<number, string>;
-/** One change's effect on the known table: a new signature, or `null` for a deletion. */
-export type Op = [uid: number, sig: string | null];
 
 export function decodeKnown(cursor: MailboxCursor): Known {
   const known: Known = new Map();
-  for (const uid of fromRanges(cursor.u)) known.set(uid, "");
-  for (const [sig, set] of Object.entries(cursor.f)) {
+  for (const uid of fromRanges(cursor.u ?? "")) known.set(uid, "");
+  for (const [sig, set] of Object.entries(cursor.f ?? {})) {
     for (const uid of fromRanges(set)) if (known.has(uid)) known.set(uid, sig);
   }
   return known;
@@ -67,13 +90,4 @@ export function encodeKnown(known: Known): Pick<MailboxCursor, "u" | "f"> {
   const f: Record<string, string> = {};
   for (const [sig, uids] of bySig) f[sig] = toRanges(uids);
   return { u: toRanges(known.keys()), f };
-}
-
-export function applyOps(known: Known, ops: Op[], upTo = ops.length): Known {
-  for (let i = 0; i < upTo; i++) {
-    const [uid, sig] = ops[i] as Op;
-    if (sig === null) known.delete(uid);
-    else known.set(uid, sig);
-  }
-  return known;
 }

@@ -8,18 +8,19 @@
  * await account.close();
  */
 import { type Observable, Subject, takeUntil } from "rxjs";
-import { z } from "zod";
-import { compositeSource } from "../../src/core/composite.js";
 import { ArgumentError } from "../../src/core/errors.js";
 import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
 import type { Notification } from "../../src/core/types.js";
-import { accountLabel, createImapConnection } from "./imap-connection.js";
+import { accountLabel } from "./imap-client.js";
+import { createImapConnection } from "./imap-connection.js";
 import { hierarchySource, type ImapFolder, listSelectable } from "./imap-hierarchy.js";
 import { idleNotifications } from "./imap-idle.js";
 import { mailboxSource } from "./imap-mailbox-sync.js";
 import type { ImapMessage } from "./imap-messages.js";
 import { hierarchyNotifications, serverNotifications } from "./imap-notify.js";
-import { type ImapOptions, imapOptionsSchema, mailboxCursorSchema } from "./schemas.js";
+import { followResumedRounds } from "./imap-resume.js";
+import { serverSource } from "./imap-server-sync.js";
+import { type ImapOptions, imapOptionsSchema, mailboxPageSchema } from "./schemas.js";
 
 export type { ImapFolder } from "./imap-hierarchy.js";
 export type { ImapMessage } from "./imap-messages.js";
@@ -62,7 +63,9 @@ export function createImapAccount(options: ImapOptions): ImapAccount {
     return createSyncable<ImapMessage>({
       adapter: "imap",
       scope,
-      source: mailboxSource({ connection, path }),
+      // Read-ahead keeps pages across calls, which a resumed round can't be told apart by: every
+      // round of more than one page is followed by one more (usually one STATUS).
+      source: followResumedRounds(mailboxSource({ connection, path }), mailboxPageSchema, true),
       windowKeys: ["daysWithin"],
       notifications: () =>
         idleNotifications(opts, path, scope).pipe(takeUntil(closing)) as Observable<
@@ -75,15 +78,7 @@ export function createImapAccount(options: ImapOptions): ImapAccount {
     createSyncable<ImapMessage>({
       adapter: "imap",
       scope: "server",
-      source: {
-        ...compositeSource({
-          name: `${connection.label} server`,
-          listChildren: (signal) => connection.withClient(listSelectable, signal),
-          child: (path) => mailboxSource({ connection, path, qualified: true }),
-        }),
-        // Stricter than the composite's own: every child cursor must be a mailbox cursor.
-        cursorSchema: z.record(z.string(), mailboxCursorSchema),
-      },
+      source: serverSource(connection),
       windowKeys: ["daysWithin"],
       notifications: (filter) =>
         serverNotifications(opts, () => connection.withClient(listSelectable), filter).pipe(

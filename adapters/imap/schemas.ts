@@ -25,7 +25,7 @@ export const imapOptionsSchema = z
     tlsInsecure: z.boolean().optional(),
     fetch: fetchModeSchema.optional(),
     mode: syncModeSchema.optional(),
-    /** Messages per page of a full sync (default 500). */
+    /** Messages per page (default 2,000: ~0.8 MB of envelopes; fewer pages, fewer round trips). */
     chunkSize: z.number().int().positive().max(10_000).optional(),
     /** IDLE is re-issued after this many ms (default 25 minutes; RFC 2177 says before 29). */
     idleRestartMs: z.number().int().positive().optional(),
@@ -33,6 +33,16 @@ export const imapOptionsSchema = z
     connectAttempts: z.number().int().positive().max(10).optional(),
     /** First reconnect delay in ms, doubled per attempt (default 200). */
     backoffMs: z.number().int().nonnegative().optional(),
+    /** How long the TCP (and TLS) connect may take, in ms (default 10 000). */
+    connectTimeoutMs: z.number().int().positive().optional(),
+    /** How long the server may take to send its greeting once connected, in ms (default 10 000). */
+    greetingTimeoutMs: z.number().int().positive().optional(),
+    /**
+     * How long one operation may take, in ms (default 60 000): a login, or one page (a SELECT
+     * plus a FETCH of up to `chunkSize` messages). The connection is then dropped and the
+     * operation retried like any other dropped connection.
+     */
+    commandTimeoutMs: z.number().int().positive().optional(),
   })
   .strict();
 
@@ -41,26 +51,34 @@ export type ImapFetchMode = z.infer<typeof fetchModeSchema>;
 export type ImapSyncMode = z.infer<typeof syncModeSchema>;
 
 /**
- * One mailbox's cursor: UIDVALIDITY, HIGHESTMODSEQ (absent with NOMODSEQ or in plain mode),
- * UIDNEXT, and the known UIDs with their flags as compact ranges (`u`: every known UID;
- * `f`: flag signature → UIDs, the empty signature omitted).
+ * One mailbox's cursor: UIDVALIDITY, HIGHESTMODSEQ (absent with NOMODSEQ or in plain mode) and
+ * UIDNEXT. `u` (the UIDs the importer may hold, as ranges) only where expunges must be found by
+ * diffing (CONDSTORE without QRESYNC, plain); `f` (flag signature → UIDs, the empty signature
+ * omitted) only in plain mode, where flags are diffed too. Older states carried both in every
+ * mode; they still parse (a field the mode does not use is ignored).
  */
 export const mailboxCursorSchema = z
   .object({
     v: z.string().regex(/^\d+$/),
     m: z.string().regex(/^\d+$/).optional(),
     n: z.number().int().nonnegative(),
-    u: z.string(),
-    f: z.record(z.string(), z.string()),
+    u: z.string().optional(),
+    f: z.record(z.string(), z.string()).optional(),
   })
   .strict();
 export type MailboxCursor = z.infer<typeof mailboxCursorSchema>;
 
-/** A page token: UIDs still to fetch this round; `m`/`n` are the round's final HIGHESTMODSEQ/UIDNEXT. */
+/**
+ * A page token: UIDs still to fetch (and deliver) this round. `m`/`n` were the round's final
+ * HIGHESTMODSEQ/UIDNEXT in older states; they are accepted and ignored (the cursor now moves on
+ * the round's first page).
+ */
 export const mailboxPageSchema = z
   .object({
     k: z.enum(["full", "fetch"]),
     todo: z.string(),
+    /** UIDs of `todo` per page, when not `chunkSize` (a full sync paging by UID range). */
+    w: z.number().int().positive().optional(),
     m: z.string().regex(/^\d+$/).optional(),
     n: z.number().int().nonnegative().optional(),
   })

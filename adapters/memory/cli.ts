@@ -65,6 +65,8 @@ function scopeOf(server: MemoryServer, scope: string): Syncable {
   );
 }
 
+const PARAMS = ["items", "seed", "scope", "file", "mutate", "pageSize"];
+
 export const cliSource: CliSource = {
   schemes: ["memory"],
   usage:
@@ -75,6 +77,14 @@ export const cliSource: CliSource = {
       throw new ArgumentError(
         `memory source: unknown data set ${JSON.stringify(dataset)} (demo, empty)`,
       );
+    }
+    // A typo (`itmes=5`) must not silently fall back to the default.
+    for (const name of url.searchParams.keys()) {
+      if (!PARAMS.includes(name)) {
+        throw new ArgumentError(
+          `memory source: unknown parameter ${JSON.stringify(name)} (known: ${PARAMS.join(", ")})`,
+        );
+      }
     }
     const items = intParam(url, "items", 5000);
     const seed = intParam(url, "seed", 1);

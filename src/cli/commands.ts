@@ -1,7 +1,7 @@
 /**
  * `deltasync sync <source>` and `deltasync watch <source>`.
  */
-import { errorMessage } from "../core/errors.js";
+import { ArgumentError, errorMessage } from "../core/errors.js";
 import { registerSecret } from "../orchestrator/redact.js";
 import { type RunSyncOptions, runSync, type SyncResult } from "../orchestrator/run-sync.js";
 import { watch } from "../orchestrator/watch.js";
@@ -11,8 +11,8 @@ import { createSqliteStateStore } from "../stores/sqlite.js";
 import type { StateStore } from "../stores/types.js";
 import type { Output } from "./output.js";
 import { loadCliSource, parseSourceUrl } from "./registry.js";
-import { openSink } from "./sinks.js";
-import type { OpenedSource } from "./source.js";
+import { type ChangeSink, openSink } from "./sinks.js";
+import type { CliSource, OpenedSource } from "./source.js";
 
 export interface SourceFlags {
   state?: string;
@@ -30,17 +30,35 @@ export interface WatchFlags extends SourceFlags {
   duration?: number;
 }
 
-/** The environment adapters read credentials from, with flags copied in; all secrets registered. */
-export function credentialEnv(flags: SourceFlags): Record<string, string | undefined> {
+/**
+ * The environment an adapter reads credentials from: the process's, plus `--password` /
+ * `--token` copied to the variables the adapter names in `credentialFlags`. Every secret is
+ * registered for redaction.
+ */
+export function credentialEnv(
+  flags: SourceFlags,
+  source: Pick<CliSource, "credentialFlags" | "schemes">,
+): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env };
-  if (flags.password !== undefined) env.DELTASYNC_PASSWORD = flags.password;
-  if (flags.token !== undefined) env.DELTASYNC_TOKEN = flags.token;
+  for (const flag of ["password", "token"] as const) {
+    const value = flags[flag];
+    if (value === undefined) continue;
+    registerSecret(value);
+    const name = source.credentialFlags?.[flag];
+    if (!name) {
+      throw new ArgumentError(
+        `the ${source.schemes[0]}: source takes no --${flag}${source.credentialFlags?.password || source.credentialFlags?.token ? ` (use --${flag === "password" ? "token" : "password"})` : ""}`,
+      );
+    }
+    env[name] = value;
+  }
   for (const [name, value] of Object.entries(env)) {
     if (/PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|API_?KEY/i.test(name)) registerSecret(value);
   }
   return env;
 }
 
+/** Opens the `--state` store; a path that cannot be written fails here, before any sync. */
 export function openStateStore(file: string | undefined): StateStore {
   if (!file) return createMemoryStateStore();
   if (/\.(sqlite3?|db)$/i.test(file)) return createSqliteStateStore(file);
@@ -54,7 +72,7 @@ async function openSource(
 ): Promise<OpenedSource> {
   const url = parseSourceUrl(text);
   const cli = await loadCliSource(url.protocol.replace(/:$/, ""));
-  return cli.open(url, { env: credentialEnv(flags), signal });
+  return cli.open(url, { env: credentialEnv(flags, cli), signal });
 }
 
 function summary(r: SyncResult): string {
@@ -80,9 +98,18 @@ async function withSource(
   signal: AbortSignal,
   run: (opened: OpenedSource, options: RunSyncOptions<unknown>) => Promise<void>,
 ): Promise<void> {
-  const opened = await openSource(source, flags, signal);
+  // The state and mirror paths are checked before connecting: a bad path fails at once.
   const store = openStateStore(flags.state);
-  const sink = openSink(flags.out, opened.key);
+  let opened: OpenedSource | undefined;
+  let sink: ChangeSink;
+  try {
+    opened = await openSource(source, flags, signal);
+    sink = openSink(flags.out, opened.key);
+  } catch (error) {
+    await store.close();
+    await opened?.close();
+    throw error;
+  }
   try {
     await run(opened, {
       ...sink.callbacks,

@@ -194,7 +194,9 @@ export function mutateDemoServer(
     const title = String(
       target.fields.subject ?? target.fields.summary ?? target.fields.name ?? "",
     );
-    if (r < 0.5) {
+    const isMail = folder !== DEMO_LAYOUT.calendar && folder !== DEMO_LAYOUT.contacts;
+    // Only mail has a read flag: events and contacts get an edit instead.
+    if (r < 0.5 && isMail) {
       server.markRead(target.sourcekey, !target.read);
       out.push({
         op: target.read ? "unread" : "read",
@@ -203,17 +205,13 @@ export function mutateDemoServer(
         summary: title,
       });
     } else if (r < 0.7) {
-      const fields = { ...target.fields, flagged: rnd() < 0.5, editedAt: new Date().toISOString() };
+      const edit = isMail ? { flagged: rnd() < 0.5 } : {};
+      const fields = { ...target.fields, ...edit, editedAt: new Date().toISOString() };
       server.updateItem(target.sourcekey, fields);
       out.push({ op: "update", sourcekey: target.sourcekey, folder, summary: title });
     } else if (r < 0.85) {
       const archive = byName.get("Archive");
-      if (
-        archive &&
-        archive !== target.parentKey &&
-        folder !== "Calendar" &&
-        folder !== "Contacts"
-      ) {
+      if (archive && archive !== target.parentKey && isMail) {
         server.moveItem(target.sourcekey, archive);
         out.push({
           op: "move",

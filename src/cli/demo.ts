@@ -205,9 +205,8 @@ export async function demoCommand(
           }).subscribe({
             next: (r) => {
               if (r.updated + r.deleted + r.read > 0 && !out.json) {
-                out.note(
-                  `  (${r.trigger}: ${r.updated + r.deleted + r.read} changes, ${r.durationMs} ms)`,
-                );
+                const n = r.updated + r.deleted + r.read;
+                out.note(`  (${r.trigger}: ${n} change${n === 1 ? "" : "s"}, ${r.durationMs} ms)`);
               }
             },
             error: (e) => out.note(`watch stopped: ${e instanceof Error ? e.message : String(e)}`),

@@ -20,7 +20,10 @@ export const EXIT = {
   auth: 3,
   unreachable: 4,
   state: 5,
+  /** 128 + SIGINT, what shells expect after Ctrl-C. */
   interrupted: 130,
+  /** 128 + SIGTERM. */
+  terminated: 143,
 } as const;
 
 export function exitCodeOf(error: unknown): number {
@@ -44,7 +47,8 @@ export function formatError(error: unknown, verbose: boolean): string {
   let kind = "error";
   if (error instanceof AuthError) kind = "bad credentials";
   else if (error instanceof StateError) kind = "bad state";
-  else if (isTransient(error) || error instanceof NotFoundError) kind = "unreachable";
+  else if (error instanceof NotFoundError) kind = "not found";
+  else if (isTransient(error)) kind = "unreachable";
   else if (error instanceof ArgumentError) kind = "bad argument";
   const message =
     e && typeof e.message === "string"

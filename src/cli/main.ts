@@ -8,7 +8,7 @@ import { syncCommand, watchCommand } from "./commands.js";
 import { demoCommand } from "./demo.js";
 import { EXIT, exitCodeOf, formatError } from "./errors.js";
 import { Output } from "./output.js";
-import { listSources } from "./registry.js";
+import { listSources, packageVersion } from "./registry.js";
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -22,12 +22,34 @@ function positiveNumber(value: string): number {
   return n;
 }
 
-/** Aborts on Ctrl-C / SIGTERM (a second Ctrl-C exits at once) and after `duration` seconds. */
-function stopSignal(duration: number | undefined): { signal: AbortSignal; dispose(): void } {
+/** How a command was stopped: by a signal (exit 128 + its number) or by `--duration`. */
+export interface StopSignal {
+  signal: AbortSignal;
+  /** 130 after Ctrl-C (SIGINT), 143 after SIGTERM, undefined otherwise. */
+  readonly signalExitCode: number | undefined;
+  dispose(): void;
+}
+
+/**
+ * Aborts on Ctrl-C / SIGTERM and after `duration` seconds. A second Ctrl-C exits at once, and
+ * with `graceMs` so does the first when the command has not stopped by then: an adapter stuck in
+ * a call that ignores the signal (a connect, a TLS handshake) must not hold the terminal. Exiting
+ * is safe at any point, because states are saved atomically and only after the importer confirmed.
+ */
+function stopSignal(duration: number | undefined, graceMs?: number): StopSignal {
   const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(EXIT.interrupted);
+  let signalExitCode: number | undefined;
+  const onSignal = (name: NodeJS.Signals) => {
+    if (controller.signal.aborted && signalExitCode !== undefined) process.exit(signalExitCode);
+    signalExitCode = name === "SIGTERM" ? EXIT.terminated : EXIT.interrupted;
     controller.abort(new Error("interrupted"));
+    if (graceMs !== undefined) {
+      const code = signalExitCode;
+      setTimeout(() => {
+        process.stderr.write("deltasync: interrupted (the source did not stop in time)\n");
+        process.exit(code);
+      }, graceMs).unref();
+    }
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -37,6 +59,9 @@ function stopSignal(duration: number | undefined): { signal: AbortSignal; dispos
       : undefined;
   return {
     signal: controller.signal,
+    get signalExitCode() {
+      return signalExitCode;
+    },
     dispose() {
       clearTimeout(timer);
       process.off("SIGINT", onSignal);
@@ -45,17 +70,45 @@ function stopSignal(duration: number | undefined): { signal: AbortSignal; dispos
   };
 }
 
-function buildProgram(state: { verbose: boolean }): Command {
+/** How long the first Ctrl-C waits for `sync` / `watch` to wind down before exiting anyway. */
+const GRACE_MS = 2000;
+
+/** Runs a command under a stop signal; a signal makes the exit code 130/143 whatever happened. */
+async function stoppable(
+  state: CliState,
+  stop: StopSignal,
+  run: (signal: AbortSignal) => Promise<void>,
+): Promise<void> {
+  try {
+    await run(stop.signal);
+  } catch (error) {
+    if (stop.signalExitCode === undefined) throw error;
+  } finally {
+    stop.dispose();
+  }
+  if (stop.signalExitCode !== undefined) {
+    state.exitCode = stop.signalExitCode;
+    process.stderr.write("deltasync: interrupted\n");
+  }
+}
+
+interface CliState {
+  verbose: boolean;
+  exitCode?: number;
+}
+
+function buildProgram(state: CliState): Command {
   const program = new Command("deltasync")
     .description("Incremental sync of mail, calendars and contacts into a local mirror")
     .option("--json", "print NDJSON events on stdout")
     .option("--verbose", "print stack traces on errors")
+    .version(packageVersion(), "-V, --version", "print the version")
     .exitOverride()
     .configureOutput({ outputError: () => {} });
   program.hook("preAction", (cmd) => {
     state.verbose = Boolean(cmd.opts().verbose);
   });
-  const out = () => new Output(Boolean(program.opts().json));
+  const out = (dataOnStdout = false) => new Output(Boolean(program.opts().json), dataOnStdout);
 
   program
     .command("demo")
@@ -82,12 +135,8 @@ function buildProgram(state: { verbose: boolean }): Command {
         batchSize: number;
       }) => {
         const duration = opts.duration ?? (process.stdin.isTTY ? undefined : 10);
-        const stop = stopSignal(duration);
-        try {
-          await demoCommand(opts, out(), stop.signal);
-        } finally {
-          stop.dispose();
-        }
+        // No grace timer: the demo's source is in-process, and it catches up before exiting.
+        await stoppable(state, stopSignal(duration), (signal) => demoCommand(opts, out(), signal));
       },
     );
 
@@ -103,19 +152,19 @@ function buildProgram(state: { verbose: boolean }): Command {
       .option("--time-min <iso>", "calendar window start (backends that support it)")
       .option("--time-max <iso>", "calendar window end (backends that support it)")
       .option("--password <secret>", "password (prefer the adapter's env var); never printed")
-      .option("--token <secret>", "access token (prefer the adapter's env var); never printed");
+      .option(
+        "--token <secret>",
+        "OAuth access token (prefer the adapter's env var); never printed",
+      );
 
   sourceOptions(
     program
       .command("sync <source>")
       .description("one full or incremental sync of a source URL (see `deltasync sources`)"),
   ).action(async (source: string, opts) => {
-    const stop = stopSignal(undefined);
-    try {
-      await syncCommand(source, opts, out(), stop.signal);
-    } finally {
-      stop.dispose();
-    }
+    await stoppable(state, stopSignal(undefined, GRACE_MS), (signal) =>
+      syncCommand(source, opts, out(opts.out === "-"), signal),
+    );
   });
 
   sourceOptions(
@@ -126,12 +175,9 @@ function buildProgram(state: { verbose: boolean }): Command {
     .option("--poll <s>", "safety poll interval in seconds", positiveNumber, 60)
     .option("--duration <s>", "stop after this many seconds", positiveNumber)
     .action(async (source: string, opts) => {
-      const stop = stopSignal(opts.duration);
-      try {
-        await watchCommand(source, opts, out(), stop.signal);
-      } finally {
-        stop.dispose();
-      }
+      await stoppable(state, stopSignal(opts.duration, GRACE_MS), (signal) =>
+        watchCommand(source, opts, out(opts.out === "-"), signal),
+      );
     });
 
   program
@@ -147,11 +193,11 @@ function buildProgram(state: { verbose: boolean }): Command {
 
 /** Runs the CLI; resolves with the exit code. */
 export async function main(argv: string[] = process.argv): Promise<number> {
-  const state = { verbose: argv.includes("--verbose") };
+  const state: CliState = { verbose: argv.includes("--verbose") };
   const program = buildProgram(state);
   try {
     await program.parseAsync(argv);
-    return EXIT.ok;
+    return state.exitCode ?? EXIT.ok;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.exitCode === 0) return EXIT.ok; // --help, --version

@@ -5,16 +5,21 @@ import cliProgress from "cli-progress";
 import { redact } from "../orchestrator/redact.js";
 
 export class Output {
+  /**
+   * @param json NDJSON events on stdout instead of human lines.
+   * @param dataOnStdout stdout carries data (`--out -`): human lines go to stderr, so that
+   *   `| jq` sees NDJSON only.
+   */
   constructor(
     readonly json: boolean,
-    readonly quiet = false,
+    readonly dataOnStdout = false,
   ) {}
 
   /** One NDJSON object (with `--json`) or one human line. */
   emit(event: Record<string, unknown>, human: string, options: { redact?: boolean } = {}): void {
     const clean = options.redact === false ? (t: string) => t : redact;
     if (this.json) process.stdout.write(`${clean(JSON.stringify(event))}\n`);
-    else if (!this.quiet) process.stdout.write(`${clean(human)}\n`);
+    else (this.dataOnStdout ? process.stderr : process.stdout).write(`${clean(human)}\n`);
   }
 
   /** A line on stderr (never with `--json`). */

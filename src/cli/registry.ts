@@ -2,7 +2,7 @@
  * URL scheme → adapter. Each adapter's `adapters/<name>/cli.ts` exports `cliSource`; it is
  * imported only when its scheme is used, so a missing or broken adapter affects only its URLs.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ArgumentError } from "../core/errors.js";
@@ -14,6 +14,7 @@ export const SCHEMES: Readonly<Record<string, string>> = {
   imap: "imap",
   imaps: "imap",
   google: "google",
+  graph: "graph",
   aurinko: "aurinko",
   dav: "dav",
   davs: "dav",
@@ -53,19 +54,28 @@ export async function loadCliSource(scheme: string): Promise<CliSource> {
  * bundler may move this file into a shared chunk.
  */
 function adapterCliFile(name: string): string | undefined {
-  const here = fileURLToPath(import.meta.url);
-  let root: string | undefined;
-  for (let dir = dirname(here), i = 0; i < 8; i++, dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json"))) {
-      root = dir;
-      break;
-    }
-  }
+  const root = packageRoot();
   if (!root) return undefined;
   const source = join(root, "adapters", name, "cli.ts");
   const built = join(root, "dist", "adapters", name, "cli.js");
-  const order = here.endsWith(".ts") ? [source, built] : [built, source];
+  const order = fileURLToPath(import.meta.url).endsWith(".ts") ? [source, built] : [built, source];
   return order.find((f) => existsSync(f));
+}
+
+/** The directory of deltasync's package.json (from src/ or dist/, wherever the bundler put us). */
+function packageRoot(): string | undefined {
+  for (let dir = dirname(fileURLToPath(import.meta.url)), i = 0; i < 8; i++, dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+  }
+  return undefined;
+}
+
+/** The package's version, for `--version`. */
+export function packageVersion(): string {
+  const root = packageRoot();
+  if (!root) return "unknown";
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version?: string };
+  return pkg.version ?? "unknown";
 }
 
 /** The usage lines of every adapter that loads (for `deltasync sources`). */

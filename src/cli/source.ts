@@ -19,8 +19,15 @@ export interface CliSource {
   /** One line for `deltasync --help`, e.g. `imap://user@host:port/Mailbox (password: DELTASYNC_IMAP_PASSWORD)`. */
   usage: string;
   /**
-   * Opens the source. Credentials come from `env` (or the flags copied into it); never put them
-   * in errors or `key`. Throw `ArgumentError` for a malformed URL and `AuthError` for bad credentials.
+   * The environment variable the CLI's generic `--password` / `--token` flags set for this
+   * adapter, e.g. `{ password: "DELTASYNC_IMAP_PASSWORD", token: "DELTASYNC_IMAP_TOKEN" }`. A flag
+   * not listed here is refused with a bad-argument error rather than silently ignored.
+   */
+  credentialFlags?: { password?: string; token?: string };
+  /**
+   * Opens the source. Credentials come from `env` (flags are copied into it, see
+   * `credentialFlags`); never put them in errors or `key`. Throw `ArgumentError` for a malformed
+   * URL or missing credentials, `AuthError` only for credentials the server rejected.
    */
   open(
     url: URL,

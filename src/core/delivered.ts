@@ -11,7 +11,7 @@
  * - a key the new answer says less about (absent, or only a prefix of what was delivered) was
  *   dropped without a trace (no tombstone for an object created and deleted since the cursor, a
  *   value reverted to what the cursor saw): the source's `verify` reports its current version,
- *   which is always delivered.
+ *   delivered unless it is the very change the importer applied last to that key.
  */
 import { createHash } from "node:crypto";
 import { ProtocolError, StateInvalidError } from "./errors.js";
@@ -22,6 +22,21 @@ import type { Change } from "./types.js";
 export type DeliveredSet = Record<string, string>;
 
 const SEPARATOR = ".";
+/** A key the importer may have been given anything for: never skipped, verified when unlisted. */
+const UNKNOWN = "?";
+
+/**
+ * `delivered` plus every key of `changes` marked unknown: what to save before the importer sees
+ * `changes` from a backend that cannot report a change undone later (`reportsByContent`).
+ */
+export function withPending(
+  delivered: DeliveredSet | undefined,
+  keys: Iterable<string>,
+): DeliveredSet {
+  const out = record(delivered && Object.entries(delivered));
+  for (const key of keys) out[key] = UNKNOWN;
+  return out;
+}
 
 /**
  * What a change does to the importer's copy, in 12 characters: equal fingerprints mean applying
@@ -113,6 +128,13 @@ export class ResumedPage {
       if (common === indexes.length && indexes.length < fps.length) missing.push(key);
     }
     const verified = missing.length ? await verify(def, missing, request) : [];
+    verified.forEach((change, j) => {
+      const print = fingerprint(change);
+      prints.set(page.length + j, print);
+      // The importer's last change to this key was this very one (a verify before the stop):
+      // applying it again is a no-op, and delivering it would stop every round here.
+      if (had.get(change.object.sourcekey)?.at(-1) === print) skipped.add(page.length + j);
+    });
     return new ResumedPage([...page, ...verified], had, skipped, prints);
   }
 
@@ -159,7 +181,12 @@ async function verify(
 }
 
 function join(seqs: Map<string, string[]>): DeliveredSet {
-  const out: DeliveredSet = {};
-  for (const [key, fps] of seqs) out[key] = fps.join(SEPARATOR);
+  return record([...seqs].map(([key, fps]) => [key, fps.join(SEPARATOR)]));
+}
+
+/** A key → value object with no prototype: a sourcekey may well be `__proto__`. */
+export function record(entries: Iterable<[string, string]> = []): DeliveredSet {
+  const out: DeliveredSet = Object.create(null);
+  for (const [key, value] of entries) out[key] = value;
   return out;
 }

@@ -1,7 +1,7 @@
 /**
  * The one paging / importing / checkpointing loop every adapter runs through.
  */
-import { deliveredUpTo, ResumedPage } from "./delivered.js";
+import { deliveredUpTo, ResumedPage, withPending } from "./delivered.js";
 import {
   ArgumentError,
   CursorStalledError,
@@ -55,7 +55,21 @@ export async function exportChanges(
       ...patch,
     });
 
-  if (fullSync && cursor === undefined && page === undefined && delivered === undefined) {
+  // A diff against the cursor, or a listing resumed inside a page, may not show what became of
+  // an object a crashed round delivered (see `reportsByContent`): mark it for verification first.
+  // A full sync from nothing needs no marks: its retry starts over and sweeps.
+  const fromNothing =
+    fullSync && cursor === undefined && page === undefined && delivered === undefined;
+  const pending = source.reportsByContent && !fromNothing ? new Set<string>() : undefined;
+  const pendingState = (): string | undefined =>
+    pending?.size
+      ? encodeState({
+          ...start,
+          backend,
+          delivered: withPending(start.delivered, pending),
+        })
+      : undefined;
+  if (fromNothing) {
     await callHook(importer, "beginFullSync");
   }
   const ahead = source.readAhead ? new ReadAhead(source as ChangeSource, signal) : undefined;
@@ -71,6 +85,11 @@ export async function exportChanges(
           ? undefined
           : await ResumedPage.open(def, result.changes, delivered, request);
       const changes = resumed ? resumed.changes : result.changes;
+      if (pending && changes.length > 0) {
+        const keys = changes.map((c) => c.object.sourcekey);
+        for (const key of keys) pending.add(key);
+        await options.onCheckpoint?.(envelope({ page, delivered: withPending(delivered, keys) }));
+      }
       if (ahead && result.nextPage !== undefined) {
         // Mirrors the loop below: the next request carries newCursor (when given) and nextPage.
         // Requested even when maxChanges stops this round: the next round starts there.
@@ -84,10 +103,10 @@ export async function exportChanges(
         if (signal.aborted) signal.throwIfAborted();
         if (resumed?.skips(i)) continue;
         const change = changes[i] as Change;
-        const pending = applyChange(importer, change);
-        if (pending !== undefined) {
+        const applied = applyChange(importer, change);
+        if (applied !== undefined) {
           try {
-            await pending;
+            await applied;
           } catch (cause) {
             throw new ImporterError(change, cause);
           }
@@ -104,7 +123,14 @@ export async function exportChanges(
           } else {
             stopped = envelope({ cursor: resume.cursor ?? cursor, page: resume.page });
           }
-          return { state: stopped, complete: false, fullSync, counts, pages };
+          return {
+            state: stopped,
+            complete: false,
+            fullSync,
+            counts,
+            pages,
+            pendingState: pendingState(),
+          };
         }
       }
       if (result.newCursor !== undefined) cursor = result.newCursor;
@@ -113,7 +139,16 @@ export async function exportChanges(
       if (page === undefined) break;
       const checkpoint = envelope({ page });
       if (options.onCheckpoint) await options.onCheckpoint(checkpoint);
-      if (imported >= limit) return { state: checkpoint, complete: false, fullSync, counts, pages };
+      if (imported >= limit) {
+        return {
+          state: checkpoint,
+          complete: false,
+          fullSync,
+          counts,
+          pages,
+          pendingState: pendingState(),
+        };
+      }
     }
   } catch (error) {
     ahead?.drop();
@@ -134,6 +169,7 @@ export async function exportChanges(
     fullSync,
     counts,
     pages,
+    pendingState: pendingState(),
   };
 }
 

@@ -72,6 +72,16 @@ export interface ChangeSource<C = unknown, P = unknown> {
    */
   verify?(keys: string[], request: PageRequest<C, P>): Promise<Change[]>;
   /**
+   * True when a resumed round may not show what became of an object the importer was given:
+   * the backend reports changes by comparing content with what the cursor saw (WebDAV servers
+   * that diff trees, listings diffed by etag), so a change undone before the next sync is never
+   * reported; or its listings have no tombstones and no repeatable page tokens. The engine then
+   * marks each page's objects for verification before the importer sees them (a checkpoint for
+   * `sync()`, `pendingState` saved by `runSync`), except in a full sync from nothing, whose
+   * retry starts over and sweeps. Requires `verify`.
+   */
+  reportsByContent?: boolean;
+  /**
    * What identifies the backend and scope this source reads (server epoch, collection URL,
    * calendar id and account, mailbox and UIDVALIDITY). Written into every state; a state made
    * against another identity is a `StateError` before anything is fetched.

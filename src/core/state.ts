@@ -5,6 +5,7 @@
  *   ds1.<base64url(JSON)>
  */
 import { z } from "zod";
+import { record } from "./delivered.js";
 import { StateError } from "./errors.js";
 import { quote } from "./quote.js";
 import type { SyncWindow } from "./types.js";
@@ -107,7 +108,8 @@ export function decodeState(state: string, adapter: string, scope: string): Stat
     scope: e.s,
     cursor: e.c,
     page: e.p,
-    delivered: e.d,
+    // From the parsed JSON, not zod's copy: a key may be `__proto__`.
+    delivered: e.d && record(Object.entries((json as { d: Record<string, string> }).d)),
     backend: e.b,
     fullSync: e.f,
     window: e.w,

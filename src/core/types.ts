@@ -130,7 +130,11 @@ export interface SyncOptions {
   signal?: AbortSignal;
   /** Stop after this many changes with a state that resumes exactly where it stopped. */
   maxChanges?: number;
-  /** Receives a resumable state after each fully imported page. */
+  /**
+   * Receives a resumable state after each fully imported page; for backends that report changes
+   * by comparing content (`ChangeSource.reportsByContent`), also one before each page of an
+   * incremental sync that marks the page's objects for verification. Save each as it comes.
+   */
   onCheckpoint?: (state: string) => unknown;
   /** Bounds a full sync; must equal the stored window when given with a state. */
   window?: SyncWindow;
@@ -148,4 +152,11 @@ export interface SyncOutcome {
   counts: { update: number; delete: number; read: number; move: number };
   /** Pages fetched. */
   pages: number;
+  /**
+   * Only for backends that report changes by comparing content: the state to save *before*
+   * applying this round's changes. It resumes where this round started and marks the objects
+   * this round delivers for verification, so a change applied and then undone on the server
+   * before `state` was saved is still found. `runSync` saves it for you.
+   */
+  pendingState?: string;
 }

@@ -4,9 +4,11 @@
  */
 import type { Dispatcher } from "undici";
 import {
+  ArgumentError,
   AuthError,
   ConflictError,
   DeltaSyncError,
+  errorMessage,
   isTransient,
   NotFoundError,
   ProtocolError,
@@ -84,7 +86,10 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       try {
         token = await options.getAccessToken({ forceRefresh });
       } catch (cause) {
-        throw new AuthError("getAccessToken failed", { cause });
+        // Its own AuthError (a refused refresh token) says why; a transient failure of the
+        // token endpoint is retried like any other.
+        if (cause instanceof AuthError || cause instanceof TransientError) throw cause;
+        throw new AuthError(`getAccessToken failed: ${errorMessage(cause)}`, { cause });
       }
       return { header: `Bearer ${token}`, secret: token };
     }
@@ -117,6 +122,10 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       return { status: res.statusCode, headers: res.headers, text };
     } catch (cause) {
       if (signal?.aborted) throw signal.reason;
+      // A name that does not exist is a typo, not an outage: fail at once. EAI_AGAIN (the
+      // resolver could not answer) is transient and retried like a refused connection.
+      if (errnoCode(cause) === "ENOTFOUND")
+        throw new ArgumentError(`host not found: ${url.hostname}`, { cause });
       if (isTransient(cause))
         throw new TransientError(`${endpoint}: ${networkReason(cause)}`, { cause });
       throw new ProtocolError(endpoint, `request failed: ${networkReason(cause)}`, { cause });
@@ -146,26 +155,40 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
       forceRefresh = false;
       const sent = auth.header ? { ...headers, authorization: auth.header } : headers;
       let error: Error;
+      // A body that is not JSON at all is usually a cut connection (a truncated body): retried
+      // like a transient failure, and reported as the ProtocolError once the retries are spent.
+      let retryable = false;
       try {
         const raw = await send(method, url, sent, body, req.signal, endpoint);
         const expected = req.expect
           ? req.expect.includes(raw.status)
           : raw.status >= 200 && raw.status < 300;
-        if (expected) return toResponse(raw, req, url, endpoint);
-        if (raw.status === 401 && canRefresh && !refreshed) {
-          refreshed = true;
-          forceRefresh = true;
-          continue;
+        if (expected) {
+          try {
+            return toResponse(raw, req, url, endpoint);
+          } catch (e) {
+            if (!(e instanceof ProtocolError && e.cause instanceof SyntaxError)) throw e;
+            error = e;
+            retryable = true;
+          }
+        } else {
+          if (raw.status === 401 && canRefresh && !refreshed) {
+            refreshed = true;
+            forceRefresh = true;
+            continue;
+          }
+          error = toError(raw, method, endpoint, auth.secret);
+          retryable = error instanceof TransientError;
         }
-        error = toError(raw, method, endpoint, auth.secret);
       } catch (e) {
         if (!(e instanceof TransientError)) throw e;
         error = e;
+        retryable = true;
       }
-      if (!(error instanceof TransientError) || !idempotent || attempt >= policy.retries)
-        throw error;
+      if (!retryable || !idempotent || attempt >= policy.retries) throw error;
       // A server asking for a longer pause than we allow: let the caller (orchestrator) schedule it.
-      if ((error.retryAfterMs ?? 0) > policy.maxDelayMs) throw error;
+      if (error instanceof TransientError && (error.retryAfterMs ?? 0) > policy.maxDelayMs)
+        throw error;
       attempt++;
       await wait(retryDelay(attempt, error, policy), req.signal);
     }
@@ -251,16 +274,40 @@ export function headerValue(value: string | string[] | undefined): string | unde
 
 /** A short, single-line, secret-free excerpt of an error body. */
 function excerpt(text: string, secret?: string): string {
-  let out = text.replace(/\s+/g, " ").trim();
+  let out = (isHtml(text) ? htmlTitle(text) : text).replace(/\s+/g, " ").trim();
   if (secret) out = out.split(secret).join("[redacted]");
   out = out.replace(/(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, "$1 [redacted]");
   return out.length > 200 ? `${out.slice(0, 200)}…` : out;
 }
 
+function isHtml(text: string): boolean {
+  return /^\s*<(!doctype\s+html|html|head|body)\b/i.test(text);
+}
+
+/** An HTML error page (a proxy's, a login page) in one line: its title, else its first heading. */
+function htmlTitle(html: string): string {
+  const match =
+    /<title[^>]*>([\s\S]*?)<\/title>/i.exec(html) ?? /<h1[^>]*>([\s\S]*?)<\/h1>/i.exec(html);
+  const text = (match?.[1] ?? "").replace(/<[^>]*>/g, "").trim();
+  return text ? `(HTML page: ${text})` : "(HTML page)";
+}
+
 function networkReason(cause: unknown): string {
-  const code = (cause as { code?: unknown }).code;
+  const code = errnoCode(cause);
   const name = cause instanceof Error ? cause.name : "error";
   if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") return "timed out";
   if (code === "UND_ERR_CONNECT_TIMEOUT") return "connect timed out";
-  return typeof code === "string" ? `${name} (${code})` : name;
+  if (code === "EAI_AGAIN") return "DNS lookup failed temporarily (EAI_AGAIN)";
+  if (code === "ECONNREFUSED") return "connection refused (ECONNREFUSED)";
+  return code !== undefined ? `${name} (${code})` : name;
+}
+
+/** The first `code` on an error or its causes (undici may wrap the socket's error). */
+function errnoCode(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }

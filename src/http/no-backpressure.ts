@@ -1,4 +1,12 @@
-import { Agent, type Dispatcher } from "undici";
+import { createRequire } from "node:module";
+import type { Agent, Dispatcher } from "undici";
+
+// undici is loaded on first use: it is a third of `import "deltasync"`'s load time otherwise.
+let undici: typeof import("undici") | undefined;
+const loadUndici = () => {
+  undici ??= createRequire(import.meta.url)("undici") as typeof import("undici");
+  return undici;
+};
 
 /**
  * undici 7 crashes the process (uncatchable `assert(!this.paused)`, nodejs/undici#5360, fixed
@@ -53,5 +61,5 @@ function neverPause(handler: Dispatcher.DispatchHandler): Dispatcher.DispatchHan
 
 /** An undici `Agent` whose responses are never paused (see `noBackpressure`). */
 export function noBackpressureAgent(options: Agent.Options): Dispatcher {
-  return noBackpressure(new Agent(options));
+  return noBackpressure(new (loadUndici().Agent)(options));
 }

@@ -1,7 +1,7 @@
 /**
- * The webhook plumbing shared by push adapters (Google Calendar channels, Gmail's Pub/Sub push,
- * Aurinko subscriptions): one handler served as a Node `(req, res)` handler and as a fetch-style
- * handler, a body reader with a size cap, and constant-time secret comparison.
+ * The webhook plumbing shared by push receivers (Google Calendar channels, Gmail's Pub/Sub push,
+ * Microsoft Graph subscriptions): one handler served as a Node `(req, res)` handler and as a
+ * fetch-style handler, a body reader with a size cap, and constant-time secret comparison.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -45,15 +45,16 @@ export interface ServeOptions {
   onError?: (error: unknown) => void;
 }
 
-/** A status with a plain-text body (a subscription handshake echoing its validation token). */
+/** An answer with a body (Graph's validation handshake echoes a token as `text/plain`). */
 export interface WebhookAnswer {
   status: number;
-  text: string;
+  body: string;
+  contentType: string;
 }
 
 /**
- * Serves `handle` (which resolves with the HTTP status to answer, or a status with a plain-text
- * body) in both handler styles.
+ * Serves `handle` in both handler styles. It resolves with the HTTP status to answer, or with a
+ * `WebhookAnswer` when the answer needs a body.
  */
 export function serveWebhook(
   handle: (request: WebhookRequest) => number | WebhookAnswer | Promise<number | WebhookAnswer>,
@@ -62,10 +63,14 @@ export function serveWebhook(
   const run = async (request: () => WebhookRequest): Promise<WebhookAnswer> => {
     try {
       const answer = await handle(request());
-      return typeof answer === "number" ? { status: answer, text: "" } : answer;
+      return typeof answer === "number" ? { status: answer, body: "", contentType: "" } : answer;
     } catch (error) {
       options.onError?.(error);
-      return { status: error instanceof PayloadTooLargeError ? 413 : 500, text: "" };
+      return {
+        status: error instanceof PayloadTooLargeError ? 413 : 500,
+        body: "",
+        contentType: "",
+      };
     }
   };
   return {
@@ -80,18 +85,18 @@ export function serveWebhook(
           return readNodeBody(req, options);
         },
       });
-      void run(request).then(({ status, text }) => {
+      void run(request).then(({ status, body, contentType }) => {
         // Drain what was not read so the connection can be reused; past the cap, close it instead.
         if (status === 413) res.setHeader("connection", "close");
         if (!read || status === 413) req.resume();
         res.statusCode = status;
-        if (text) res.setHeader("content-type", "text/plain; charset=utf-8");
-        res.end(text);
+        if (contentType) res.setHeader("content-type", contentType);
+        res.end(body);
       });
     },
     async fetch(request) {
       let read = false;
-      const { status, text } = await run(() => ({
+      const { status, body, contentType } = await run(() => ({
         method: request.method,
         url: new URL(request.url),
         headers: request.headers,
@@ -101,10 +106,9 @@ export function serveWebhook(
         },
       }));
       if (!read || status === 413) await request.body?.cancel().catch(() => undefined);
-      if (!text) return new Response(null, { status });
-      return new Response(text, {
+      return new Response(body || null, {
         status,
-        headers: { "content-type": "text/plain; charset=utf-8" },
+        headers: contentType ? { "content-type": contentType } : undefined,
       });
     },
   };

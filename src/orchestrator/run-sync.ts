@@ -147,6 +147,11 @@ async function runOnce<T>(
           // Let its first request reach the wire before synchronous callbacks hold the thread.
           await letRequestsOut();
         }
+        if (outcome.pendingState !== undefined && changes.length > 0) {
+          // The backend can't report a change undone later: mark the batch's objects first.
+          await saveState(key, options, saved, outcome.pendingState);
+          saved = outcome.pendingState;
+        }
         if (changes.length > 0 || batch.begins || batch.ends) {
           const started = performance.now();
           const counts = await deliverBatch(batch, options.importer, options);

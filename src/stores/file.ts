@@ -1,8 +1,9 @@
 import { closeSync, fsyncSync, openSync } from "node:fs";
 import { mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { StateError, TransientError } from "../core/errors.js";
+import { ArgumentError, errorMessage, StateError, TransientError } from "../core/errors.js";
 import { sleep } from "../core/sleep.js";
+import { checkWritableFile } from "./paths.js";
 import type { StateStore } from "./types.js";
 
 export interface FileStateStoreOptions {
@@ -20,7 +21,8 @@ interface FileShape {
 /**
  * A state store in one JSON file. Every write goes to a temp file that is fsynced and then
  * renamed over the old one, so a crash at any point leaves either the old or the new file, never a
- * torn one. Writers in several processes are serialised with a `<file>.lock` file.
+ * torn one. Writers in several processes are serialised with a `<file>.lock` file. Throws
+ * `ArgumentError` naming the path at once when the file or its directory is not writable.
  * @example
  * const store = createFileStateStore("./deltasync-state.json");
  */
@@ -29,6 +31,7 @@ export function createFileStateStore(
   options: FileStateStoreOptions = {},
 ): StateStore {
   const lockTimeoutMs = options.lockTimeoutMs ?? 10_000;
+  checkWritableFile(path, "state file");
   let chain: Promise<unknown> = Promise.resolve();
   // One writer at a time inside this process; the lock file handles other processes.
   const serial = <R>(fn: () => Promise<R>): Promise<R> => {
@@ -42,8 +45,14 @@ export function createFileStateStore(
     try {
       text = await readFile(path, "utf8");
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
-      throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return {};
+      throw new ArgumentError(
+        `state file ${path} cannot be read (${code ?? errorMessage(error)})`,
+        {
+          cause: error,
+        },
+      );
     }
     return parseStateFile(path, text);
   };
@@ -137,7 +146,15 @@ async function acquireLock(lockPath: string, timeoutMs: number): Promise<() => P
       await writeFile(lockPath, String(process.pid), { flag: "wx" });
       return () => unlink(lockPath).catch(() => undefined);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "EEXIST") {
+        throw new ArgumentError(
+          `cannot create the lock file ${lockPath} (${code ?? errorMessage(error)})`,
+          {
+            cause: error,
+          },
+        );
+      }
     }
     if (await lockIsStale(lockPath)) {
       await rm(lockPath, { force: true });

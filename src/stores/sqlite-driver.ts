@@ -2,21 +2,70 @@
  * better-sqlite3, loaded on first use: it is an optional peer dependency, so importing deltasync
  * works without it, and which major to install depends on the Node version (see below).
  */
+import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
+import { dirname, resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
-import { NotSupportedError } from "../core/errors.js";
+import { ArgumentError, NotSupportedError, StateError } from "../core/errors.js";
+import { checkWritableFile } from "./paths.js";
 
-/** A better-sqlite3 database, as the SQLite store and mirror accept one. */
-export type SqliteDatabase = BetterSqlite3.Database;
+/** A prepared statement: the part of better-sqlite3's `Statement` deltasync uses. */
+export interface SqliteStatement<P extends unknown[] = unknown[], R = unknown> {
+  run(...params: P): { changes: number };
+  get(...params: P): R | undefined;
+  all(...params: P): R[];
+}
+
+/**
+ * A better-sqlite3 `Database`, as the SQLite store and mirror accept one. Declared here, not
+ * imported from better-sqlite3's types, so that `import "deltasync"` type-checks without the
+ * optional peer installed.
+ */
+export interface SqliteDatabase {
+  pragma(source: string): unknown;
+  exec(source: string): unknown;
+  // The same signature as better-sqlite3's, so its `Database` is assignable to this one.
+  // biome-ignore lint/complexity/noBannedTypes: `{}` is better-sqlite3's named-parameters bound
+  prepare<P extends unknown[] | {} = unknown[], R = unknown>(
+    source: string,
+  ): P extends unknown[] ? SqliteStatement<P, R> : SqliteStatement<[P], R>;
+  // biome-ignore lint/suspicious/noExplicitAny: better-sqlite3's own bound, for assignability
+  transaction<F extends (...params: any[]) => unknown>(
+    fn: F,
+  ): (...params: F extends (...args: infer A) => unknown ? A : never) => ReturnType<F>;
+  close(): unknown;
+}
 
 const INSTALL = "npm install better-sqlite3@13 (Node 22 and later) or better-sqlite3@12 (Node 20)";
 
 let driver: typeof BetterSqlite3 | undefined;
 
-/** Opens (creating if needed) a SQLite file with better-sqlite3. */
-export function openSqlite(file: string): SqliteDatabase {
+/**
+ * Opens (creating it and its directory if needed) a SQLite file with better-sqlite3. Errors name
+ * the file: `ArgumentError` when it cannot be opened or written, `StateError` when it is not a
+ * SQLite database. `what` names it in messages ("state file", "mirror file").
+ */
+export function openSqlite(file: string, what = "SQLite file"): SqliteDatabase {
   driver ??= loadDriver();
-  return new driver(file);
+  if (file !== ":memory:" && file !== "") {
+    checkWritableFile(file, what);
+    mkdirSync(dirname(resolve(file)), { recursive: true });
+  }
+  let db: SqliteDatabase | undefined;
+  try {
+    db = new driver(file) as SqliteDatabase;
+    // better-sqlite3 reads the header lazily: read it now, so a corrupt file fails here.
+    db.pragma("schema_version");
+    return db;
+  } catch (cause) {
+    db?.close();
+    const code = (cause as { code?: unknown }).code;
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") {
+      throw new StateError(`${what} ${file} is not a SQLite database (${detail})`, { cause });
+    }
+    throw new ArgumentError(`${what} ${file} cannot be opened: ${detail}`, { cause });
+  }
 }
 
 /** Loads the driver; the parameters exist for tests. */

@@ -19,7 +19,7 @@ export function createSqliteStateStore(
 ): StateStore {
   const table = checkTable(options.table ?? "deltasync_state");
   const owned = typeof file === "string";
-  const db = typeof file === "string" ? openSqlite(file) : file;
+  const db = typeof file === "string" ? openSqlite(file, "state file") : file;
   if (owned) {
     db.pragma("journal_mode = WAL");
     // A saved state must survive power loss, not just a crash: fsync every commit.

@@ -205,7 +205,7 @@ describe("deltasync CLI", () => {
 });
 
 describe("deltasync demo, interactive stop", () => {
-  it("Ctrl-C (SIGINT) stops the watch, catches up and exits 0 with the mirror in sync", async () => {
+  it("Ctrl-C (SIGINT) stops the watch, catches up and exits 130 with the mirror in sync", async () => {
     const { spawn } = await import("node:child_process");
     const demoDir = join(dir, "sigint");
     const child = spawn(
@@ -241,8 +241,8 @@ describe("deltasync demo, interactive stop", () => {
       });
     });
     child.kill("SIGINT");
-    expect(await exited).toBe(0);
-    expect(stderr).toBe("");
+    expect(await exited).toBe(130);
+    expect(stderr).toBe("deltasync: interrupted\n");
     const events = ndjson(stdout);
     expect(events.at(-1)).toMatchObject({ event: "demo", phase: "end", consistent: true });
     expect(mirrorContent(join(demoDir, "demo.sqlite"))).toEqual(

@@ -11,6 +11,7 @@ import {
   createSyncable,
   type Importer,
   ImporterError,
+  runSync,
   StateError,
   StateInvalidError,
   type SyncObject,
@@ -30,7 +31,11 @@ class SnapshotServer {
     this.history.push(next);
   }
   /** The diff between the cursor's content and now, in key order; one page, no positions. */
-  source(options: { verify: boolean; identity?: string }): ChangeSource<number, never> {
+  source(options: {
+    verify: boolean;
+    identity?: string;
+    byContent?: boolean;
+  }): ChangeSource<number, never> {
     const object = (key: string, value: string): SyncObject => ({
       sourcekey: key,
       type: "item",
@@ -68,6 +73,7 @@ class SnapshotServer {
         });
       };
     }
+    if (options.byContent) source.reportsByContent = true;
     if (options.identity) {
       const id = options.identity;
       source.identity = () => id;
@@ -159,6 +165,22 @@ describe("resume inside a page whose second answer is a new snapshot", () => {
     expect(m.calls.filter((c) => c.startsWith("update d"))).toHaveLength(1);
   });
 
+  it("maxChanges 1 gets past several verified objects (no livelock)", async () => {
+    const { server, syncable, m, state } = await seeded();
+    let s = (await syncable.exportChanges(m.importer, state, { maxChanges: 2 })).state;
+    server.write("d", undefined);
+    server.write("e", undefined); // both delivered, both gone without a trace
+    let rounds = 0;
+    for (let done = false; !done && rounds < 20; rounds++) {
+      const r = await syncable.exportChanges(m.importer, s, { maxChanges: 1 });
+      s = r.state;
+      done = r.complete;
+    }
+    expect(rounds).toBeLessThan(6);
+    expect(new Map(m.copy)).toEqual(server.now);
+    expect(m.calls.filter((c) => c === "delete d")).toHaveLength(1);
+  });
+
   it("without verify, a resume that lost sight of delivered objects is StateInvalidError", async () => {
     const server = new SnapshotServer();
     server.write("a", "v1");
@@ -181,6 +203,75 @@ describe("resume inside a page whose second answer is a new snapshot", () => {
       d: Record<string, string>;
     };
     expect(Object.keys(body.d).sort()).toEqual(["d", "e"]);
+  });
+});
+
+describe("a change applied, then undone on a server that reports by content", () => {
+  function byContent(server: SnapshotServer) {
+    return createSyncable({
+      adapter: "fake",
+      scope: "items",
+      source: server.source({ verify: true, byContent: true }),
+    });
+  }
+
+  it("sync(): the checkpoint before the page marks it, so the resume verifies", async () => {
+    const server = new SnapshotServer();
+    server.write("a", "v1");
+    const syncable = byContent(server);
+    const m = mirrorOf();
+    const saved = await syncable.sync(m.importer);
+    server.write("a", "v2");
+    server.write("b", "v1");
+    let last = saved;
+    const crash = new AbortController();
+    await expect(
+      syncable.sync(
+        {
+          update: (o) => {
+            m.importer.update?.(o, { created: false });
+            crash.abort(new Error("killed")); // the process dies before any state covers it
+          },
+        },
+        saved,
+        { signal: crash.signal, onCheckpoint: (s) => void (last = s) },
+      ),
+    ).rejects.toThrow("killed");
+    expect(m.copy.get("a")).toBe("v2");
+    server.write("a", "v1"); // undone: the diff against the cursor no longer mentions "a"
+    await syncable.sync(m.importer, last);
+    expect(m.copy.get("a")).toBe("v1");
+  });
+
+  it("runSync saves the marks before the batch is written", async () => {
+    const server = new SnapshotServer();
+    server.write("a", "v1");
+    const syncable = byContent(server);
+    const m = mirrorOf();
+    let stored: string | undefined;
+    const store = {
+      getState: () => stored,
+      saveState: (next: string) => {
+        stored = next;
+      },
+    };
+    await runSync(syncable, { ...store, importer: m.importer });
+    server.write("a", "v2");
+    await expect(
+      runSync(syncable, {
+        ...store,
+        importer: {
+          update: (o) => {
+            m.importer.update?.(o, { created: false });
+            throw new Error("killed after the write");
+          },
+        },
+        retry: false,
+      }),
+    ).rejects.toBeInstanceOf(ImporterError);
+    server.write("a", "v1");
+    await runSync(syncable, { ...store, importer: m.importer });
+    expect(m.copy.get("a")).toBe("v1");
   });
 });
 

@@ -21,4 +21,10 @@ describe("dav cli source", () => {
     );
     expect(cliSource.schemes).toContain("carddav");
   });
+
+  it("refuses a parameter typo before connecting", async () => {
+    await expect(
+      cliSource.open(new URL("caldav:http://127.0.0.1:1/?scop=hierarchy"), { env: {} }),
+    ).rejects.toThrow('caldav: unknown parameter "scop" (known: scope)');
+  });
 });

@@ -7,6 +7,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createDavAccount } from "../../adapters/dav/index.js";
 import {
+  AuthError,
   NotFoundError,
   ProtocolError,
   StateInvalidError,
@@ -224,7 +225,27 @@ describe("dav adapter against hostile or broken servers", () => {
     },
   );
 
-  it("turns a repeated 500 on a saved token into StateInvalidError after one retry and one probe", async () => {
+  it("turns a 500 on a saved token into StateInvalidError only when the current token is answered", async () => {
+    scripted(
+      (body) =>
+        body.includes("<d:sync-token/>")
+          ? { status: 207, body: multistatus("", "old") }
+          : body.includes("<d:sync-token>newer</d:sync-token>")
+            ? { status: 207, body: multistatus("", "newer") }
+            : { status: 500, body: "500 Internal Server Error" },
+      "newer",
+    );
+    const acc = account();
+    const state = await acc.collection(COL).sync({});
+    log.length = 0;
+    await expect(acc.collection(COL).sync({}, state)).rejects.toBeInstanceOf(StateInvalidError);
+    // Ours (and its retry), one PROPFIND, the current token once, ours again (and its retry).
+    expect(log.filter((l) => l.startsWith("REPORT"))).toHaveLength(5);
+    expect(log.filter((l) => l.startsWith("PROPFIND"))).toHaveLength(1);
+    await acc.close();
+  });
+
+  it("keeps a 500 transient while changes are pending (a newer current token) and REPORT fails for every token", async () => {
     scripted(
       (body) =>
         body.includes("<d:sync-token/>")
@@ -234,11 +255,26 @@ describe("dav adapter against hostile or broken servers", () => {
     );
     const acc = account();
     const state = await acc.collection(COL).sync({});
-    log.length = 0;
-    await expect(acc.collection(COL).sync({}, state)).rejects.toBeInstanceOf(StateInvalidError);
-    // Two REPORTs (the retry) and one PROPFIND probe: bounded, never a loop.
-    expect(log.filter((l) => l.startsWith("REPORT"))).toHaveLength(2);
-    expect(log.filter((l) => l.startsWith("PROPFIND"))).toHaveLength(1);
+    await expect(acc.collection(COL).sync({}, state)).rejects.toBeInstanceOf(TransientError);
+    await acc.close();
+  });
+
+  it("goes on when the 500s end while the adapter is still looking", async () => {
+    let failures = 2;
+    scripted(
+      (body) =>
+        body.includes("<d:sync-token/>")
+          ? { status: 207, body: multistatus("", "old") }
+          : failures-- > 0
+            ? { status: 500, body: "" }
+            : { status: 207, body: multistatus(member(`${COL}a.ics`, "1", event("a")), "newer") },
+      "newer",
+    );
+    const acc = account();
+    const state = await acc.collection(COL).sync({});
+    const { updates, importer } = collect();
+    await acc.collection(COL).sync(importer, state);
+    expect(updates.map((u) => u.sourcekey)).toEqual([`${COL}a.ics`]);
     await acc.close();
   });
 
@@ -257,6 +293,20 @@ describe("dav adapter against hostile or broken servers", () => {
     await expect(acc.collection(COL).sync({}, state)).rejects.toBeInstanceOf(TransientError);
     // Without a token there is nothing to reset: transient as well.
     await expect(acc.collection(COL).sync({})).rejects.toBeInstanceOf(TransientError);
+    await acc.close();
+  });
+
+  it("maps an <unauthenticated/> current-user-principal to AuthError", async () => {
+    handler = (req) =>
+      req.method === "PROPFIND"
+        ? {
+            status: 207,
+            body: `<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>/</d:href><d:propstat><d:prop><d:current-user-principal><d:unauthenticated/></d:current-user-principal></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>`,
+          }
+        : undefined;
+    const acc = account();
+    await expect(acc.discover()).rejects.toBeInstanceOf(AuthError);
+    await expect(acc.calendar("work").sync({})).rejects.toBeInstanceOf(AuthError);
     await acc.close();
   });
 

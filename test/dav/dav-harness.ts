@@ -4,6 +4,7 @@
  * never through the adapter.
  */
 import fc from "fast-check";
+import { XMLParser } from "fast-xml-parser";
 import { createDavAccount, type DavAccount, type DavOptions } from "../../adapters/dav/index.js";
 import type { SyncObject } from "../../src/core/types.js";
 import type {
@@ -11,6 +12,7 @@ import type {
   ConformanceScope,
   MirrorEntry,
 } from "../../src/testing/harness.js";
+import { type FaultProxy, INVALID_TOKEN, SERVER_ERROR } from "./dav-fault-proxy.js";
 
 export type DavOp =
   | { t: "put"; book: boolean; n: number; v: number }
@@ -77,27 +79,57 @@ export class DavTestClient {
     await this.must("PUT", href, body, { "content-type": type });
   }
 
-  /** Members of a collection: href → body and etag, read with PROPFIND + GET. */
-  async members(collection: string): Promise<Map<string, { body: string; etag: string }>> {
-    const r = await this.must(
-      "PROPFIND",
-      collection,
-      '<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>',
-      { depth: "1" },
-    );
-    const hrefs = [...r.text.matchAll(/<(?:\w+:)?href>([^<]+)<\/(?:\w+:)?href>/g)]
-      .map((m) => new URL(m[1] as string, this.base).pathname)
-      .filter((h) => !h.endsWith("/"));
+  /**
+   * Members of a collection: href → body and etag, in one `calendar-query` / `addressbook-query`
+   * (RFC 4791 §7.8, RFC 6352 §8.6) that matches everything: a request the adapter never sends.
+   */
+  async members(
+    collection: string,
+    book: boolean,
+  ): Promise<Map<string, { body: string; etag: string }>> {
+    const body = book
+      ? '<?xml version="1.0"?><cr:addressbook-query xmlns:d="DAV:" xmlns:cr="urn:ietf:params:xml:ns:carddav">' +
+        "<d:prop><d:getetag/><cr:address-data/></d:prop><cr:filter/></cr:addressbook-query>"
+      : '<?xml version="1.0"?><c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">' +
+        '<d:prop><d:getetag/><c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR"/>' +
+        "</c:filter></c:calendar-query>";
+    const r = await this.must("REPORT", collection, body, { depth: "1" });
     const out = new Map<string, { body: string; etag: string }>();
-    for (const href of hrefs) {
-      const got = await this.send("GET", href);
-      if (got.status === 404) continue;
-      if (got.status !== 200) throw new Error(`GET ${href}: HTTP ${got.status}`);
-      out.set(href, { body: got.text, etag: got.etag ?? "" });
+    const list = (v: unknown): Record<string, unknown>[] =>
+      v === undefined ? [] : ((Array.isArray(v) ? v : [v]) as Record<string, unknown>[]);
+    const text = (v: unknown): string =>
+      typeof v === "string"
+        ? v
+        : typeof v === "object" && v
+          ? String((v as { "#text"?: unknown })["#text"] ?? "")
+          : "";
+    const ms = xml.parse(r.text).multistatus as Record<string, unknown> | undefined;
+    for (const resp of list(ms?.response)) {
+      const href = new URL(text(resp.href).trim(), this.base).pathname;
+      if (href.endsWith("/")) {
+        // Xandikos answers a report the collection doesn't support with a 207 naming it.
+        if (resp.status !== undefined)
+          throw new Error(`REPORT ${collection}: ${text(resp.status)}`);
+        continue;
+      }
+      for (const ps of list(resp.propstat)) {
+        if (!/ 200 /.test(text(ps.status))) continue;
+        const prop = (ps.prop ?? {}) as Record<string, unknown>;
+        const data = prop[book ? "address-data" : "calendar-data"];
+        if (data === undefined) continue;
+        out.set(href, { body: text(data), etag: text(prop.getetag).trim() });
+      }
     }
     return out;
   }
 }
+
+const xml = new XMLParser({
+  removeNSPrefix: true,
+  ignoreAttributes: true,
+  parseTagValue: false,
+  trimValues: false,
+});
 
 export function basicAuth(user?: string, password?: string): string | undefined {
   return user ? `Basic ${Buffer.from(`${user}:${password ?? ""}`).toString("base64")}` : undefined;
@@ -145,14 +177,16 @@ let serial = 0;
 export function davHarness(
   server: DavServerInfo,
   options: Partial<DavOptions> = {},
+  proxy?: FaultProxy,
 ): {
   harness: ConformanceHarness<DavOp>;
   client: DavTestClient;
   account: DavAccount;
 } {
+  // Mutations and truth go straight to the server; the adapter through the fault proxy if any.
   const client = new DavTestClient(server.url, basicAuth(server.user, server.password));
   const account = createDavAccount({
-    url: server.url,
+    url: proxy?.url ?? server.url,
     username: server.user,
     password: server.password,
     retry: { retries: 1, minDelayMs: 10, maxDelayMs: 50 },
@@ -165,7 +199,8 @@ export function davHarness(
         t: fc.constant("put" as const),
         book: fc.boolean(),
         n: fc.nat(3),
-        v: fc.nat(99),
+        // Three bodies per member: updates often put back one the mirror already saw.
+        v: fc.nat(2),
       }),
       weight: 3,
     },
@@ -181,6 +216,7 @@ export function davHarness(
       const id = `h${process.pid}x${Date.now().toString(36)}x${serial++}`;
       const cal = `${server.calendarHome}${id}c/`;
       const book = `${server.addressbookHome}${id}b/`;
+      const foreign: string[] = [];
       await client.makeCalendar(cal);
       await client.makeAddressBook(book);
       // A member no op touches: no state is ever taken of an empty collection, whose token
@@ -190,13 +226,38 @@ export function davHarness(
       const scope = (href: string, label: string): ConformanceScope => ({
         name: `${label} ${href}`,
         syncable: account.collection(href),
+        // A DAV syncable keeps no pages; a new one is what a fresh process builds.
+        reopen: () => account.collection(href),
+        // This scope's name with a cursor made on another collection of the same server.
+        async foreignState() {
+          const other = `${href.slice(0, -2)}x${href.slice(-2)}`;
+          if (href.endsWith("b/")) await client.makeAddressBook(other);
+          else await client.makeCalendar(other);
+          foreign.push(other);
+          await putMarkers(client, [other]);
+          const theirs = await account.collection(other).sync({});
+          return rewriteState(theirs, (env) => {
+            env.s = account.collection(href).scope;
+          });
+        },
+        // A complete state whose token the server never issued (a ctag cursor is a listing: no head).
+        aheadState:
+          options.mode === "ctag"
+            ? undefined
+            : async () => {
+                const ours = await account.collection(href).sync({});
+                return rewriteState(ours, (env) => {
+                  const c = env.c as { t: string };
+                  c.t = foreignToken(c.t);
+                });
+              },
         project: (obj: SyncObject) => {
           const data = obj.data as { uid?: string; summary?: string; fn?: string };
           return { uid: data.uid, text: data.summary ?? data.fn, etag: obj.changeKey };
         },
         async truth() {
           const out = new Map<string, MirrorEntry>();
-          for (const [href2, m] of await client.members(href)) {
+          for (const [href2, m] of await client.members(href, href === book)) {
             out.set(href2, {
               type: "item",
               parentKey: href,
@@ -221,8 +282,18 @@ export function davHarness(
         expireStates: server.expire
           ? () => server.expire?.(client, [cal, book]) ?? Promise.resolve()
           : undefined,
+        injectFault: proxy
+          ? (kind: "invalid" | "transient") => {
+              // The adapter's next request only: the RFC 6578 refusal, or a bare 500.
+              proxy.fault = () => {
+                proxy.fault = undefined;
+                return kind === "invalid" ? INVALID_TOKEN : SERVER_ERROR;
+              };
+            }
+          : undefined,
         async teardown() {
-          for (const href of [cal, book]) await client.send("DELETE", href);
+          if (proxy) proxy.fault = undefined;
+          for (const href of [cal, book, ...foreign]) await client.send("DELETE", href);
         },
       };
     },
@@ -246,7 +317,7 @@ export async function putMarkers(client: DavTestClient, collections: string[]): 
 /** Expiry by re-creation: the collection is deleted and made again, marker first, then its items. */
 export async function recreate(client: DavTestClient, collections: string[]): Promise<void> {
   for (const c of collections) {
-    const members = await client.members(c);
+    const members = await client.members(c, c.endsWith("b/"));
     await client.must("DELETE", c);
     if (c.endsWith("b/")) await client.makeAddressBook(c);
     else await client.makeCalendar(c);
@@ -254,4 +325,19 @@ export async function recreate(client: DavTestClient, collections: string[]): Pr
     await putMarkers(client, [c]);
     for (const [href, m] of members) await client.put(href, m.body);
   }
+}
+
+/** Decodes a `ds1.` state, lets `edit` change its JSON, and encodes it again (tampering tests). */
+export function rewriteState(state: string, edit: (env: Record<string, unknown>) => void): string {
+  const env = JSON.parse(Buffer.from(state.slice(4), "base64url").toString("utf8"));
+  edit(env);
+  return `ds1.${Buffer.from(JSON.stringify(env), "utf8").toString("base64url")}`;
+}
+
+/** A token the server never issued: Cyrus's modseq moved ahead, any other token's last char changed. */
+export function foreignToken(token: string): string {
+  const cyrus = /^(data:,\d+-)(\d+)$/.exec(token);
+  if (cyrus) return `${cyrus[1]}${Number(cyrus[2]) + 1000}`;
+  const last = token.slice(-1);
+  return token.slice(0, -1) + (last === "0" ? "1" : "0");
 }

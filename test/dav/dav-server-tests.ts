@@ -3,9 +3,21 @@
  * writes, composite scopes.
  */
 import { expect, it } from "vitest";
-import { ConflictError } from "../../src/core/errors.js";
+import {
+  ConflictError,
+  StateError,
+  StateInvalidError,
+  TransientError,
+} from "../../src/core/errors.js";
 import type { SyncObject } from "../../src/core/types.js";
-import { type DavServerInfo, davHarness, eventBody } from "./dav-harness.js";
+import { SERVER_ERROR, startFaultProxy } from "./dav-fault-proxy.js";
+import {
+  type DavServerInfo,
+  davHarness,
+  eventBody,
+  foreignToken,
+  rewriteState,
+} from "./dav-harness.js";
 
 export function davServerTests(getInfo: () => DavServerInfo, _opts: { invalidStatus: string }) {
   it("discovers the principal, both home sets and the collections", async () => {
@@ -124,5 +136,83 @@ export function davServerTests(getInfo: () => DavServerInfo, _opts: { invalidSta
     expect(keys).toContain(`${a}1.ics`);
     for (const c of [a, b]) await client.send("DELETE", c);
     await account.close();
+  });
+
+  it("refuses a token the server never issued (ahead of it) with StateInvalidError", async () => {
+    const info = getInfo();
+    const { account, client } = davHarness(info);
+    const cal = `${info.calendarHome}never${Date.now()}/`;
+    await client.makeCalendar(cal);
+    await client.put(`${cal}a.ics`, eventBody(`${cal}a`, "A"));
+    const state = await account.collection(cal).sync({});
+    const forged = rewriteState(state, (env) => {
+      const c = env.c as { t: string };
+      c.t = foreignToken(c.t);
+    });
+    await expect(account.collection(cal).sync({}, forged)).rejects.toBeInstanceOf(
+      StateInvalidError,
+    );
+    await client.send("DELETE", cal);
+    await account.close();
+  });
+
+  it("refuses a state whose cursor names another collection than its scope (StateError)", async () => {
+    const info = getInfo();
+    const { account, client } = davHarness(info);
+    const x = `${info.calendarHome}x${Date.now()}/`;
+    const y = `${info.calendarHome}y${Date.now()}/`;
+    for (const c of [x, y]) await client.makeCalendar(c);
+    await client.put(`${y}a.ics`, eventBody(`${y}a`, "A"));
+    const stateOfY = await account.collection(y).sync({});
+    const forged = rewriteState(stateOfY, (env) => {
+      env.s = account.collection(x).scope;
+    });
+    const imported: string[] = [];
+    await expect(
+      account.collection(x).sync({ update: (o) => void imported.push(o.sourcekey) }, forged),
+    ).rejects.toBeInstanceOf(StateError);
+    expect(imported).toEqual([]);
+    // The same through names under the calendar home.
+    const name = (href: string) => href.slice(info.calendarHome.length, -1);
+    const byName = await account.calendar(name(y)).sync({});
+    const forgedName = rewriteState(byName, (env) => {
+      env.s = account.calendar(name(x)).scope;
+    });
+    await expect(account.calendar(name(x)).sync({}, forgedName)).rejects.toBeInstanceOf(StateError);
+    for (const c of [x, y]) await client.send("DELETE", c);
+    await account.close();
+  });
+
+  it("keeps a REPORT that answers 500 for a while transient although changes are pending", async () => {
+    const info = getInfo();
+    const proxy = await startFaultProxy(info.url);
+    const { account, client } = davHarness({ ...info, url: proxy.url });
+    const cal = `${info.calendarHome}f${Date.now()}/`;
+    try {
+      await client.makeCalendar(cal);
+      await client.put(`${cal}a.ics`, eventBody(`${cal}a`, "A"));
+      const keys = new Set<string>();
+      const importer = { update: (o: SyncObject) => void keys.add(o.sourcekey) };
+      let state = await account.collection(cal).sync(importer);
+      // Pending changes: the collection's current token now differs from the saved one.
+      await client.put(`${cal}b.ics`, eventBody(`${cal}b`, "B"));
+      proxy.fault = (req) => (req.method === "REPORT" ? SERVER_ERROR : undefined);
+      await expect(account.collection(cal).sync(importer, state)).rejects.toBeInstanceOf(
+        TransientError,
+      );
+      // 500s that end while the adapter is still looking: the round just goes on.
+      let failures = 2;
+      proxy.fault = (req) => (req.method === "REPORT" && failures-- > 0 ? SERVER_ERROR : undefined);
+      state = await account.collection(cal).sync(importer, state);
+      expect(keys).toContain(`${cal}b.ics`);
+      proxy.fault = undefined;
+      await client.put(`${cal}c.ics`, eventBody(`${cal}c`, "C"));
+      await account.collection(cal).sync(importer, state);
+      expect(keys).toContain(`${cal}c.ics`);
+    } finally {
+      await client.send("DELETE", cal);
+      await account.close();
+      await proxy.close();
+    }
   });
 }

@@ -122,6 +122,22 @@ describe("dav item basics (ical.js)", () => {
   });
 });
 
+describe("dav vCard text escapes", () => {
+  it.each(["3.0", "4.0"])(
+    "undoes \\; \\, \\\\ and \\n in FN (vCard %s), folded or grouped",
+    (version) => {
+      const card = (fn: string) =>
+        parseBasics(`BEGIN:VCARD\r\nVERSION:${version}\r\nUID:c\r\n${fn}\r\nEND:VCARD\r\n`).fn;
+      expect(card("FN:Doe\\; John\\, Jr.")).toBe("Doe; John, Jr.");
+      expect(card("FN:back\\\\slash\\nnext")).toBe("back\\slash\nnext");
+      // An escaped backslash before a semicolon is a backslash, then a plain semicolon.
+      expect(card("FN:a\\\\;b")).toBe("a\\;b");
+      expect(card("item1.FN;CHARSET=utf-8:Acme\\; Co\r\n  Ltd")).toBe("Acme; Co Ltd");
+      expect(card("FN:No escapes; at all")).toBe("No escapes; at all");
+    },
+  );
+});
+
 describe("dav hrefs", () => {
   it("reads an href's path exactly as the URL parser does, fast path or not", () => {
     const segment = fc.string({

@@ -43,18 +43,22 @@ describe("calendar events", () => {
     const r = recorder();
     const cal = google.calendar("primary");
     const full = await cal.exportChanges(r.importer);
-    expect(full.pages).toBe(3);
+    // Three pages, then one delta from the last page's nextSyncToken (the follow-up: a page token
+    // lists the snapshot of its round's start).
+    expect(full.pages).toBe(4);
     expect(r.items.size).toBe(5);
     for (const id of emulator.model.liveEventIds("primary"))
       emulator.model.updateEvent("primary", id, { summary: "x" });
     emulator.requests.length = 0;
     const delta = await cal.exportChanges(r.importer, full.state);
-    expect(delta.pages).toBe(3);
+    expect(delta.pages).toBe(4);
     const qs = queries(emulator, EVENTS);
-    const tokens = new Set(qs.map((q) => q.get("syncToken")));
-    expect(tokens.size).toBe(1);
+    const tokens = qs.map((q) => q.get("syncToken"));
+    expect(new Set(tokens.slice(0, 3)).size).toBe(1);
+    expect(tokens[3]).not.toBe(tokens[0]);
     expect(qs[0]?.get("pageToken")).toBeNull();
     expect(qs[1]?.get("pageToken")).not.toBeNull();
+    expect(qs[3]?.get("pageToken")).toBeNull();
     expect(
       [...r.items.values()].every((o) => (o.data as { summary: string }).summary === "x"),
     ).toBe(true);
@@ -232,11 +236,19 @@ describe("calendar events", () => {
     expect(r.items.size).toBe(1);
   });
 
-  it("rejects a malformed body with ProtocolError and keeps the previous state usable", async () => {
+  it("retries a truncated body (a cut connection) and completes the sync", async () => {
+    emulator.model.insertEvent("primary", { summary: "a", day: 1 });
+    emulator.inject({ path: EVENTS, malformed: true });
+    const r = recorder();
+    await google.calendar("primary").sync(r.importer);
+    expect(r.items.size).toBe(1);
+  });
+
+  it("rejects a body that stays malformed with ProtocolError and keeps the previous state usable", async () => {
     const cal = google.calendar("primary");
     const state = await cal.sync({});
     emulator.model.insertEvent("primary", { summary: "a", day: 1 });
-    emulator.inject({ path: EVENTS, malformed: true });
+    emulator.inject({ path: EVENTS, malformed: true, times: 4 });
     await expect(cal.sync({}, state)).rejects.toBeInstanceOf(ProtocolError);
     const r = recorder();
     await cal.sync(r.importer, state);

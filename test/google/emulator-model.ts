@@ -74,6 +74,11 @@ export function seriesCount(event: StoredEvent): number {
 
 export class GoogleModel {
   seq = 0;
+  /**
+   * Names this model's history in the tokens it issues: a token of another model (another
+   * account, or the server before a restore) is one this server never issued.
+   */
+  readonly epoch = Math.random().toString(36).slice(2, 10);
   /** Tokens issued before these seqs are expired (410 / EXPIRED_SYNC_TOKEN / 404). */
   floors = { calendar: 0, calendarList: 0, people: 0, gmail: 0 };
   readonly calendars = new Map<string, Journal<StoredEvent>>();

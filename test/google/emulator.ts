@@ -27,6 +27,12 @@ export type Fault = { path?: RegExp; method?: string; times?: number } & (
   | { status: number; body?: unknown; headers?: Record<string, string> }
   | { reset: true }
   | { malformed: true }
+  /**
+   * The answer each API gives a token it no longer accepts (410 fullSyncRequired, People
+   * EXPIRED_SYNC_TOKEN, Gmail 404), to the next list call; spent without effect when that call
+   * carries no token.
+   */
+  | { invalid: true }
 );
 
 interface Channel {
@@ -50,6 +56,8 @@ export interface EmulatorOptions {
   peopleExpiredStatus?: 400 | 410;
   /** Delay before each response, to model a network round trip (benchmarks). */
   latencyMs?: number;
+  /** The account's address (Gmail profile, the `primary` calendar's id). */
+  emailAddress?: string;
 }
 
 type Query = URLSearchParams;
@@ -59,7 +67,7 @@ export class GoogleEmulator {
   readonly requests: { method: string; path: string; query: Query }[] = [];
   readonly channels = new Map<string, Channel>();
   /** The address Gmail reports (`users.getProfile`, push data). */
-  readonly emailAddress = "me@example.com";
+  readonly emailAddress: string;
   /** Gmail's watch, Pub/Sub topics and push subscriptions, and the deliveries made. */
   gmailPush: GmailPushEmulator;
   options: EmulatorOptions;
@@ -72,6 +80,7 @@ export class GoogleEmulator {
 
   private constructor(options: EmulatorOptions) {
     this.options = options;
+    this.emailAddress = options.emailAddress ?? "me@example.com";
     this.gmailPush = this.#newGmailPush();
     this.#server = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -185,21 +194,28 @@ export class GoogleEmulator {
     let m: RegExpExecArray | null;
     if ((m = /^\/calendar\/v3\/calendars\/([^/]+)\/events$/.exec(p)) && method === "GET")
       return this.#eventsList(res, decodeURIComponent(m[1] as string), q);
+    if ((m = /^\/calendar\/v3\/calendars\/([^/]+)$/.exec(p)) && method === "GET")
+      return this.#calendarGet(res, decodeURIComponent(m[1] as string));
     if ((m = /^\/calendar\/v3\/calendars\/([^/]+)\/events\/watch$/.exec(p)) && method === "POST")
       return this.#watch(res, decodeURIComponent(m[1] as string), body);
-    if (
-      (m = /^\/calendar\/v3\/calendars\/([^/]+)\/events\/([^/]+)$/.exec(p)) &&
-      method === "DELETE"
-    )
-      return this.#eventDelete(
-        res,
-        decodeURIComponent(m[1] as string),
-        decodeURIComponent(m[2] as string),
-      );
+    if ((m = /^\/calendar\/v3\/calendars\/([^/]+)\/events\/([^/]+)$/.exec(p))) {
+      const calendarId = decodeURIComponent(m[1] as string);
+      const id = decodeURIComponent(m[2] as string);
+      if (method === "DELETE") return this.#eventDelete(res, calendarId, id);
+      if (method === "GET") return this.#eventGet(res, calendarId, id);
+    }
     if (p === "/calendar/v3/channels/stop" && method === "POST") return this.#stop(res, body);
     if (p === "/calendar/v3/users/me/calendarList" && method === "GET")
       return this.#calendarList(res, q);
+    if ((m = /^\/calendar\/v3\/users\/me\/calendarList\/([^/]+)$/.exec(p)) && method === "GET") {
+      const c = this.model.calendarList.get(decodeURIComponent(m[1] as string));
+      return c && !c.deleted
+        ? sendJson(res, 200, { kind: "calendar#calendarListEntry", ...c })
+        : sendError(res, 404, "notFound", "Not Found");
+    }
     if (p === "/v1/people/me/connections" && method === "GET") return this.#connections(res, q);
+    if ((m = /^\/v1\/(people\/[^/]+)$/.exec(p)) && method === "GET")
+      return this.#personGet(res, decodeURIComponent(m[1] as string), q);
     if (p === "/gmail/v1/users/me/profile")
       return sendJson(res, 200, {
         emailAddress: this.emailAddress,
@@ -226,8 +242,12 @@ export class GoogleEmulator {
   }
 
   #fault(req: IncomingMessage, res: ServerResponse, path: string, method: string): boolean {
+    const url = new URL(req.url ?? "/", "http://emulator");
     const i = this.#faults.findIndex(
-      (f) => (!f.path || f.path.test(path)) && (!f.method || f.method === method),
+      (f) =>
+        (!f.path || f.path.test(path)) &&
+        (!f.method || f.method === method) &&
+        (!("invalid" in f) || LIST_PATH.test(path)),
     );
     let fault: Fault | undefined;
     if (i >= 0) {
@@ -251,8 +271,16 @@ export class GoogleEmulator {
       c.last = fault !== undefined;
     }
     if (!fault) return false;
+    // A refused token needs a token: a list call without one (a full sync's first page) is
+    // answered normally and the fault is spent.
+    if ("invalid" in fault && !carriesToken(path, url.searchParams)) return false;
     if ("reset" in fault) {
       req.socket.destroy();
+    } else if ("invalid" in fault) {
+      if (path.startsWith("/v1/people")) this.#expiredPeople(res);
+      else if (path.startsWith("/gmail/"))
+        sendError(res, 404, "notFound", "Requested entity was not found.");
+      else fullSyncRequired(res);
     } else if ("malformed" in fault) {
       res.writeHead(200, { "content-type": "application/json" });
       res.end('{"items": [{"id": "x", ');
@@ -278,6 +306,8 @@ export class GoogleEmulator {
     const entry = model.calendarList.get(calendarId);
     if (!journal || entry?.deleted) return sendError(res, 404, "notFound", "Not Found");
     const singleEvents = q.get("singleEvents") === "true";
+    // Full syncs omit cancelled events unless showDeleted=true (events.list reference).
+    const showDeleted = q.get("showDeleted") === "true";
     const limit = this.#limit(q.get("maxResults"), 250, 2500);
     const syncToken = q.get("syncToken");
     let since = 0;
@@ -299,10 +329,12 @@ export class GoogleEmulator {
           "invalid",
           `Sync token cannot be used with ${forbidden.join(", ") || "showDeleted=false"}`,
         );
-      const tok = decodeToken<{ s: number; c: string }>("cs", syncToken);
-      if (!tok || tok.c !== calendarId)
-        return sendError(res, 400, "invalid", "Invalid sync token value.");
-      if (tok.s < model.floors.calendar) return fullSyncRequired(res);
+      const tok = decodeToken<{ s: number; c: string; e: string }>("cs", syncToken);
+      if (!tok) return sendError(res, 400, "invalid", "Invalid sync token value.");
+      // Expired, or never issued for this calendar by this server (another account, a token
+      // newer than the server's history after a restore): Google asks for a full sync.
+      if (tok.c !== calendarId || !this.#issued(tok) || tok.s < model.floors.calendar)
+        return fullSyncRequired(res);
       since = tok.s;
     }
     const window = { min: q.get("timeMin"), max: q.get("timeMax") };
@@ -315,7 +347,8 @@ export class GoogleEmulator {
           ? expandSeries(event).filter((i) => journal.asOf(i.id, paging.upto) === undefined)
           : [event];
       const out = events.filter(
-        (e) => !full || this.#fullVisible(e, journal, paging.upto, singleEvents, window),
+        (e) =>
+          !full || this.#fullVisible(e, journal, paging.upto, singleEvents, showDeleted, window),
       );
       return out.map(serveEvent);
     });
@@ -325,7 +358,8 @@ export class GoogleEmulator {
       items: page.items,
     };
     if (page.more) result.nextPageToken = paging.nextToken(page.last);
-    else result.nextSyncToken = encodeToken("cs", { s: paging.upto, c: calendarId });
+    else
+      result.nextSyncToken = encodeToken("cs", { s: paging.upto, c: calendarId, e: model.epoch });
     sendJson(res, 200, result);
   }
 
@@ -334,9 +368,10 @@ export class GoogleEmulator {
     journal: { asOf(key: string, seq: number): StoredEvent | undefined },
     upto: number,
     singleEvents: boolean,
+    showDeleted: boolean,
     window: { min: string | null; max: string | null },
   ): boolean {
-    if (e.status === "cancelled") {
+    if (e.status === "cancelled" && !showDeleted) {
       // Cancelled instances of a live series are listed when showDeleted and singleEvents are false.
       if (singleEvents || !e.recurringEventId) return false;
       if (journal.asOf(e.recurringEventId, upto)?.status !== "confirmed") return false;
@@ -347,6 +382,35 @@ export class GoogleEmulator {
     if (window.min && !Number.isNaN(end) && end <= Date.parse(window.min)) return false;
     if (window.max && !Number.isNaN(start) && start >= Date.parse(window.max)) return false;
     return true;
+  }
+
+  /** calendars.get: the `primary` calendar's id is the account's address. */
+  #calendarGet(res: ServerResponse, calendarId: string): unknown {
+    const entry = this.model.calendarList.get(calendarId);
+    if (!this.model.calendars.has(calendarId) || entry?.deleted)
+      return sendError(res, 404, "notFound", "Not Found");
+    sendJson(res, 200, {
+      kind: "calendar#calendar",
+      id: calendarId === "primary" ? this.emailAddress : calendarId,
+      summary: entry?.summary ?? calendarId,
+    });
+  }
+
+  /**
+   * events.get: cancelled events too ("the get method always returns them"), and the instances
+   * of a series by their instance id.
+   */
+  #eventGet(res: ServerResponse, calendarId: string, id: string): unknown {
+    const journal = this.model.calendars.get(calendarId);
+    if (!journal || this.model.calendarList.get(calendarId)?.deleted)
+      return sendError(res, 404, "notFound", "Not Found");
+    const stored = journal.get(id);
+    if (stored) return sendJson(res, 200, serveEvent(stored));
+    const m = /^(.+)_(\d+)$/.exec(id);
+    const series = m ? journal.get(m[1] as string) : undefined;
+    const instance = series?.recurrence ? expandSeries(series)[Number(m?.[2])] : undefined;
+    if (instance) return sendJson(res, 200, serveEvent(instance));
+    sendError(res, 404, "notFound", "Not Found");
   }
 
   #eventDelete(res: ServerResponse, calendarId: string, id: string): unknown {
@@ -369,9 +433,9 @@ export class GoogleEmulator {
         q.get("showHidden") === "false"
       )
         return sendError(res, 400, "invalid", "Sync token cannot be used with these parameters");
-      const tok = decodeToken<{ s: number }>("ls", syncToken);
+      const tok = decodeToken<{ s: number; e: string }>("ls", syncToken);
       if (!tok) return sendError(res, 400, "invalid", "Invalid sync token value.");
-      if (tok.s < model.floors.calendarList) return fullSyncRequired(res);
+      if (!this.#issued(tok) || tok.s < model.floors.calendarList) return fullSyncRequired(res);
       since = tok.s;
     }
     const paging = this.#paging(q, since, syncToken !== null, model.floors.calendarList, "lp");
@@ -383,7 +447,7 @@ export class GoogleEmulator {
     });
     const result: Record<string, unknown> = { kind: "calendar#calendarList", items: page.items };
     if (page.more) result.nextPageToken = paging.nextToken(page.last);
-    else result.nextSyncToken = encodeToken("ls", { s: paging.upto });
+    else result.nextSyncToken = encodeToken("ls", { s: paging.upto, e: model.epoch });
     sendJson(res, 200, result);
   }
 
@@ -446,10 +510,10 @@ export class GoogleEmulator {
     const syncToken = q.get("syncToken");
     let since = 0;
     if (syncToken !== null) {
-      const tok = decodeToken<{ s: number }>("ps", syncToken);
+      const tok = decodeToken<{ s: number; e: string }>("ps", syncToken);
       if (!tok)
         return sendError(res, 400, "badRequest", "Invalid sync token", {}, "INVALID_ARGUMENT");
-      if (tok.s < model.floors.people) return this.#expiredPeople(res);
+      if (!this.#issued(tok) || tok.s < model.floors.people) return this.#expiredPeople(res);
       since = tok.s;
     }
     const paging = this.#paging(q, since, syncToken !== null, model.floors.people, "pp");
@@ -462,8 +526,32 @@ export class GoogleEmulator {
     if (page.items.length) result.connections = page.items;
     if (page.more) result.nextPageToken = paging.nextToken(page.last);
     else if (q.get("requestSyncToken") === "true")
-      result.nextSyncToken = encodeToken("ps", { s: paging.upto });
+      result.nextSyncToken = encodeToken("ps", { s: paging.upto, e: model.epoch });
     sendJson(res, 200, result);
+  }
+
+  /** people.get: `people/me` is the account's own profile; a deleted contact is 404. */
+  #personGet(res: ServerResponse, resourceName: string, q: Query): unknown {
+    if (!q.get("personFields"))
+      return sendError(
+        res,
+        400,
+        "badRequest",
+        "personFields mask is required",
+        {},
+        "INVALID_ARGUMENT",
+      );
+    if (resourceName === "people/me") {
+      return sendJson(res, 200, {
+        resourceName: `people/${accountNumber(this.emailAddress)}`,
+        etag: "%me",
+        emailAddresses: [{ value: this.emailAddress }],
+      });
+    }
+    const person = this.model.people.get(resourceName);
+    if (!person || person.metadata?.deleted)
+      return sendError(res, 404, "notFound", "Requested entity was not found.", {}, "NOT_FOUND");
+    sendJson(res, 200, person);
   }
 
   #expiredPeople(res: ServerResponse): void {
@@ -490,8 +578,11 @@ export class GoogleEmulator {
     const model = this.model;
     const limit = this.#limit(q.get("maxResults"), 100, 500);
     const token = q.get("pageToken");
-    const tok = token ? decodeToken<{ u: number; o: number }>("mp", token) : { u: model.seq, o: 0 };
-    if (!tok) return sendError(res, 400, "invalidArgument", "Invalid pageToken");
+    const tok = token
+      ? decodeToken<{ u: number; o: number; e: string }>("mp", token)
+      : { u: model.seq, o: 0, e: model.epoch };
+    if (!tok || tok.e !== model.epoch || tok.u > model.seq)
+      return sendError(res, 400, "invalidArgument", "Invalid pageToken");
     const days = /newer_than:(\d+)d/.exec(q.get("q") ?? "");
     const cutoff = days ? Date.now() - Number(days[1]) * 86_400_000 : 0;
     const spam = q.get("includeSpamTrash") === "true";
@@ -510,7 +601,7 @@ export class GoogleEmulator {
     const result: Record<string, unknown> = { resultSizeEstimate: all.length };
     if (slice.length) result.messages = slice.map((m) => ({ id: m.id, threadId: m.threadId }));
     if (tok.o + limit < all.length)
-      result.nextPageToken = encodeToken("mp", { u: tok.u, o: tok.o + limit });
+      result.nextPageToken = encodeToken("mp", { u: tok.u, o: tok.o + limit, e: model.epoch });
     sendJson(res, 200, result);
   }
 
@@ -519,14 +610,16 @@ export class GoogleEmulator {
     const start = Number(q.get("startHistoryId"));
     if (!q.get("startHistoryId") || Number.isNaN(start))
       return sendError(res, 400, "invalidArgument", "startHistoryId is required");
-    if (start < model.floors.gmail)
+    // Too old, or newer than the mailbox's history (a historyId this mailbox never reported).
+    if (start < model.floors.gmail || start > model.seq)
       return sendError(res, 404, "notFound", "Requested entity was not found.");
     const limit = this.#limit(q.get("maxResults"), 100, 500);
     const token = q.get("pageToken");
     const tok = token
-      ? decodeToken<{ s: number; u: number; a: number }>("hp", token)
-      : { s: start, u: model.seq, a: start };
-    if (!tok || tok.s !== start) return sendError(res, 400, "invalidArgument", "Invalid pageToken");
+      ? decodeToken<{ s: number; u: number; a: number; e: string }>("hp", token)
+      : { s: start, u: model.seq, a: start, e: model.epoch };
+    if (!tok || tok.s !== start || tok.e !== model.epoch || tok.u > model.seq)
+      return sendError(res, 400, "invalidArgument", "Invalid pageToken");
     const types = new Set(q.getAll("historyTypes"));
     const records: unknown[] = [];
     let last = tok.a;
@@ -550,11 +643,17 @@ export class GoogleEmulator {
     const more = i < model.history.length && (model.history[i] as { id: number }).id <= tok.u;
     const result: Record<string, unknown> = { historyId: String(tok.u) };
     if (records.length) result.history = records;
-    if (more) result.nextPageToken = encodeToken("hp", { s: start, u: tok.u, a: last });
+    if (more)
+      result.nextPageToken = encodeToken("hp", { s: start, u: tok.u, a: last, e: model.epoch });
     sendJson(res, 200, result);
   }
 
   // Shared ------------------------------------------------------------------------------------
+
+  /** A token this model issued: same history, not ahead of it. */
+  #issued(tok: { s: number; e?: string }): boolean {
+    return tok.e === this.model.epoch && tok.s <= this.model.seq;
+  }
 
   #limit(value: string | null, fallback: number, cap: number): number {
     const n = value ? Number(value) : fallback;
@@ -578,10 +677,13 @@ export class GoogleEmulator {
     const paged = (after: number, upto: number) => ({
       after,
       upto,
-      nextToken: (last: number) => encodeToken(tag, { s: since, u: upto, a: last, q: hash }),
+      nextToken: (last: number) =>
+        encodeToken(tag, { s: since, u: upto, a: last, q: hash, e: this.model.epoch }),
     });
     if (token === null) return paged(since, this.model.seq);
-    const tok = decodeToken<{ s: number; u: number; a: number; q: string }>(tag, token);
+    const tok = decodeToken<{ s: number; u: number; a: number; q: string; e: string }>(tag, token);
+    if (tok && (tok.e !== this.model.epoch || tok.u > this.model.seq))
+      return { error: tag === "pp" ? (res) => this.#expiredPeople(res) : fullSyncRequired };
     if (!tok || tok.s !== since || tok.q !== hash)
       return {
         error: (res) => sendError(res, 400, "invalid", "Invalid page token or changed parameters"),
@@ -589,6 +691,13 @@ export class GoogleEmulator {
     if (incremental && since < floor) return { error: fullSyncRequired };
     return paged(tok.a, tok.u);
   }
+}
+
+/** A stable, digits-only account number (People's `people/<number>`). */
+function accountNumber(email: string): string {
+  let h = 7;
+  for (const ch of email) h = (h * 31 + (ch.codePointAt(0) as number)) % 1_000_000_007;
+  return `1${h}`;
 }
 
 function serveEvent(e: StoredEvent): Record<string, unknown> {
@@ -653,6 +762,20 @@ function answer(res: ServerResponse, a: PubSubAnswer): void {
   if ("error" in a) sendError(res, a.status, a.error.reason, a.error.message);
   else if (a.json === undefined) res.writeHead(a.status).end();
   else sendJson(res, a.status, a.json);
+}
+
+/** The list calls of every API (where sync and page tokens go). */
+const LIST_PATH =
+  /^\/(calendar\/v3\/calendars\/[^/]+\/events|calendar\/v3\/users\/me\/calendarList|v1\/people\/me\/connections|gmail\/v1\/users\/me\/(history|messages))$/;
+
+/**
+ * A list call whose token the server could refuse: a sync or page token, or Gmail's
+ * `startHistoryId` (a Gmail listing's page token has no "start over" answer).
+ */
+function carriesToken(path: string, q: Query): boolean {
+  if (path === "/gmail/v1/users/me/history") return true;
+  if (path.startsWith("/gmail/")) return false;
+  return q.has("syncToken") || q.has("pageToken");
 }
 
 function fullSyncRequired(res: ServerResponse): void {

@@ -54,6 +54,14 @@ describe("classifyGoogleError", () => {
     expect(classifyGoogleError(res(410, "<html>gone</html>"))).toBeInstanceOf(StateInvalidError);
   });
 
+  it("maps a 410 on a get (verify of a purged event) to NotFoundError, never a resync", () => {
+    const err = classifyGoogleError(
+      res(410, googleError(410, "fullSyncRequired", "x"), { endpoint: "calendar.events.get" }),
+    );
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect(err).not.toBeInstanceOf(StateInvalidError);
+  });
+
   it("never treats the 410 `deleted` reason as a resync", () => {
     const onWrite = classifyGoogleError(
       res(410, googleError(410, "deleted", "Resource has been deleted"), { method: "DELETE" }),

@@ -5,7 +5,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import fc from "fast-check";
-import { filter, firstValueFrom, take, toArray } from "rxjs";
+import { filter, firstValueFrom } from "rxjs";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { parseDelivery, renewalDelay } from "../../adapters/google/google-gmail-push.js";
 import type { GoogleAccount, MailWatchOptions } from "../../adapters/google/index.js";
@@ -160,19 +160,13 @@ describe("users.watch → Pub/Sub push → notification → sync", () => {
       pollIntervalMs: 0, // no safety poll here: only the push may start the second round
       debounceMs: 0,
     });
-    const rounds = firstValueFrom(
-      results.pipe(
-        filter((r) => r.trigger === "initial" || r.updated > 0),
-        take(2),
-        toArray(),
-      ),
-    );
+    // The initial full sync may already see the message (its history follow-up can run after
+    // it arrived); the push round must come either way, and the message be imported once done.
+    const pushed = firstValueFrom(results.pipe(filter((r) => r.trigger === "push")));
     const watch = await google.watchMail(options());
     await emulator.flush();
     const id = emulator.model.receiveMessage("via orchestrator");
-    const [initial, pushed] = await rounds;
-    expect(initial?.trigger).toBe("initial");
-    expect(pushed).toMatchObject({ trigger: "push", updated: 1 });
+    expect(await pushed).toMatchObject({ trigger: "push" });
     expect(imported).toContain(id);
     await watch.stop();
   });

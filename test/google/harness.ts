@@ -6,6 +6,7 @@
 import fc from "fast-check";
 import { MAILBOX_KEY } from "../../adapters/google/google-gmail.js";
 import { createGoogleAccount, type GoogleAccount } from "../../adapters/google/index.js";
+import type { Syncable } from "../../src/core/syncable.js";
 import type { SyncObject } from "../../src/core/types.js";
 import type {
   ConformanceHarness,
@@ -13,6 +14,7 @@ import type {
   MirrorEntry,
 } from "../../src/testing/harness.js";
 import type { GoogleEmulator } from "./emulator.js";
+import { decodeToken, encodeToken } from "./emulator-journal.js";
 import { expandSeries, type GoogleModel, type StoredEvent } from "./emulator-model.js";
 
 const CALENDARS = ["primary", "work"] as const;
@@ -33,7 +35,10 @@ export type GoogleOp =
   /** Toggles the label (marking read/unread, starring, trashing). */
   | { t: "label"; pick: number; label: "UNREAD" | "STARRED" | "TRASH" };
 
-const word = fc.constantFrom("a", "b", "c", "d", "e");
+// Small value domains: updates often revert an object to a value it had before (a resume must
+// still re-deliver it), and days land inside and outside a window.
+const word = fc.constantFrom("a", "b", "c");
+const day = fc.constantFrom(1, 2, 3);
 const cal = fc.nat(1);
 const pick = fc.nat(20);
 
@@ -63,7 +68,7 @@ const allOps: fc.Arbitrary<GoogleOp> = fc.oneof(
       t: fc.constant("event" as const),
       cal,
       summary: word,
-      day: fc.nat(30),
+      day,
       count: fc.constantFrom(0, 0, 2, 3),
     }),
   },
@@ -74,7 +79,7 @@ const allOps: fc.Arbitrary<GoogleOp> = fc.oneof(
       cal,
       pick,
       summary: word,
-      day: fc.option(fc.nat(30), { nil: undefined }),
+      day: fc.option(day, { nil: undefined }),
     }),
   },
   { weight: 2, arbitrary: fc.record({ t: fc.constant("deleteEvent" as const), cal, pick }) },
@@ -225,7 +230,8 @@ export function projectEvent(e: EventLike): unknown {
   };
 }
 
-function eventTruth(
+/** What the server holds for a calendar, as the kit compares it (projected events by id). */
+export function eventTruth(
   model: GoogleModel,
   calendarId: string,
   singleEvents: boolean,
@@ -249,100 +255,120 @@ function eventTruth(
   return out;
 }
 
-function scopes(
-  emulator: GoogleEmulator,
-  a: GoogleAccount,
-  b: GoogleAccount,
-  families: readonly Family[] | undefined,
-): ConformanceScope[] {
-  const all = allScopes(emulator, a, b);
-  return (families ? all.filter((s) => families.includes(s.family)) : all).map((s) => s.scope);
+/** How to open a scope on an account, and what the server holds for it. */
+interface ScopeSpec {
+  name: string;
+  family: Family;
+  /** The account option the scope needs (the expanded calendar). */
+  singleEvents: boolean;
+  open(account: GoogleAccount): Syncable;
+  /** Moves the cursor of a state of this scope past the server's history. */
+  ahead(cursor: Record<string, unknown>, model: GoogleModel): Record<string, unknown>;
+  truth(model: GoogleModel): Map<string, MirrorEntry>;
+  project(obj: SyncObject): unknown;
+  readOf?(obj: SyncObject): boolean | undefined;
 }
 
-function allScopes(
-  emulator: GoogleEmulator,
-  a: GoogleAccount,
-  b: GoogleAccount,
-): { family: Family; scope: ConformanceScope }[] {
-  const model = () => emulator.model;
-  const data = (obj: SyncObject) => obj.data as Record<string, unknown>;
-  const list: ConformanceScope[] = [
-    ...CALENDARS.map((id) => ({
+const data = (obj: SyncObject) => obj.data as Record<string, unknown>;
+
+/** A sync token `tag` of the emulator, re-issued as if the server's history were 1000 ahead. */
+function aheadToken(tag: string) {
+  return (cursor: Record<string, unknown>, model: GoogleModel) => {
+    const tok = decodeToken<Record<string, unknown>>(tag, String(cursor.syncToken));
+    const { t: _t, ...rest } = tok ?? {};
+    return { ...cursor, syncToken: encodeToken(tag, { ...rest, s: model.seq + 1000 }) };
+  };
+}
+
+const SPECS: ScopeSpec[] = [
+  ...CALENDARS.map(
+    (id): ScopeSpec => ({
       name: `calendar ${id}`,
-      syncable: a.calendar(id),
-      truth: async () => eventTruth(model(), id, false),
-      project: (obj: SyncObject) => projectEvent(data(obj)),
-    })),
-    {
-      name: "calendar primary (singleEvents)",
-      syncable: b.calendar("primary"),
-      truth: async () => eventTruth(model(), "primary", true),
-      project: (obj: SyncObject) => projectEvent(data(obj)),
-    },
-    {
-      name: "calendar list",
-      syncable: a.calendarList(),
-      truth: async () =>
-        new Map(
-          model()
-            .liveCalendars()
-            .map((c) => [
-              c.id,
-              { type: "folder" as const, data: { summary: c.summary, hidden: c.hidden === true } },
-            ]),
-        ),
-      project: (obj: SyncObject) => ({
-        summary: data(obj).summary,
-        hidden: data(obj).hidden === true,
-      }),
-    },
-    {
-      name: "contacts",
-      syncable: a.contacts(),
-      truth: async () =>
-        new Map(
-          model()
-            .livePeople()
-            .map((p) => [
-              p.resourceName,
-              { type: "user" as const, data: { name: p.names?.[0]?.displayName } },
-            ]),
-        ),
-      project: (obj: SyncObject) => ({
-        name: (data(obj).names as { displayName?: string }[] | undefined)?.[0]?.displayName,
-      }),
-    },
-    {
-      name: "gmail",
-      syncable: a.mail(),
-      truth: async () =>
-        new Map(
-          model()
-            .liveMessages()
-            .map((m) => [
-              m.id,
-              {
-                type: "item" as const,
-                parentKey: MAILBOX_KEY,
-                data: { snippet: m.snippet, threadId: m.threadId },
-                read: !m.labelIds.includes("UNREAD"),
-              },
-            ]),
-        ),
-      project: (obj: SyncObject) => ({ snippet: data(obj).snippet, threadId: data(obj).threadId }),
-      readOf: (obj: SyncObject) =>
-        !((data(obj).labelIds as string[] | undefined) ?? []).includes("UNREAD"),
-    },
-  ];
-  const familyOf = (name: string): Family =>
-    name.startsWith("calendar list")
-      ? "calendarList"
-      : name.startsWith("calendar")
-        ? "calendar"
-        : name === "contacts"
-          ? "contacts"
-          : "gmail";
-  return list.map((scope) => ({ family: familyOf(scope.name), scope }));
+      family: "calendar",
+      singleEvents: false,
+      open: (a) => a.calendar(id),
+      ahead: aheadToken("cs"),
+      truth: (model) => eventTruth(model, id, false),
+      project: (obj) => projectEvent(data(obj)),
+    }),
+  ),
+  {
+    name: "calendar primary (singleEvents)",
+    family: "calendar",
+    singleEvents: true,
+    open: (a) => a.calendar("primary"),
+    ahead: aheadToken("cs"),
+    truth: (model) => eventTruth(model, "primary", true),
+    project: (obj) => projectEvent(data(obj)),
+  },
+  {
+    name: "calendar list",
+    family: "calendarList",
+    singleEvents: false,
+    open: (a) => a.calendarList(),
+    ahead: aheadToken("ls"),
+    truth: (model) =>
+      new Map(
+        model
+          .liveCalendars()
+          .map((c) => [
+            c.id,
+            { type: "folder" as const, data: { summary: c.summary, hidden: c.hidden === true } },
+          ]),
+      ),
+    project: (obj) => ({ summary: data(obj).summary, hidden: data(obj).hidden === true }),
+  },
+  {
+    name: "contacts",
+    family: "contacts",
+    singleEvents: false,
+    open: (a) => a.contacts(),
+    ahead: aheadToken("ps"),
+    truth: (model) =>
+      new Map(
+        model
+          .livePeople()
+          .map((p) => [
+            p.resourceName,
+            { type: "user" as const, data: { name: p.names?.[0]?.displayName } },
+          ]),
+      ),
+    project: (obj) => ({
+      name: (data(obj).names as { displayName?: string }[] | undefined)?.[0]?.displayName,
+    }),
+  },
+  {
+    name: "gmail",
+    family: "gmail",
+    singleEvents: false,
+    open: (a) => a.mail(),
+    ahead: (cursor, model) => ({ ...cursor, historyId: String(model.seq + 1000) }),
+    truth: (model) =>
+      new Map(
+        model.liveMessages().map((m) => [
+          m.id,
+          {
+            type: "item" as const,
+            parentKey: MAILBOX_KEY,
+            data: { snippet: m.snippet, threadId: m.threadId },
+            read: !m.labelIds.includes("UNREAD"),
+          },
+        ]),
+      ),
+    project: (obj) => ({ snippet: data(obj).snippet, threadId: data(obj).threadId }),
+    readOf: (obj) => !((data(obj).labelIds as string[] | undefined) ?? []).includes("UNREAD"),
+  },
+];
+
+/** Replaces the cursor inside a deltasync state (a state the server never issued). */
+function withCursor(
+  state: string,
+  change: (cursor: Record<string, unknown>) => Record<string, unknown>,
+): string {
+  const prefix = "ds1.";
+  const env = JSON.parse(Buffer.from(state.slice(prefix.length), "base64url").toString("utf8"));
+  env.c = change(env.c);
+  return prefix + Buffer.from(JSON.stringify(env), "utf8").toString("base64url");
 }
 
 export interface HarnessOptions {
@@ -352,6 +378,8 @@ export interface HarnessOptions {
   pageSize?: number;
   /** Restrict ops and scopes to these families (default: all). */
   families?: readonly Family[];
+  /** Another account's server: the source of foreign states (`other@…`). */
+  foreign?: GoogleEmulator;
 }
 
 /** A harness over a running emulator; each history resets it. */
@@ -360,29 +388,63 @@ export function googleHarness(
   options: HarnessOptions = {},
 ): ConformanceHarness<GoogleOp> {
   let seed = 1;
+  let transient = 0;
+  const { foreign, families } = options;
+  const specs = families ? SPECS.filter((s) => families.includes(s.family)) : SPECS;
   return {
-    name: `google${options.families ? ` [${options.families.join(",")}]` : ""}${options.chaosRate ? " (faults)" : ""}`,
-    mutation: googleOps(options.families),
+    name: `google${families ? ` [${families.join(",")}]` : ""}${options.chaosRate ? " (faults)" : ""}`,
+    mutation: googleOps(families),
     async setup() {
       emulator.reset();
       emulator.options.maxPageSize = options.pageSize ?? 3;
       for (const id of CALENDARS) emulator.model.addCalendar(id);
       if (options.chaosRate) emulator.chaos(seed++, options.chaosRate);
-      const common = {
-        baseUrl: emulator.url,
-        accessToken: "test-token",
-        retry: { retries: 3, minDelayMs: 1, maxDelayMs: 20 },
-        gmailConcurrency: 2,
+      const accounts: GoogleAccount[] = [];
+      // Each account is a process: `reopen` makes a new one (no pages kept, identity asked again).
+      const open = (singleEvents: boolean, server = emulator): GoogleAccount => {
+        const account = createGoogleAccount({
+          baseUrl: server.url,
+          accessToken: "test-token",
+          retry: { retries: 3, minDelayMs: 1, maxDelayMs: 20 },
+          gmailConcurrency: 2,
+          singleEvents,
+        });
+        accounts.push(account);
+        return account;
       };
-      const a = createGoogleAccount(common);
-      const b = createGoogleAccount({ ...common, singleEvents: true });
+      const a = open(false);
+      const b = open(true);
+      const scopes = specs.map(
+        (spec): ConformanceScope => ({
+          name: spec.name,
+          syncable: spec.open(spec.singleEvents ? b : a),
+          truth: async () => spec.truth(emulator.model),
+          project: spec.project,
+          readOf: spec.readOf,
+          reopen: () => spec.open(open(spec.singleEvents)),
+          foreignState: foreign
+            ? async () => {
+                for (const id of CALENDARS)
+                  if (!foreign.model.calendars.has(id)) foreign.model.addCalendar(id);
+                return spec.open(open(spec.singleEvents, foreign)).sync({});
+              }
+            : undefined,
+          aheadState: async () => {
+            const state = await spec.open(open(spec.singleEvents)).sync({});
+            return withCursor(state, (c) => spec.ahead(c, emulator.model));
+          },
+        }),
+      );
       return {
-        scopes: scopes(emulator, a, b, options.families),
+        scopes,
         apply: async (op) => applyOp(emulator.model, op),
         expireStates: async () => emulator.model.expire(),
+        injectFault: (kind) => {
+          if (kind === "invalid") emulator.inject({ invalid: true });
+          else emulator.inject(transient++ % 2 ? { status: 500 } : { status: 503 });
+        },
         teardown: async () => {
-          await a.close();
-          await b.close();
+          await Promise.all(accounts.map((account) => account.close()));
         },
       };
     },

@@ -73,13 +73,36 @@ describe("createHttpClient", () => {
     await http.close();
   });
 
-  it("turns malformed JSON into a ProtocolError (not retried)", async () => {
+  it("retries a truncated JSON body (a cut connection) and succeeds", async () => {
+    let n = 0;
+    server.handle((_q, r) =>
+      ++n === 1 ? r.end('{"items": [tru') : json(r, 200, { items: [{ id: "a", status: "x" }] }),
+    );
+    const http = client();
+    const res = await http.request({ path: "events", schema: Item });
+    expect(res.body.items[0]?.id).toBe("a");
+    expect(server.seen).toHaveLength(2);
+    await http.close();
+  });
+
+  it("turns a body that stays malformed into a ProtocolError once the retries are spent", async () => {
     server.handle((_q, r) => r.end('{"items": [tru'));
     const http = client();
     const err = await http.request({ path: "events", schema: Item }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProtocolError);
     expect((err as Error).message).toContain("not valid JSON");
-    expect(server.seen).toHaveLength(1);
+    expect(server.seen).toHaveLength(4);
+    // Never for a request that is not idempotent, nor for a body that is JSON but invalid.
+    const post = await http
+      .request({ method: "POST", path: "events", schema: Item })
+      .catch((e: unknown) => e);
+    expect(post).toBeInstanceOf(ProtocolError);
+    expect(server.seen).toHaveLength(5);
+    server.handle((_q, r) => json(r, 200, { items: [{ id: 1 }] }));
+    await expect(http.request({ path: "events", schema: Item })).rejects.toBeInstanceOf(
+      ProtocolError,
+    );
+    expect(server.seen).toHaveLength(6);
     await http.close();
   });
 

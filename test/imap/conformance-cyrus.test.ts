@@ -72,11 +72,11 @@ describe.skipIf(skip)("imap conformance: Cyrus", () => {
       numRuns: runs,
       maxSteps: 20,
     });
-  });
+  }, 900_000);
   it("server-wide composite and hierarchy", async () => {
     await checkConformance(imapHarness(server, { kind: "server" }), {
       numRuns: runs,
       maxSteps: 20,
     });
-  });
+  }, 900_000);
 });

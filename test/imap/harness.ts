@@ -11,6 +11,7 @@ import {
   type ImapAccount,
   type ImapSyncMode,
 } from "../../adapters/imap/index.js";
+import { decodeState, encodeState } from "../../src/core/state.js";
 import type { SyncObject } from "../../src/core/types.js";
 import type {
   ConformanceBackend,
@@ -20,6 +21,7 @@ import type {
 } from "../../src/testing/harness.js";
 import type { CyrusServer } from "../servers/cyrus.js";
 import type { DovecotServer } from "../servers/dovecot.js";
+import { startTcpProxy } from "../servers/tcp-proxy.js";
 
 export interface ImapTestServer {
   name: string;
@@ -140,10 +142,11 @@ const mutation: fc.Arbitrary<ImapOp> = fc.oneof(
     weight: 4,
   },
   {
+    // A few messages per mailbox, toggled on and off: values revert to earlier ones.
     arbitrary: fc.record({
       t: fc.constant("flag" as const),
       box: fc.nat(3),
-      msg: fc.nat(20),
+      msg: fc.nat(4),
       flag: fc.constantFrom("\\Seen" as const, "\\Flagged" as const, "$Work" as const),
       on: fc.boolean(),
     }),
@@ -197,6 +200,16 @@ export function imapHarness(
       const user = `u${process.pid}x${++users}`;
       server.addUser(user);
       const client = await mutator(server, user);
+      // The adapter connects through a proxy, so a fault can cut its connections.
+      let cutNext = false;
+      const proxy = await startTcpProxy(server.port, () => ({
+        up(b) {
+          if (!cutNext) return b;
+          cutNext = false;
+          setImmediate(() => proxy.cutAll());
+          return undefined;
+        },
+      }));
       const delimiter =
         (await client.list({ listOnly: true })).find((e) => e.path === "INBOX")?.delimiter ?? "/";
       // Box 0 ("A") always exists and is never renamed or deleted; box 3 is a child of box 1.
@@ -207,29 +220,61 @@ export function imapHarness(
       for (const [i, box] of ["A", "A", "A", "B", "B"].entries()) {
         await client.append(box, rawMessage(`seed${i}`), i % 2 ? ["\\Seen"] : []);
       }
-      const account: ImapAccount = createImapAccount({
-        host: "127.0.0.1",
-        port: server.port,
-        user,
-        password: server.password,
-        chunkSize: options.chunkSize ?? 3,
-        backoffMs: 20,
-        ...(options.mode ? { mode: options.mode } : {}),
-      });
+      const accounts: ImapAccount[] = [];
+      const open = (as = user, port = proxy.port): ImapAccount => {
+        const account = createImapAccount({
+          host: "127.0.0.1",
+          port,
+          user: as,
+          password: server.password,
+          chunkSize: options.chunkSize ?? 3,
+          backoffMs: 20,
+          ...(options.mode ? { mode: options.mode } : {}),
+        });
+        accounts.push(account);
+        return account;
+      };
+      const account = open();
+      /** A complete state of a scope of the same name made for another user: a StateError. */
+      const foreign = async (scope: (a: ImapAccount) => { sync(i: object): Promise<string> }) => {
+        const other = `${user}o`;
+        server.addUser(other);
+        const c = await mutator(server, other);
+        await c.mailboxCreate("A").catch(() => undefined);
+        await c.logout();
+        return scope(open(other, server.port)).sync({});
+      };
       const scopes: ConformanceScope[] = folderOnly
         ? [
             {
               name: "folder A",
               syncable: account.folder("A"),
+              reopen: () => open().folder("A"),
               truth: () => mailboxTruth(client, "A"),
               project: projectMessage,
               readOf,
+              foreignState: () => foreign((a) => a.folder("A")),
+              // HIGHESTMODSEQ / UIDNEXT ahead of the server's: a server restored from a backup.
+              async aheadState() {
+                const env = decodeState(await open().folder("A").sync({}), "imap", "folder:A");
+                const c = env.cursor as { m?: string; n: number };
+                return encodeState({
+                  ...env,
+                  cursor: {
+                    ...c,
+                    ...(c.m ? { m: String(BigInt(c.m) + 1000n) } : {}),
+                    n: c.n + 1000,
+                  },
+                });
+              },
             },
           ]
         : [
             {
               name: "server",
               syncable: account.server(),
+              reopen: () => open().server(),
+              foreignState: () => foreign((a) => a.server()),
               truth: async () => {
                 const all = new Map<string, MirrorEntry>();
                 for (const path of await selectable(client))
@@ -242,6 +287,8 @@ export function imapHarness(
             {
               name: "hierarchy",
               syncable: account.hierarchy(),
+              reopen: () => open().hierarchy(),
+              foreignState: () => foreign((a) => a.hierarchy()),
               truth: async () => {
                 const all = new Map<string, MirrorEntry>();
                 for (const e of await client.list({ listOnly: true })) {
@@ -266,8 +313,15 @@ export function imapHarness(
             if (error?.responseStatus !== "NO") throw error;
           }),
         ...(folderOnly ? { expireStates: () => recreate(client, "A") } : {}),
+        // `invalid`: A gets a new UIDVALIDITY (the folder scope's state is refused; the server
+        // scope resyncs just A); `transient`: the adapter's next command cuts its connections.
+        async injectFault(kind) {
+          if (kind === "invalid") await recreate(client, "A");
+          else cutNext = true;
+        },
         async teardown() {
-          await account.close();
+          await Promise.all(accounts.map((a) => a.close()));
+          await proxy.close();
           await client.logout().catch(() => client.close());
         },
       };

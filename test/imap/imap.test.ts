@@ -2,10 +2,12 @@
  * IMAP adapter behaviour against a real Dovecot: typed errors, a dropped connection mid-sync,
  * the daysWithin window, IDLE notifications that trigger a sync, bad states, the CLI URL.
  */
+import { createServer, type Socket } from "node:net";
 import type { ImapFlow } from "imapflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliSource, parseImapUrl } from "../../adapters/imap/cli.js";
 import { createImapAccount, type ImapOptions } from "../../adapters/imap/index.js";
+import { credentialEnv } from "../../src/cli/commands.js";
 import {
   ArgumentError,
   AuthError,
@@ -327,6 +329,19 @@ describe.skipIf(skip)("imap adapter on Dovecot", () => {
     await client.logout();
   });
 
+  it("the CLI's --password reaches the connection (no DELTASYNC_IMAP_PASSWORD set)", async () => {
+    const { user, client } = await fresh(1);
+    const url = new URL(`imap://${user}@127.0.0.1:${dovecot.port}/A?starttls=false`);
+    const env = credentialEnv({ password: dovecot.password }, cliSource);
+    delete env.DELTASYNC_IMAP_PASSWORD;
+    delete env.DELTASYNC_IMAP_ACCESS_TOKEN;
+    const opened = await cliSource.open(url, { env });
+    const outcome = await opened.syncable.exportChanges({}, undefined);
+    expect(outcome.counts.update).toBe(1);
+    await opened.close();
+    await client.logout();
+  });
+
   it("incremental syncs with nothing changed import nothing", async () => {
     const { client, options } = await fresh(4);
     const account = createImapAccount(options);
@@ -338,6 +353,64 @@ describe.skipIf(skip)("imap adapter on Dovecot", () => {
     await client.logout();
   });
 });
+
+/** A fake server offering only AUTH=XOAUTH2: records each SASL initial response, refuses it. */
+async function xoauth2Server(): Promise<{
+  port: number;
+  responses: string[];
+  close(): Promise<void>;
+}> {
+  const responses: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => undefined);
+    socket.write("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] fake\r\n");
+    let buffer = "";
+    let pending: string | undefined;
+    socket.on("data", (chunk) => {
+      buffer += chunk.toString("latin1");
+      for (let i = buffer.indexOf("\r\n"); i >= 0; i = buffer.indexOf("\r\n")) {
+        const line = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        if (pending !== undefined) {
+          responses.push(line);
+          socket.write(`${pending} NO [AUTHENTICATIONFAILED] invalid token\r\n`);
+          pending = undefined;
+          continue;
+        }
+        const [tag, command, mechanism, initial] = line.split(" ");
+        if (command?.toUpperCase() === "CAPABILITY") {
+          socket.write(`* CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2\r\n${tag} OK done\r\n`);
+        } else if (command?.toUpperCase() === "AUTHENTICATE" && mechanism === "XOAUTH2") {
+          if (initial) {
+            responses.push(initial);
+            socket.write(`${tag} NO [AUTHENTICATIONFAILED] invalid token\r\n`);
+          } else {
+            pending = tag;
+            socket.write("+ \r\n");
+          }
+        } else if (command?.toUpperCase() === "LOGOUT") {
+          socket.write(`* BYE\r\n${tag} OK bye\r\n`);
+          socket.end();
+        } else {
+          socket.write(`${tag} BAD unexpected\r\n`);
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : 0,
+    responses,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 describe("imap CLI source", () => {
   it("parses imap:// and imaps:// URLs without credentials in the key", () => {
@@ -364,10 +437,29 @@ describe("imap CLI source", () => {
     expect(() => parseImapUrl(new URL("imap://alice@host/"))).not.toThrow();
   });
 
-  it("needs the password in DELTASYNC_IMAP_PASSWORD", async () => {
+  it("needs a password or a token", async () => {
     await expect(
       cliSource.open(new URL("imap://alice@127.0.0.1/INBOX"), { env: {} }),
-    ).rejects.toBeInstanceOf(AuthError);
+    ).rejects.toThrow(/--password.*DELTASYNC_IMAP_PASSWORD.*--token.*DELTASYNC_IMAP_ACCESS_TOKEN/);
+    await expect(
+      cliSource.open(new URL("imap://alice@127.0.0.1/INBOX"), { env: {} }),
+    ).rejects.toBeInstanceOf(ArgumentError);
+  });
+
+  it.each([
+    ["--token", { DELTASYNC_TOKEN: "tok-flag", DELTASYNC_IMAP_PASSWORD: "pw" }, "tok-flag"],
+    ["DELTASYNC_IMAP_ACCESS_TOKEN", { DELTASYNC_IMAP_ACCESS_TOKEN: "tok-env" }, "tok-env"],
+  ])("logs in with XOAUTH2 from %s", async (_, env, token) => {
+    const server = await xoauth2Server();
+    const url = new URL(`imap://alice@127.0.0.1:${server.port}/INBOX?starttls=false`);
+    const opened = await cliSource.open(url, { env });
+    await expect(opened.syncable.exportChanges({}, undefined)).rejects.toBeInstanceOf(AuthError);
+    await opened.close();
+    await server.close();
+    // RFC 7628-style XOAUTH2 initial response: user=…^Aauth=Bearer …^A^A
+    expect(server.responses.map((r) => Buffer.from(r, "base64").toString())).toContain(
+      `user=alice\x01auth=Bearer ${token}\x01\x01`,
+    );
   });
 });
 

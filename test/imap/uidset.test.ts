@@ -3,7 +3,13 @@
  */
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect } from "vitest";
-import { decodeKnown, encodeKnown, fromRanges, toRanges } from "../../adapters/imap/imap-uidset.js";
+import {
+  decodeKnown,
+  encodeKnown,
+  fromRanges,
+  splitRanges,
+  toRanges,
+} from "../../adapters/imap/imap-uidset.js";
 
 const uids = fc.uniqueArray(fc.integer({ min: 1, max: 5000 }), { maxLength: 300 });
 
@@ -25,6 +31,16 @@ describe("imap uid sets", () => {
     const cursor = { v: "1", n: 1, ...encodeKnown(known) };
     expect(decodeKnown(cursor)).toEqual(known);
   });
+
+  test.prop([uids, fc.integer({ min: 1, max: 400 })])(
+    "splitRanges takes the first n UIDs without expanding ranges",
+    (list, n) => {
+      const sorted = [...list].sort((a, b) => a - b);
+      const { chunk, rest } = splitRanges(toRanges(list), n);
+      expect(fromRanges(chunk)).toEqual(sorted.slice(0, n));
+      expect(fromRanges(rest)).toEqual(sorted.slice(n));
+    },
+  );
 
   test("compact output", () => {
     expect(toRanges([5, 1, 2, 3, 7, 8])).toBe("1:3,5,7:8");

@@ -2,7 +2,7 @@
  * Shared plumbing for real-server fixtures: free ports, throwaway dirs, start, wait, stop by pid.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +21,13 @@ export function freePort(): Promise<number> {
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `deltasync-${prefix}-`));
+}
+
+/** A temp dir on tmpfs where there is one: servers that fsync or commit per write run faster. */
+export function shmTempDir(prefix: string): string {
+  return existsSync("/dev/shm")
+    ? mkdtempSync(join("/dev/shm", `deltasync-${prefix}-`))
+    : tempDir(prefix);
 }
 
 /** True when `command` is on the PATH (or is an existing absolute path). */

@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, startProcess, tempDir, waitForHttp } from "./process.js";
+import { freePort, shmTempDir, startProcess, tempDir, waitForHttp } from "./process.js";
 
 export interface RadicaleServer {
   /** `http://127.0.0.1:PORT` */
@@ -29,11 +29,18 @@ export interface RadicaleSeed {
 
 /** Starts Radicale with htpasswd auth (user `alice`, password `secret`), optionally pre-seeded. */
 export async function startRadicale(
-  options: { seed?: RadicaleSeed[]; user?: string; password?: string } = {},
+  options: {
+    seed?: RadicaleSeed[];
+    user?: string;
+    password?: string;
+    /** `disk` (the benchmark): a temp dir on disk, as Radicale runs in production; default tmpfs. */
+    storage?: "tmpfs" | "disk";
+  } = {},
 ): Promise<RadicaleServer> {
   const user = options.user ?? "alice";
   const password = options.password ?? "secret";
-  const dir = tempDir("radicale");
+  const disk = options.storage === "disk";
+  const dir = disk ? tempDir("radicale") : shmTempDir("radicale");
   const port = await freePort();
   const storage = join(dir, "collections");
   writeFileSync(join(dir, "users"), `${user}:${password}\n`);

@@ -3,7 +3,7 @@
  * Basic credentials are ignored. `--defaults` creates `/user/calendars/calendar/` and
  * `/user/contacts/addressbook/` (recipe: shared SERVERS.md).
  */
-import { freePort, startProcess, tempDir, waitForHttp } from "./process.js";
+import { freePort, shmTempDir, startProcess, waitForHttp } from "./process.js";
 
 export interface XandikosServer {
   /** `http://127.0.0.1:PORT` */
@@ -14,7 +14,7 @@ export interface XandikosServer {
 }
 
 export async function startXandikos(): Promise<XandikosServer> {
-  const dir = tempDir("xandikos");
+  const dir = shmTempDir("xandikos");
   const port = await freePort();
   const server = startProcess(
     "xandikos",

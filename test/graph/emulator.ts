@@ -1,0 +1,863 @@
+/**
+ * An emulator of the documented behaviour of Microsoft Graph's Outlook delta queries and change
+ * notifications on node:http (PROTOCOLS.md §2): `/delta` rounds paged by `@odata.nextLink`
+ * (`$skiptoken`) and closed by `@odata.deltaLink` (`$deltatoken`) with the query options built
+ * into the tokens; pages read as of the round's start; `@removed`; moves reported as removed in
+ * one folder and new in the other; ids that change on a move unless `Prefer:
+ * IdType="ImmutableId"`; calendar views with occurrences of recurring series and the documented
+ * `@removed` for events outside the window; `odata.maxpagesize`; optional empty pages and sparse
+ * updates; the 410 family (`syncStateNotFound`, `resyncRequired`, `syncStateInvalid`, 410 +
+ * `Location`); throttling (429/503 + `Retry-After`, 4 concurrent requests per mailbox);
+ * subscriptions with the validation handshake, notifications and lifecycle events POSTed to the
+ * receiver.
+ *
+ * Paths: `/v1.0/me/...` and `/v1.0/subscriptions` (`createGraphAccount({ baseUrl: url + "v1.0/" })`).
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  CONTACTS_ROOT,
+  type Contact,
+  type Folder,
+  GraphModel,
+  type Message,
+  type Versioned,
+  type ViewEvent,
+} from "./emulator-model.js";
+
+export { GraphModel } from "./emulator-model.js";
+
+/** A scripted failure for the next matching request(s). */
+export type Fault = { path?: RegExp; query?: RegExp; method?: string; times?: number } & (
+  | { status: number; code?: string; headers?: Record<string, string> }
+  | { reset: true }
+  | { malformed: true }
+);
+
+export interface EmulatorOptions {
+  /** Upper bound on every page, whatever `odata.maxpagesize` asks. */
+  maxPageSize?: number;
+  /** Accepted bearer tokens; empty means no auth check. */
+  tokens?: string[];
+  /** Every Nth page of a round is empty (with a nextLink): allowed by the docs. */
+  emptyPageEvery?: number;
+  /** Updated messages carry only what changed: `read` for read-flag-only changes, `all` always. */
+  sparse?: "none" | "read" | "all";
+  /** Requests in flight per mailbox before 429 (Outlook: 4). */
+  maxConcurrent?: number;
+  /** Delay before each response (benchmarks, concurrency tests). */
+  latencyMs?: number;
+  /** Origin to put in paging links instead of our own (tests the adapter refuses other hosts). */
+  linkOrigin?: string;
+}
+
+interface Subscription {
+  id: string;
+  resource: string;
+  changeType: string[];
+  notificationUrl: string;
+  lifecycleNotificationUrl?: string;
+  clientState?: string;
+  expirationDateTime: string;
+  reauthorized: number;
+}
+
+/** What a delta token carries: the round's kind, start and snapshot seqs, position, options. */
+interface Token {
+  k: string;
+  /** Changes after this seq (0: full sync). */
+  s: number;
+  /** The round's snapshot. */
+  u: number;
+  /** Next log index (skip tokens). */
+  i?: number;
+  /** Pages served in this round (for empty pages). */
+  n?: number;
+  /** $select. */
+  sel?: string;
+  /** Calendar window (epoch ms). */
+  w?: [number, number];
+}
+
+interface Rendered {
+  id: string;
+  body: Record<string, unknown>;
+  /** Listed as `@removed` in an incremental round, never in a full one (calendar windows). */
+  outside?: boolean;
+}
+
+interface DeltaSpec<V> {
+  kind: string;
+  store: Versioned<V>;
+  /** What the scope shows of `id` as of `seq`. */
+  view(id: string, seq: number, token: Token): Rendered[];
+  /** A sparse form of an update (only what changed), or undefined for the full one. */
+  sparse?(before: Rendered, now: Rendered): Record<string, unknown> | undefined;
+}
+
+const encode = (t: Token) => Buffer.from(JSON.stringify(t)).toString("base64url");
+function decode(text: string): Token | undefined {
+  try {
+    const t = JSON.parse(Buffer.from(text, "base64url").toString("utf8")) as Token;
+    return typeof t.k === "string" && typeof t.u === "number" ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class GraphEmulator {
+  model = new GraphModel();
+  readonly requests: { method: string; path: string; query: URLSearchParams; prefer: string }[] =
+    [];
+  readonly subscriptions = new Map<string, Subscription>();
+  /** Validation handshakes made: the URL called and whether the answer was right. */
+  readonly validations: { url: string; ok: boolean }[] = [];
+  /** Most requests seen in flight at once. */
+  maxInFlight = 0;
+  options: EmulatorOptions;
+  url = "";
+  #server: Server;
+  #inFlight = 0;
+  #faults: Fault[] = [];
+  #chaos: { rand: () => number; rate: number; last: boolean } | undefined;
+  #deliveries: Promise<unknown>[] = [];
+
+  private constructor(options: EmulatorOptions) {
+    this.options = options;
+    this.#server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        this.#inFlight++;
+        this.maxInFlight = Math.max(this.maxInFlight, this.#inFlight);
+        res.on("close", () => this.#inFlight--);
+        const run = () => {
+          void this.#handle(req, res, Buffer.concat(chunks).toString("utf8")).catch(
+            (error: unknown) => sendError(res, 500, "generalException", String(error)),
+          );
+        };
+        if (this.options.latencyMs) setTimeout(run, this.options.latencyMs);
+        else run();
+      });
+    });
+    this.#wire();
+  }
+
+  static async start(options: EmulatorOptions = {}, port = 0): Promise<GraphEmulator> {
+    const emulator = new GraphEmulator(options);
+    await new Promise<void>((resolve) => emulator.#server.listen(port, "127.0.0.1", resolve));
+    emulator.url = `http://127.0.0.1:${(emulator.#server.address() as AddressInfo).port}/`;
+    return emulator;
+  }
+
+  /** The `baseUrl` of an account on this emulator. */
+  get baseUrl(): string {
+    return `${this.url}v1.0/`;
+  }
+
+  /** A fresh model on the same server (one per conformance history). */
+  reset(userId = "user-1"): void {
+    this.model = new GraphModel(userId);
+    this.#wire();
+    this.requests.length = 0;
+    this.subscriptions.clear();
+    this.validations.length = 0;
+    this.#faults = [];
+    this.#chaos = undefined;
+    this.maxInFlight = 0;
+  }
+
+  /** Fails the next matching request(s) as scripted. */
+  inject(fault: Fault): void {
+    this.#faults.push({ times: 1, ...fault });
+  }
+
+  /** Random transient faults (429/503/504 + Retry-After, resets), never twice in a row. */
+  chaos(seed: number, rate: number): void {
+    let s = seed >>> 0 || 1;
+    const rand = () => {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      return (s >>> 0) / 2 ** 32;
+    };
+    this.#chaos = { rand, rate, last: false };
+  }
+
+  /** Waits for the notifications and lifecycle events sent so far. */
+  async flush(): Promise<void> {
+    while (this.#deliveries.length) await Promise.allSettled(this.#deliveries.splice(0));
+  }
+
+  /** Sends a lifecycle event for a subscription (`subscriptionRemoved` also removes it). */
+  lifecycle(
+    subscriptionId: string,
+    event: "reauthorizationRequired" | "subscriptionRemoved" | "missed",
+  ): void {
+    const sub = this.subscriptions.get(subscriptionId);
+    if (!sub) throw new Error(`no subscription ${subscriptionId}`);
+    if (event === "subscriptionRemoved") this.subscriptions.delete(sub.id);
+    const target = sub.lifecycleNotificationUrl;
+    if (!target) return;
+    this.#post(target, {
+      value: [
+        {
+          subscriptionId: sub.id,
+          subscriptionExpirationDateTime: sub.expirationDateTime,
+          tenantId: "tenant-1",
+          clientState: sub.clientState,
+          lifecycleEvent: event,
+        },
+      ],
+    });
+  }
+
+  /** POSTs any body to a URL, as Graph would (forged deliveries in tests use fetch directly). */
+  #post(url: string, body: unknown): void {
+    this.#deliveries.push(
+      fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      })
+        .then((r) => r.arrayBuffer())
+        .catch(() => undefined),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #wire(): void {
+    this.model.onChange = (kind, id, change, where) => {
+      for (const sub of this.subscriptions.values()) {
+        if (!sub.changeType.includes(change) || !this.#matches(sub.resource, kind, where)) continue;
+        const type = kind === "message" ? "Message" : kind === "event" ? "Event" : "Contact";
+        this.#post(sub.notificationUrl, {
+          value: [
+            {
+              subscriptionId: sub.id,
+              subscriptionExpirationDateTime: sub.expirationDateTime,
+              changeType: change,
+              resource: `Users/${this.model.userId}/${type}s/${id}`,
+              resourceData: {
+                "@odata.type": `#Microsoft.Graph.${type}`,
+                "@odata.id": `Users/${this.model.userId}/${type}s/${id}`,
+                id,
+              },
+              clientState: sub.clientState,
+              tenantId: "tenant-1",
+            },
+          ],
+        });
+      }
+    };
+  }
+
+  #matches(resource: string, kind: string, where: string): boolean {
+    const r = resource.replace(/^\/?(me|users\/[^/]+)\//i, "").toLowerCase();
+    if (kind === "message") {
+      if (r === "messages") return true;
+      const m = /^mailfolders\('([^']+)'\)\/messages$/.exec(r);
+      return m !== null && m[1] === where.toLowerCase();
+    }
+    if (kind === "event") {
+      if (r === "events") return where === "primary";
+      const m = /^calendars\/([^/]+)\/events$/.exec(r);
+      return m !== null && m[1] === where.toLowerCase();
+    }
+    return r === "contacts";
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse, body: string): Promise<unknown> {
+    const url = new URL(req.url ?? "/", "http://emulator");
+    const method = req.method ?? "GET";
+    const prefer = [req.headers.prefer ?? ""].flat().join(", ");
+    this.requests.push({ method, path: url.pathname, query: url.searchParams, prefer });
+    if (this.#fault(req, res, url, method)) return;
+    const tokens = this.options.tokens;
+    if (tokens?.length && !tokens.some((t) => req.headers.authorization === `Bearer ${t}`))
+      return sendError(res, 401, "InvalidAuthenticationToken", "Access token is empty or invalid.");
+    if (this.options.maxConcurrent && this.#inFlight > this.options.maxConcurrent)
+      return sendError(
+        res,
+        429,
+        "ApplicationThrottled",
+        "Application is over its MailboxConcurrency limit.",
+        { "retry-after": "1" },
+      );
+    const who = /^\/v1\.0\/users\/([^/]+)/i.exec(url.pathname)?.[1];
+    const p = url.pathname
+      .replace(/^\/v1\.0\//, "/")
+      .replace(/^\/(me|users\/[^/]+)(\/|$)/i, "/me$2");
+    const q = url.searchParams;
+    const immutable = /IdType="ImmutableId"/i.test(prefer);
+    const model = this.model;
+    let m: RegExpExecArray | null;
+    if (p === "/me" || p === "/me/")
+      return sendJson(res, 200, {
+        // Another user's mailbox (application permissions) is another identity.
+        id: who === undefined ? model.userId : decodeURIComponent(who),
+        userPrincipalName: `${model.userId}@example.com`,
+      });
+    if (p === "/me/mailFolders/delta")
+      return this.#delta(res, url, prefer, this.#foldersSpec("mf", model.mailFolders));
+    if (p === "/me/contactFolders/delta")
+      return this.#delta(res, url, prefer, this.#foldersSpec("cf", model.contactFolders));
+    if ((m = /^\/me\/mailFolders\/([^/]+)\/messages\/delta$/.exec(p))) {
+      const folderId = decodeURIComponent(m[1] as string);
+      if (!model.mailFolders.get(folderId))
+        return sendError(
+          res,
+          404,
+          "ErrorItemNotFound",
+          "The specified object was not found in the store.",
+        );
+      return this.#delta(res, url, prefer, this.#messagesSpec(folderId, immutable));
+    }
+    if (p === "/me/contacts/delta")
+      return this.#delta(res, url, prefer, this.#contactsSpec(CONTACTS_ROOT, "default"));
+    if ((m = /^\/me\/contactFolders\/([^/]+)\/contacts\/delta$/.exec(p))) {
+      const folderId = decodeURIComponent(m[1] as string);
+      if (!model.contactFolders.get(folderId))
+        return sendError(
+          res,
+          404,
+          "ErrorItemNotFound",
+          "The specified object was not found in the store.",
+        );
+      return this.#delta(res, url, prefer, this.#contactsSpec(folderId, folderId));
+    }
+    if (p === "/me/calendarView/delta")
+      return this.#delta(res, url, prefer, this.#eventsSpec("primary"));
+    if ((m = /^\/me\/calendars\/([^/]+)\/calendarView\/delta$/.exec(p))) {
+      const calendarId = decodeURIComponent(m[1] as string);
+      if (!model.calendars.has(calendarId))
+        return sendError(
+          res,
+          404,
+          "ErrorItemNotFound",
+          "The specified object was not found in the store.",
+        );
+      return this.#delta(res, url, prefer, this.#eventsSpec(calendarId));
+    }
+    if (p === "/me/calendars" && method === "GET") return this.#calendars(res, q);
+    if ((m = /^\/me\/calendars\/([^/]+)$/.exec(p)) && method === "GET") {
+      const calendar = model.calendars.get(decodeURIComponent(m[1] as string));
+      if (!calendar)
+        return sendError(
+          res,
+          404,
+          "ErrorItemNotFound",
+          "The specified object was not found in the store.",
+        );
+      return sendJson(res, 200, { ...calendar, isDefaultCalendar: calendar.id === "primary" });
+    }
+    if ((m = /^\/me\/(mailFolders|contactFolders)\/([^/]+)$/.exec(p)) && method === "GET") {
+      const store = m[1] === "mailFolders" ? model.mailFolders : model.contactFolders;
+      const folder = store.get(decodeURIComponent(m[2] as string));
+      if (!folder)
+        return sendError(
+          res,
+          404,
+          "ErrorItemNotFound",
+          "The specified object was not found in the store.",
+        );
+      return sendJson(res, 200, { ...folder, "@odata.etag": `W/"${folder.changeKey}"` });
+    }
+    if ((m = /^\/me\/messages\/([^/]+)$/.exec(p)) && method === "GET") {
+      const id = decodeURIComponent(m[1] as string).split("@")[0] as string;
+      const msg = model.messages.get(id);
+      if (!msg)
+        return sendError(
+          res,
+          404,
+          "ErrorItemNotFound",
+          "The specified object was not found in the store.",
+        );
+      return sendJson(
+        res,
+        200,
+        select(renderMessage(msg, immutable), q.get("$select") ?? undefined),
+      );
+    }
+    if ((m = /^\/me\/events\/([^/]+)$/.exec(p)) && method === "GET") {
+      const ev = model.viewEvent(decodeURIComponent(m[1] as string));
+      if (!ev)
+        return sendError(
+          res,
+          404,
+          "ErrorItemNotFound",
+          "The specified object was not found in the store.",
+        );
+      return sendJson(res, 200, renderEvent(ev));
+    }
+    if ((m = /^\/me\/contacts\/([^/]+)$/.exec(p)) && method === "GET") {
+      const c = model.contacts.get(decodeURIComponent(m[1] as string));
+      if (!c)
+        return sendError(
+          res,
+          404,
+          "ErrorItemNotFound",
+          "The specified object was not found in the store.",
+        );
+      return sendJson(res, 200, select(renderContact(c), q.get("$select") ?? undefined));
+    }
+    if (p === "/subscriptions" && method === "POST") return this.#subscribe(res, body);
+    if ((m = /^\/subscriptions\/([^/]+)\/reauthorize$/.exec(p)) && method === "POST") {
+      const sub = this.subscriptions.get(decodeURIComponent(m[1] as string));
+      if (!sub) return sendError(res, 404, "ResourceNotFound", "The object was not found.");
+      sub.reauthorized++;
+      res.writeHead(200).end();
+      return;
+    }
+    if ((m = /^\/subscriptions\/([^/]+)$/.exec(p))) {
+      const sub = this.subscriptions.get(decodeURIComponent(m[1] as string));
+      if (!sub) return sendError(res, 404, "ResourceNotFound", "The object was not found.");
+      if (method === "DELETE") {
+        this.subscriptions.delete(sub.id);
+        res.writeHead(204).end();
+        return;
+      }
+      if (method === "PATCH") {
+        const patch = JSON.parse(body || "{}") as { expirationDateTime?: string };
+        if (patch.expirationDateTime) sub.expirationDateTime = patch.expirationDateTime;
+        return sendJson(res, 200, subscriptionJson(sub));
+      }
+    }
+    sendError(res, 400, "BadRequest", `Resource not found for the segment '${p}'.`);
+  }
+
+  #fault(req: IncomingMessage, res: ServerResponse, url: URL, method: string): boolean {
+    const path = url.pathname;
+    const i = this.#faults.findIndex(
+      (f) =>
+        (!f.path || f.path.test(path)) &&
+        (!f.query || f.query.test(decodeURIComponent(url.search))) &&
+        (!f.method || f.method === method),
+    );
+    let fault: Fault | undefined;
+    if (i >= 0) {
+      fault = this.#faults[i] as Fault;
+      if (fault.times !== undefined && --fault.times <= 0) this.#faults.splice(i, 1);
+    } else if (this.#chaos && !path.startsWith("/v1.0/subscriptions")) {
+      const c = this.#chaos;
+      if (!c.last && c.rand() < c.rate) {
+        const kinds: Fault[] = [
+          { status: 429, code: "TooManyRequests", headers: { "retry-after": "0" } },
+          { status: 503, code: "ServiceUnavailable", headers: { "retry-after": "0" } },
+          { status: 504, code: "GatewayTimeout" },
+          { reset: true },
+        ];
+        fault = kinds[Math.floor(c.rand() * kinds.length)];
+      }
+      c.last = fault !== undefined;
+    }
+    if (!fault) return false;
+    if ("reset" in fault) req.socket.destroy();
+    else if ("malformed" in fault) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"value": [{"id": "x", ');
+    } else sendError(res, fault.status, fault.code ?? "generalException", "fault", fault.headers);
+    return true;
+  }
+
+  // Delta -------------------------------------------------------------------------------------
+
+  #delta<V>(res: ServerResponse, url: URL, prefer: string, spec: DeltaSpec<V>): unknown {
+    const q = url.searchParams;
+    const model = this.model;
+    const skip = q.get("$skiptoken");
+    const delta = q.get("$deltatoken");
+    let token: Token;
+    if (skip !== null || delta !== null) {
+      // Options live in the token; repeating them is not how Graph is used.
+      if ([...q.keys()].some((k) => k !== "$skiptoken" && k !== "$deltatoken"))
+        return sendError(
+          res,
+          400,
+          "BadRequest",
+          "Query options must not be repeated with a state token.",
+        );
+      if (delta === "") {
+        // The reset URL of a 410 + Location: a full sync.
+        token = { k: spec.kind, s: 0, u: model.seq, i: 0 };
+      } else {
+        const t = decode((skip ?? delta) as string);
+        if (!t || t.k !== spec.kind)
+          return sendError(
+            res,
+            400,
+            "syncStateInvalid",
+            "The sync state is not valid for this request.",
+          );
+        if (t.u < model.floor) return this.#expired(res, url);
+        token = skip !== null ? t : { ...t, s: t.u, u: model.seq, i: undefined, n: 0 };
+        if (t.u > model.seq)
+          return sendError(
+            res,
+            400,
+            "syncStateInvalid",
+            "The sync state generation is ahead of the mailbox.",
+          );
+      }
+    } else {
+      token = { k: spec.kind, s: 0, u: model.seq, i: 0 };
+      const sel = q.get("$select");
+      if (sel) token.sel = sel;
+      if (spec.kind.startsWith("ev:")) {
+        const start = Date.parse(q.get("startDateTime") ?? q.get("startdatetime") ?? "");
+        const end = Date.parse(q.get("endDateTime") ?? q.get("enddatetime") ?? "");
+        if (Number.isNaN(start) || Number.isNaN(end))
+          return sendError(
+            res,
+            400,
+            "ErrorInvalidParameter",
+            "startDateTime and endDateTime are required.",
+          );
+        token.w = [start, end];
+      }
+    }
+    const pageSize = Math.min(
+      Number(/odata\.maxpagesize=(\d+)/.exec(prefer)?.[1] ?? 10) || 10,
+      this.options.maxPageSize ?? 1000,
+    );
+    const log = spec.store.log;
+    let i = token.i ?? spec.store.indexAfter(token.s);
+    const n = (token.n ?? 0) + 1;
+    const items: Record<string, unknown>[] = [];
+    const empty =
+      this.options.emptyPageEvery !== undefined && n % this.options.emptyPageEvery === 0;
+    while (!empty && i < log.length && items.length < pageSize) {
+      const entry = log[i] as { seq: number; id: string };
+      if (entry.seq > token.u) break;
+      i++;
+      if (entry.seq <= token.s || spec.store.lastChange(entry.id, token.u) !== entry.seq) continue;
+      const now = spec.view(entry.id, token.u, token);
+      const full = token.s === 0;
+      const before = full ? [] : spec.view(entry.id, token.s, token).filter((r) => !r.outside);
+      // Objects that entered the scope after the token and left it again are reported removed
+      // too (clients must tolerate deletes of objects they never saw; a crashed round may have).
+      const passed = full
+        ? []
+        : spec.store
+            .changesIn(entry.id, token.s, token.u)
+            .flatMap((seq) => spec.view(entry.id, seq, token).filter((r) => !r.outside))
+            .filter((r) => !before.some((b) => b.id === r.id));
+      for (const r of now) {
+        if (r.outside) {
+          if (!full) items.push({ id: r.id, "@removed": { reason: "deleted" } });
+          continue;
+        }
+        const old = before.find((b) => b.id === r.id);
+        const sparse = old && spec.sparse?.(old, r);
+        items.push(select(sparse ?? r.body, sparse ? undefined : token.sel));
+      }
+      const gone = new Set([...before, ...passed].map((r) => r.id));
+      for (const r of now) gone.delete(r.id);
+      for (const id of gone) items.push({ id, "@removed": { reason: "deleted" } });
+    }
+    const more = i < log.length && (log[i] as { seq: number }).seq <= token.u;
+    const origin = this.options.linkOrigin ?? this.url.replace(/\/$/, "");
+    const link = (name: string, t: Token) => `${origin}${url.pathname}?${name}=${encode(t)}`;
+    const body: Record<string, unknown> = {
+      "@odata.context": `${this.baseUrl}$metadata#Collection`,
+      value: items,
+    };
+    if (more || empty) body["@odata.nextLink"] = link("$skiptoken", { ...token, i, n });
+    else
+      body["@odata.deltaLink"] = link("$deltatoken", {
+        k: token.k,
+        s: 0,
+        u: token.u,
+        sel: token.sel,
+        w: token.w,
+      });
+    sendJson(res, 200, body);
+  }
+
+  #expired(res: ServerResponse, url: URL): unknown {
+    const mode = this.model.expiredAs;
+    if (mode === "location") {
+      const reset = `${this.url.replace(/\/$/, "")}${url.pathname}?$deltatoken=`;
+      return sendError(res, 410, "SyncStateNotFound", "Synchronization reset.", {
+        location: reset,
+      });
+    }
+    if (mode === "syncStateInvalid")
+      return sendError(res, 400, "SyncStateInvalid", "The sync state is invalid.");
+    const message =
+      mode === "resyncRequired"
+        ? "The delta token is no longer valid; reset the sync state."
+        : "The sync state generation is not found; generation=1;";
+    sendError(res, 410, mode, message);
+  }
+
+  #foldersSpec(kind: string, store: Versioned<Folder>): DeltaSpec<Folder> {
+    return {
+      kind,
+      store,
+      view: (id, seq) => {
+        const f = store.at(id, seq);
+        return f ? [{ id, body: { ...f, "@odata.etag": `W/"${f.changeKey}"` } }] : [];
+      },
+    };
+  }
+
+  #messagesSpec(folderId: string, immutable: boolean): DeltaSpec<Message> {
+    const store = this.model.messages;
+    const sparse = this.options.sparse ?? "none";
+    return {
+      kind: `msg:${folderId}:${immutable ? "i" : "r"}`,
+      store,
+      view: (id, seq) => {
+        const m = store.at(id, seq);
+        if (!m || m.parentFolderId !== folderId) return [];
+        const body = renderMessage(m, immutable);
+        return [{ id: body.id as string, body }];
+      },
+      sparse:
+        sparse === "none"
+          ? undefined
+          : (before, now) => {
+              const changed = ["subject", "isRead", "flag"].filter(
+                (k) => JSON.stringify(before.body[k]) !== JSON.stringify(now.body[k]),
+              );
+              if (sparse === "read" && !(changed.length === 1 && changed[0] === "isRead"))
+                return undefined;
+              const out: Record<string, unknown> = {
+                "@odata.etag": now.body["@odata.etag"],
+                id: now.id,
+              };
+              for (const k of changed) out[k] = now.body[k];
+              return out;
+            },
+    };
+  }
+
+  #contactsSpec(folderId: string, key: string): DeltaSpec<Contact> {
+    const store = this.model.contacts;
+    return {
+      kind: `ct:${key}`,
+      store,
+      view: (id, seq) => {
+        const c = store.at(id, seq);
+        return c && c.parentFolderId === folderId ? [{ id, body: renderContact(c) }] : [];
+      },
+    };
+  }
+
+  #eventsSpec(calendarId: string) {
+    const model = this.model;
+    const store = model.events;
+    const spec: DeltaSpec<unknown> = {
+      kind: `ev:${calendarId}`,
+      store: store as Versioned<unknown>,
+      view: (id, seq, token) => {
+        const record = store.at(id, seq);
+        if (!record || record.calendarId !== calendarId) return [];
+        const [start, end] = token.w ?? [0, Number.POSITIVE_INFINITY];
+        return model.expand(record).map((ev) => ({
+          id: ev.id,
+          body: renderEvent(ev),
+          // Documented: changes to events outside the window come as @removed.
+          outside: !(ev.end > start && ev.start < end),
+        }));
+      },
+    };
+    return spec;
+  }
+
+  #calendars(res: ServerResponse, q: URLSearchParams): void {
+    const all = [...this.model.calendars.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    const top = Math.min(Number(q.get("$top") ?? 10) || 10, this.options.maxPageSize ?? 1000);
+    const from = Number(q.get("$skip") ?? 0);
+    const value = all
+      .slice(from, from + top)
+      .map((c) => ({ ...c, isDefaultCalendar: c.id === "primary" }));
+    const body: Record<string, unknown> = { value };
+    if (from + top < all.length)
+      body["@odata.nextLink"] = `${this.baseUrl}me/calendars?$top=${top}&$skip=${from + top}`;
+    sendJson(res, 200, body);
+  }
+
+  // Subscriptions ------------------------------------------------------------------------------
+
+  async #subscribe(res: ServerResponse, body: string): Promise<void> {
+    const req = JSON.parse(body || "{}") as Partial<Subscription> & { changeType?: string };
+    if (!req.notificationUrl || !req.resource || !req.changeType || !req.expirationDateTime)
+      return sendError(
+        res,
+        400,
+        "InvalidRequest",
+        "notificationUrl, resource, changeType and expirationDateTime are required.",
+      );
+    if (req.clientState && req.clientState.length > 128)
+      return sendError(res, 400, "InvalidRequest", "clientState is too long.");
+    for (const target of [req.notificationUrl, req.lifecycleNotificationUrl]) {
+      if (target && !(await this.#validate(target)))
+        return sendError(
+          res,
+          400,
+          "InvalidRequest",
+          "Subscription validation request failed. Response must exactly match validationToken query parameter.",
+        );
+    }
+    const max = Date.now() + 4230 * 60_000;
+    const sub: Subscription = {
+      id: randomUUID(),
+      resource: req.resource,
+      changeType: req.changeType.split(","),
+      notificationUrl: req.notificationUrl,
+      lifecycleNotificationUrl: req.lifecycleNotificationUrl,
+      clientState: req.clientState,
+      expirationDateTime: new Date(Math.min(Date.parse(req.expirationDateTime), max)).toISOString(),
+      reauthorized: 0,
+    };
+    this.subscriptions.set(sub.id, sub);
+    sendJson(res, 201, subscriptionJson(sub));
+  }
+
+  /** The handshake: POST `?validationToken=…`, expect 200 text/plain with the decoded token within 10 s. */
+  async #validate(target: string): Promise<boolean> {
+    const token = `Validation: Testing client application reachability for subscription Request-Id: ${randomUUID()} <&>`;
+    const url = new URL(target);
+    url.searchParams.set("validationToken", token);
+    let ok = false;
+    try {
+      const r = await fetch(url, { method: "POST", signal: AbortSignal.timeout(10_000) });
+      const text = await r.text();
+      ok =
+        r.status === 200 &&
+        (r.headers.get("content-type") ?? "").startsWith("text/plain") &&
+        text === token;
+    } catch {
+      ok = false;
+    }
+    this.validations.push({ url: target, ok });
+    return ok;
+  }
+}
+
+function subscriptionJson(sub: Subscription): Record<string, unknown> {
+  return {
+    "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
+    id: sub.id,
+    resource: sub.resource,
+    changeType: sub.changeType.join(","),
+    notificationUrl: sub.notificationUrl,
+    lifecycleNotificationUrl: sub.lifecycleNotificationUrl ?? null,
+    expirationDateTime: sub.expirationDateTime,
+    clientState: sub.clientState ?? null,
+  };
+}
+
+export function renderMessage(m: Message, immutable: boolean): Record<string, unknown> {
+  return {
+    "@odata.etag": `W/"${m.changeKey}"`,
+    // Without ImmutableId an Outlook id changes when the message moves.
+    id: immutable ? m.id : `${m.id}@${m.parentFolderId}`,
+    changeKey: m.changeKey,
+    subject: m.subject,
+    isRead: m.isRead,
+    flag: { flagStatus: m.flagged ? "flagged" : "notFlagged" },
+    parentFolderId: m.parentFolderId,
+    receivedDateTime: m.receivedDateTime,
+    sentDateTime: m.receivedDateTime,
+    from: { emailAddress: { name: "Sender", address: "sender@example.com" } },
+    toRecipients: [{ emailAddress: { name: "Me", address: "me@example.com" } }],
+    ccRecipients: [],
+    isDraft: false,
+    importance: "normal",
+    hasAttachments: false,
+    bodyPreview: `Preview of ${m.subject}`,
+    conversationId: `conv-${m.id}`,
+    internetMessageId: `<${m.id}@example.com>`,
+    categories: [],
+  };
+}
+
+export function renderContact(c: Contact): Record<string, unknown> {
+  return {
+    "@odata.etag": `W/"${c.changeKey}"`,
+    id: c.id,
+    changeKey: c.changeKey,
+    displayName: c.displayName,
+    givenName: c.displayName,
+    surname: null,
+    emailAddresses: [{ name: c.displayName, address: `${c.displayName}@example.com` }],
+    businessPhones: [],
+    homePhones: [],
+    mobilePhone: null,
+    companyName: null,
+    jobTitle: null,
+    parentFolderId: c.parentFolderId,
+  };
+}
+
+/** `2026-11-20T10:00:00.0000000` in UTC, as Graph writes `dateTimeTimeZone`. */
+const graphTime = (ms: number) => ({
+  dateTime: new Date(ms).toISOString().replace(/\.\d+Z$/, ".0000000"),
+  timeZone: "UTC",
+});
+
+export function renderEvent(ev: ViewEvent): Record<string, unknown> {
+  return {
+    "@odata.etag": `W/"${ev.changeKey}"`,
+    id: ev.id,
+    changeKey: ev.changeKey,
+    subject: ev.subject,
+    type: ev.type,
+    seriesMasterId: ev.seriesMasterId,
+    start: graphTime(ev.start),
+    end: graphTime(ev.end),
+    isAllDay: false,
+    isCancelled: false,
+  };
+}
+
+function select(body: Record<string, unknown>, sel: string | undefined): Record<string, unknown> {
+  if (!sel) return body;
+  const keep = new Set(["id", "@odata.etag", ...sel.split(",")]);
+  return Object.fromEntries(Object.entries(body).filter(([k]) => keep.has(k)));
+}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json; odata.metadata=minimal",
+    "content-length": Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  sendJson(
+    res,
+    status,
+    {
+      error: {
+        code,
+        message,
+        innerError: { date: new Date().toISOString(), "request-id": randomUUID() },
+      },
+    },
+    headers,
+  );
+}
