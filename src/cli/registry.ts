@@ -15,6 +15,7 @@ export const SCHEMES: Readonly<Record<string, string>> = {
   imaps: "imap",
   google: "google",
   graph: "graph",
+  aurinko: "aurinko",
   dav: "dav",
   davs: "dav",
   caldav: "dav",

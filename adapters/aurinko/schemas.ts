@@ -1,0 +1,118 @@
+/**
+ * The parts of Aurinko's responses the adapter relies on (PROTOCOLS.md §7, Aurinko's OpenAPI).
+ * Records are kept whole (`looseObject`): the importer gets every field Aurinko sent.
+ */
+import { z } from "zod";
+
+/** `POST …/sync`: the two delta tokens, once Aurinko has finished setting the sync up. */
+export const SyncStartSchema = z.looseObject({
+  ready: z.boolean(),
+  syncUpdatedToken: z.string().min(1).optional(),
+  syncDeletedToken: z.string().min(1).optional(),
+});
+export type SyncStart = z.infer<typeof SyncStartSchema>;
+
+/** Any record of a stream: an id, maybe an etag. */
+const RecordSchema = z.looseObject({ id: z.string().min(1), etag: z.string().optional() });
+
+/** One page of `…/sync/updated` or `…/sync/deleted`. */
+export const SyncPageSchema = z.looseObject({
+  records: z.array(RecordSchema),
+  nextPageToken: z.string().min(1).optional(),
+  nextDeltaToken: z.string().min(1).optional(),
+  length: z.number().int().nonnegative().optional(),
+});
+export type SyncPage = z.infer<typeof SyncPageSchema>;
+
+/** An email message (the fields deltasync reads; the rest is kept). */
+export const MessageSchema = z.looseObject({
+  id: z.string().min(1),
+  threadId: z.string().optional(),
+  folderId: z.string().optional(),
+  subject: z.string().optional(),
+  /** `unread`, `flagged`, `important`, folder labels such as `inbox`, `sent`, `trash`. */
+  sysLabels: z.array(z.string()).optional(),
+  keywords: z.array(z.string()).optional(),
+  receivedAt: z.string().optional(),
+  etag: z.string().optional(),
+});
+export type AurinkoMessage = z.infer<typeof MessageSchema>;
+
+const EventTimeSchema = z.looseObject({
+  dateTime: z.string().optional(),
+  date: z.string().optional(),
+  timezone: z.string().optional(),
+});
+
+/** A calendar event. */
+export const EventSchema = z.looseObject({
+  id: z.string().min(1),
+  etag: z.string().optional(),
+  subject: z.string().optional(),
+  start: EventTimeSchema.optional(),
+  end: EventTimeSchema.optional(),
+});
+export type AurinkoEvent = z.infer<typeof EventSchema>;
+
+/** A contact. */
+export const ContactSchema = z.looseObject({ id: z.string().min(1), etag: z.string().optional() });
+export type AurinkoContact = z.infer<typeof ContactSchema>;
+
+/** A task. */
+export const TaskSchema = z.looseObject({
+  id: z.string().min(1),
+  etag: z.string().optional(),
+  title: z.string().optional(),
+  status: z.string().optional(),
+});
+export type AurinkoTask = z.infer<typeof TaskSchema>;
+
+/** A calendar of `GET /calendars` or a task list of `GET /tasklists`. */
+export const FolderSchema = z.looseObject({ id: z.string().min(1) });
+export type AurinkoFolder = z.infer<typeof FolderSchema>;
+
+export const FolderPageSchema = z.looseObject({
+  records: z.array(FolderSchema),
+  nextPageToken: z.string().min(1).optional(),
+});
+
+/** `GET /account`: who the token belongs to. */
+export const AccountInfoSchema = z.looseObject({
+  id: z.union([z.string().min(1), z.number()]).transform(String),
+  serviceType: z.string().optional(),
+  email: z.string().optional(),
+});
+
+/** Error bodies: `{code, message, requestId}`. */
+export const ErrorBodySchema = z.looseObject({
+  code: z.string().optional(),
+  message: z.string().optional(),
+  requestId: z.string().optional(),
+});
+
+/** `POST /subscriptions` and `GET /subscriptions/{id}`. */
+export const SubscriptionSchema = z.looseObject({
+  id: z.union([z.string().min(1), z.number()]).transform(String),
+  resource: z.string().optional(),
+  notificationUrl: z.string().optional(),
+  active: z.boolean().optional(),
+});
+
+/** One webhook delivery. */
+export const DeliverySchema = z.looseObject({
+  subscription: z.union([z.string(), z.number()]).transform(String),
+  resource: z.string().optional(),
+  accountId: z.union([z.string(), z.number()]).transform(String).optional(),
+  payloads: z
+    .array(
+      z.looseObject({
+        id: z.string().min(1),
+        changeType: z.string().optional(),
+        attributes: z.record(z.string(), z.unknown()).optional(),
+      }),
+    )
+    .optional(),
+  lifecycleEvent: z.string().optional(),
+  error: z.unknown().optional(),
+});
+export type AurinkoDelivery = z.infer<typeof DeliverySchema>;

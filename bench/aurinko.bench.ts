@@ -1,0 +1,91 @@
+/**
+ * aurinko: full sync of N contacts (pages of 250) from the Aurinko emulator, deltasync (zod-
+ * validated, default read-ahead) vs a hand-written undici loop (POST sync, the updated stream
+ * by deltaToken then pageToken, the deleted stream; no validation: the wire limit), into a
+ * no-op importer. Same run, same server. The emulator runs in this process, so both clients
+ * share the CPU with it: the ratio bounds deltasync's overhead from above only loosely.
+ *
+ * AURINKO_BENCH_CONTACTS (20000), AURINKO_BENCH_ROUNDS (3, median).
+ */
+import { Agent, request } from "undici";
+import { createAurinkoAccount } from "../adapters/aurinko/index.js";
+import { AurinkoEmulator } from "../test/aurinko/emulator.js";
+
+const N = Number(process.env.AURINKO_BENCH_CONTACTS ?? 20_000);
+const ROUNDS = Number(process.env.AURINKO_BENCH_ROUNDS ?? 3);
+
+interface PageJson {
+  records: { id: string }[];
+  nextPageToken?: string;
+  nextDeltaToken?: string;
+}
+
+async function handLoop(base: string, token: string): Promise<number> {
+  const agent = new Agent({ connections: 8 });
+  const headers = { authorization: `Bearer ${token}`, accept: "application/json" };
+  const json = async <T>(method: "GET" | "POST", path: string): Promise<T> => {
+    const res = await request(`${base}${path}`, { method, headers, dispatcher: agent });
+    return (await res.body.json()) as T;
+  };
+  let n = 0;
+  const start = await json<{ syncUpdatedToken: string; syncDeletedToken: string }>(
+    "POST",
+    "contacts/sync",
+  );
+  let query = `deltaToken=${encodeURIComponent(start.syncUpdatedToken)}`;
+  for (;;) {
+    const page = await json<PageJson>("GET", `contacts/sync/updated?${query}`);
+    n += page.records.length;
+    if (!page.nextPageToken) break;
+    query = `pageToken=${encodeURIComponent(page.nextPageToken)}`;
+  }
+  query = `deltaToken=${encodeURIComponent(start.syncDeletedToken)}`;
+  for (;;) {
+    const page = await json<PageJson>("GET", `contacts/sync/deleted?${query}`);
+    n += page.records.length;
+    if (!page.nextPageToken) break;
+    query = `pageToken=${encodeURIComponent(page.nextPageToken)}`;
+  }
+  await agent.close();
+  return n;
+}
+
+async function deltasync(base: string, token: string): Promise<number> {
+  const account = createAurinkoAccount({ baseUrl: base, accessToken: token });
+  let n = 0;
+  await account.contacts().sync({ update: () => void n++, delete: () => void n++ });
+  await account.close();
+  return n;
+}
+
+async function time(fn: () => Promise<number>): Promise<number> {
+  const t0 = performance.now();
+  const n = await fn();
+  if (n !== N) throw new Error(`expected ${N} records, got ${n}`);
+  return performance.now() - t0;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+const emulator = await AurinkoEmulator.start({ pageSize: 250 });
+try {
+  const model = emulator.account("bench");
+  for (let i = 0; i < N; i++) model.insert("contacts", { name: { displayName: `person ${i}` } });
+  const hand: number[] = [];
+  const ds: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    hand.push(await time(() => handLoop(emulator.url, "bench")));
+    ds.push(await time(() => deltasync(emulator.url, "bench")));
+  }
+  const h = median(hand);
+  const d = median(ds);
+  console.log(`| client | ${N} contacts, pages of 250 (median of ${ROUNDS}) | records/s |`);
+  console.log("| --- | --- | --- |");
+  console.log(`| hand-written undici loop | ${h.toFixed(0)} ms | ${((N / h) * 1000).toFixed(0)} |`);
+  console.log(
+    `| deltasync \`contacts().sync\` | ${d.toFixed(0)} ms | ${((N / d) * 1000).toFixed(0)} |`,
+  );
+  console.log(`\ndeltasync / hand-written throughput: ${(h / d).toFixed(2)}×`);
+} finally {
+  await emulator.close();
+}
