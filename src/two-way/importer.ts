@@ -2,8 +2,8 @@
  * The pull side of two-way sync: an importer wrapper that keeps pending local edits and our own
  * pushes from coming back as remote changes.
  */
-import type { Importer } from "../core/types.js";
-import { hasPending, isEcho } from "./log.js";
+import type { Importer, SyncObject } from "../core/types.js";
+import { forgetEcho, hasEcho, hasPending, isEcho } from "./log.js";
 import type { Outbox } from "./outbox.js";
 
 /**
@@ -23,12 +23,22 @@ export function twoWayImporter<T>(
   outbox: Outbox,
   pair: string,
 ): Importer<T> {
-  const skip = async (sourcekey: string) => hasPending(await outbox.read(pair), sourcekey);
+  /**
+   * True when the pull must leave the object alone. An echo is consumed by the first version
+   * of the object the pull sees: a later identical-looking one (moved away and back) is news.
+   */
+  const skip = async (sourcekey: string, obj?: SyncObject) => {
+    const doc = await outbox.read(pair);
+    if (hasPending(doc, sourcekey)) return true;
+    if (!hasEcho(doc, sourcekey)) return false;
+    const echo = obj !== undefined && isEcho(doc, obj);
+    await outbox.update(pair, (d) => forgetEcho(d, sourcekey));
+    return echo;
+  };
   return {
     ...importer,
     async update(obj, flags) {
-      const doc = await outbox.read(pair);
-      if (hasPending(doc, obj.sourcekey) || isEcho(doc, obj)) return;
+      if (await skip(obj.sourcekey, obj)) return;
       return importer.update?.(obj, flags);
     },
     async delete(obj, flags) {
@@ -42,8 +52,7 @@ export function twoWayImporter<T>(
     ...(importer.moved
       ? {
           async moved(obj, flags) {
-            const doc = await outbox.read(pair);
-            if (hasPending(doc, obj.sourcekey) || isEcho(doc, obj)) return;
+            if (await skip(obj.sourcekey, obj)) return;
             return importer.moved?.(obj, flags);
           },
         }

@@ -232,6 +232,15 @@ export function isEcho(doc: OutboxDoc, obj: SyncObject): boolean {
   return echo.fp === undefined || echo.fp === fingerprint(obj);
 }
 
+/** True when an echo of `sourcekey` is remembered. */
+export const hasEcho = (doc: OutboxDoc, sourcekey: string): boolean =>
+  doc.echoes.some((e) => e.sourcekey === sourcekey);
+
+/** Forgets the echo of `sourcekey`: the pull has seen the object since our write. */
+export function forgetEcho(doc: OutboxDoc, sourcekey: string): void {
+  doc.echoes = doc.echoes.filter((e) => e.sourcekey !== sourcekey);
+}
+
 /** True when the app has changes of `sourcekey` not yet pushed. */
 export const hasPending = (doc: OutboxDoc, sourcekey: string): boolean =>
   doc.entries.some((e) => e.sourcekey === sourcekey);

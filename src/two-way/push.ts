@@ -49,8 +49,12 @@ export interface PushOptions {
    * After the server accepted an entry and before the outbox forgets it: write the result (new
    * sourcekey and changeKey, the server's object when known) back to the local copy. Called
    * again for the same entry after a crash; must be idempotent. `result` is null for a delete.
+   * When `info.last` (no later pending entry of this object) and `result.object` is given, the
+   * copy should take `result.object` whole: the pull skipped the object while it was pending,
+   * and the server's version may carry changes a conditional write does not guard (a read flag
+   * set meanwhile, a move, the server's normalisation).
    */
-  onPushed?(entry: OutboxEntry, result: WriteResult | null): unknown;
+  onPushed?(entry: OutboxEntry, result: WriteResult | null, info: { last: boolean }): unknown;
   /**
    * A conflict was resolved for the server: the local copy must take `remote` (null: the object
    * is gone) instead of the dropped local changes. Must be idempotent.
@@ -228,7 +232,8 @@ async function drain(
     }
     const result = await attempt(head);
     if (result.ok) {
-      await options.onPushed?.(head, result.result);
+      const last = !doc.entries.some((e, i) => i > 0 && e.localId === head.localId);
+      await options.onPushed?.(head, result.result, { last });
       const done = await outbox.update(pair, (d) => complete(d, head.seq, result.result));
       if (!done)
         throw new PushRaceError(`push ${pair}: entry #${head.seq} was pushed by another pusher`);
@@ -243,9 +248,10 @@ async function drain(
       conflict.resolvedBy = "policy";
     }
     const saved = await outbox.update(pair, (d) => {
-      if (d.entries[0]?.seq !== head.seq || d.conflicts.some((c) => c.id === conflict.id)) {
-        return false;
-      }
+      if (d.entries[0]?.seq !== head.seq || openConflict(d)) return false;
+      // A rewritten entry keeps its seq and may conflict again: number its conflicts.
+      const earlier = d.conflicts.filter((c) => c.entry.seq === head.seq).length;
+      conflict.id = `${pair}#${head.seq}${earlier ? `.${earlier}` : ""}`;
       d.conflicts.push(conflict);
       return true;
     });

@@ -118,7 +118,7 @@ export type Resolution =
 
 /** A conflict the pusher met, kept in the outbox (open ones pause their pair). */
 export interface Conflict {
-  /** `<pair>#<seq>`: unique per outbox. */
+  /** `<pair>#<seq>` (`.<n>` added for a later conflict of the same entry): unique per outbox. */
   id: string;
   pair: string;
   kind: ConflictKind;

@@ -71,11 +71,19 @@ export class App {
   /** The pusher's write-back callbacks. */
   get callbacks(): Pick<PushOptions, "onPushed" | "onRemote"> {
     return {
-      onPushed: (entry, result) => {
+      onPushed: (entry, result, { last }) => {
         const row = this.rows.get(entry.localId);
         if (!row || !result) return;
         row.sourcekey = result.sourcekey;
         row.changeKey = result.changeKey;
+        if (last && result.object) {
+          const data = result.object.data as ItemData;
+          Object.assign(row, {
+            parentKey: result.object.parentKey,
+            fields: { ...data.fields },
+            read: data.read,
+          });
+        }
       },
       onRemote: (entry, remote) => {
         if (!remote) this.rows.delete(entry.localId);
