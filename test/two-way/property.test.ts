@@ -84,7 +84,7 @@ function crashing(target: WriteTarget, at: number, where: "before" | "after"): W
   };
 }
 
-export async function runHistory(policyName: (typeof policies)[number], ops: Op[]): Promise<void> {
+async function runHistory(policyName: (typeof policies)[number], ops: Op[]): Promise<void> {
   const server = createMemoryServer();
   const store = server.createStore("alice");
   const folders = [
