@@ -3,7 +3,7 @@
  * item's changeKey (its content change number); creates use client-chosen keys, so a create
  * replayed after a crash meets its own item (`ConflictError`, then `applied`) instead of a copy.
  */
-import { ConflictError, NotFoundError } from "../../src/core/errors.js";
+import { ArgumentError, ConflictError, NotFoundError } from "../../src/core/errors.js";
 import type { SyncObject } from "../../src/core/types.js";
 import { stableJson } from "../../src/two-way/log.js";
 import type { OutboxEntry, WriteResult, WriteTarget } from "../../src/two-way/types.js";
@@ -12,7 +12,8 @@ import type { Fields, MemoryItemData } from "./memory-records.js";
 
 /**
  * The items of a folder (and the folders of its store it moves them to) as a `WriteTarget`.
- * Entry data is the item's fields; read flags go through `read` entries.
+ * Entry data has the shape the pull delivers, `{ fields, read? }` (`read` is optional: read
+ * flags may also go through `read` entries).
  * @example
  * const target = memoryWriteTarget(server, inbox.sourcekey);
  * await push(target, outbox, { pair: "memory:alice/inbox" });
@@ -53,12 +54,19 @@ export function memoryWriteTarget(server: MemoryServer, folderKey: string): Writ
     id: `memory:${folderKey}`,
     keyFor: (localId) => `local:${localId}`,
     async create(e) {
-      server.folder(e.parentKey ?? folderKey).createItem(e.data as Fields, { key: e.sourcekey });
+      const data = checkData(e.data);
+      server
+        .folder(e.parentKey ?? folderKey)
+        .createItem(data.fields, { key: e.sourcekey, read: data.read });
       return result(e.sourcekey);
     },
     async update(e) {
-      current(e);
-      server.updateItem(e.sourcekey, e.data as Fields);
+      const data = checkData(e.data);
+      const cur = current(e).data;
+      if (stableJson(cur.fields) !== stableJson(data.fields)) {
+        server.updateItem(e.sourcekey, data.fields);
+      }
+      if (data.read !== undefined) server.markRead(e.sourcekey, data.read);
       return result(e.sourcekey);
     },
     async delete(e) {
@@ -84,8 +92,13 @@ export function memoryWriteTarget(server: MemoryServer, folderKey: string): Writ
       const data = remote.data as MemoryItemData;
       switch (e.kind) {
         case "create":
-        case "update":
-          return stableJson(e.data) === stableJson(data.fields);
+        case "update": {
+          const want = e.data as Partial<MemoryItemData>;
+          return (
+            stableJson(want.fields) === stableJson(data.fields) &&
+            (want.read === undefined || want.read === data.read)
+          );
+        }
         case "move":
           return remote.parentKey === e.parentKey;
         case "read":
@@ -95,4 +108,15 @@ export function memoryWriteTarget(server: MemoryServer, folderKey: string): Writ
       }
     },
   };
+}
+
+function checkData(data: unknown): { fields: Fields; read?: boolean } {
+  const d = data as { fields?: unknown; read?: unknown } | null;
+  if (d === null || typeof d !== "object" || d.fields === null || typeof d.fields !== "object") {
+    throw new ArgumentError("memory: entry data must be { fields, read? }");
+  }
+  if (d.read !== undefined && typeof d.read !== "boolean") {
+    throw new ArgumentError("memory: entry data.read must be a boolean");
+  }
+  return d as { fields: Fields; read?: boolean };
 }

@@ -111,7 +111,7 @@ export class App {
       localId,
       sourcekey,
       parentKey,
-      data: fields,
+      data: { fields },
     });
     return localId;
   }
@@ -124,7 +124,7 @@ export class App {
       localId,
       sourcekey: row.sourcekey,
       changeKey: row.changeKey,
-      data: fields,
+      data: { fields },
     });
   }
 

@@ -103,9 +103,11 @@ async function runHistory(policyName: (typeof policies)[number], ops: Op[]): Pro
     policyName === "merge"
       ? (c) => ({
           merged: {
-            ...((c.remote?.data as { fields?: object } | undefined)?.fields ?? {}),
-            ...((c.entry as { data?: object }).data ?? {}),
-            merged: true,
+            fields: {
+              ...((c.remote?.data as { fields?: object } | undefined)?.fields ?? {}),
+              ...((c.entry as { data?: { fields?: object } }).data?.fields ?? {}),
+              merged: true,
+            },
           },
         })
       : policyName;
@@ -213,12 +215,14 @@ async function runHistory(policyName: (typeof policies)[number], ops: Op[]): Pro
           const edit = mine.filter((x) => x.kind === "update" || x.kind === "create").at(-1);
           if (last?.kind === "delete") expect(app.rows.has(id)).toBe(false);
           else if (edit && !edit.merged)
-            expect(app.rows.get(id)?.fields).toEqual((edit as { data: unknown }).data);
+            expect(app.rows.get(id)?.fields).toEqual(
+              (edit as { data: { fields: unknown } }).data.fields,
+            );
         }
         break;
       }
       case "resolve": {
-        const resolutions: Resolution[] = ["local", "remote", { merged: { s: "m" } }];
+        const resolutions: Resolution[] = ["local", "remote", { merged: { fields: { s: "m" } } }];
         for (const c of await outbox.conflicts(PAIR)) {
           await outbox.resolve(c.id, resolutions[o.choice] as Resolution);
         }

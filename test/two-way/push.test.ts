@@ -319,7 +319,7 @@ describe("conflicts", () => {
     for (const [policy, expected] of [
       ["server-wins", { s: "theirs" }],
       ["client-wins", { s: "mine" }],
-      [() => ({ merged: { s: "mine+theirs" } }), { s: "mine+theirs" }],
+      [() => ({ merged: { fields: { s: "mine+theirs" } } }), { s: "mine+theirs" }],
     ] as const) {
       const { server, outbox, target, app, key, pull } = await conflicted();
       const result = await push(target, outbox, { pair: PAIR, policy, ...app.callbacks });
