@@ -62,6 +62,7 @@ describe("public exports", () => {
         "runSync",
         "sameOrigin",
         "sameWindow",
+        "settlePushed",
         "snapshotSource",
         "subscribeSink",
         "syncCalendar",

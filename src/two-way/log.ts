@@ -17,6 +17,12 @@ export interface Echo {
   changeKey?: string;
   /** Fingerprint of the object the write's answer carried, when it carried one. */
   fp?: string;
+  /**
+   * Set when the write created the object: the local id it belongs to. A pull may never report
+   * it (servers may omit an object created and deleted between two sync tokens), so
+   * `settlePushed` checks such objects on the server.
+   */
+  created?: string;
 }
 
 export interface OutboxDoc {
@@ -199,14 +205,18 @@ export function complete(doc: OutboxDoc, seq: number, result: WriteResult | null
       }
     }
     if (head.merged) {
-      // The app's copy lacks the merged data: let the pull deliver it.
-      doc.echoes = doc.echoes.filter((e) => e.sourcekey !== result.sourcekey);
+      // The app's copy lacks the merged data: let the pull deliver it (no version to match).
+      remember(doc, {
+        sourcekey: result.sourcekey,
+        created: head.kind === "create" ? head.localId : undefined,
+      });
       return true;
     }
     remember(doc, {
       sourcekey: result.sourcekey,
       changeKey: result.changeKey,
       fp: result.object ? fingerprint(result.object) : undefined,
+      created: head.kind === "create" ? head.localId : undefined,
     });
   }
   return true;
@@ -217,6 +227,7 @@ function remember(doc: OutboxDoc, echo: Echo): void {
   const clean: Echo = { sourcekey: echo.sourcekey };
   if (echo.changeKey !== undefined) clean.changeKey = echo.changeKey;
   if (echo.fp !== undefined) clean.fp = echo.fp;
+  if (echo.created !== undefined) clean.created = echo.created;
   doc.echoes.push(clean);
   if (doc.echoes.length > ECHO_LIMIT) doc.echoes.splice(0, doc.echoes.length - ECHO_LIMIT);
 }

@@ -12,6 +12,7 @@ import { createDavAccount } from "../../adapters/dav/index.js";
 import { PushBlockedError } from "../../src/core/errors.js";
 import { createSqliteMirror } from "../../src/orchestrator/sqlite-mirror.js";
 import { push } from "../../src/two-way/push.js";
+import { settlePushed } from "../../src/two-way/settle.js";
 import type { ConflictPolicy, WriteTarget } from "../../src/two-way/types.js";
 import { basicAuth, DavTestClient, eventBody } from "../dav/dav-harness.js";
 
@@ -102,6 +103,7 @@ export async function davTwoWayHistory(
   let state: string | undefined;
   const pull = async () => {
     state = await scope.sync(mirror.importer, state);
+    await settlePushed(target, mirror.outbox, { pair, ...mirror.pushCallbacks });
   };
   const options = {
     pair,
