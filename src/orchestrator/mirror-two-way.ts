@@ -14,6 +14,7 @@ import {
   isEcho,
   type OutboxDoc,
   parseDoc,
+  pendingKeys,
   record,
   serializeDoc,
 } from "../two-way/log.js";
@@ -276,7 +277,7 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     },
     pendingJson() {
       const { doc } = load();
-      return JSON.stringify([...new Set(doc.entries.map((e) => e.sourcekey))]);
+      return JSON.stringify([...pendingKeys(doc)]);
     },
   };
 }

@@ -76,6 +76,7 @@ const entrySchema = z.intersection(
     seq: z.number().int().positive(),
     at: z.number(),
     merged: z.literal(true).optional(),
+    replaces: z.string().optional(),
   }),
 );
 
@@ -195,6 +196,8 @@ export function complete(doc: OutboxDoc, seq: number, result: WriteResult | null
   if (!head || head.seq !== seq) return false;
   doc.entries.shift();
   doc.cursor = seq;
+  // The object left its old key: what we remembered of it there is history.
+  if (head.replaces !== undefined) forgetEcho(doc, head.replaces);
   if (result) {
     for (const e of doc.entries) {
       if (e.localId !== head.localId) continue;
@@ -254,7 +257,17 @@ export function forgetEcho(doc: OutboxDoc, sourcekey: string): void {
 
 /** True when the app has changes of `sourcekey` not yet pushed. */
 export const hasPending = (doc: OutboxDoc, sourcekey: string): boolean =>
-  doc.entries.some((e) => e.sourcekey === sourcekey);
+  doc.entries.some((e) => e.sourcekey === sourcekey || e.replaces === sourcekey);
+
+/** Every sourcekey with pending local changes (a re-create's old key included). */
+export function pendingKeys(doc: OutboxDoc): Set<string> {
+  const keys = new Set<string>();
+  for (const e of doc.entries) {
+    keys.add(e.sourcekey);
+    if (e.replaces !== undefined) keys.add(e.replaces);
+  }
+  return keys;
+}
 
 /** The open conflict pausing the pair, if any. */
 export const openConflict = (doc: OutboxDoc): Conflict | undefined =>

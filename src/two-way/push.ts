@@ -321,6 +321,7 @@ function rewritten(
       kind: "create",
       // A new key: the old one may stay taken by the deleted object.
       sourcekey: target.keyFor(`${head.localId}.${head.seq}`),
+      replaces: head.replaces ?? head.sourcekey,
       ...(parentKey !== undefined ? { parentKey } : {}),
       data,
     };

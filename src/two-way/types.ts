@@ -49,6 +49,11 @@ export type OutboxEntry = LocalChange & {
    * pull delivers the written version instead of suppressing it as an echo.
    */
   merged?: true;
+  /**
+   * Set on a re-create (the server deleted the object, the app's edit is kept under a new key):
+   * the key the app's copy still holds until the write-back, which pulls must leave alone too.
+   */
+  replaces?: string;
 };
 
 /** What a successful write left on the server. */

@@ -239,6 +239,26 @@ async function history(policy: "client-wins" | "server-wins" | "ask", list: Op[]
 }
 
 describe("two-way against the Google emulator", () => {
+  it("an edit of an event deleted remotely is re-created, and the pull never drops its row", async () => {
+    // The re-create's old key stays protected until the write-back (pull before the push ends).
+    await history("client-wins", [
+      { t: "lupdate", pick: 0, v: "a" },
+      { t: "rdelete", pick: 0 },
+      { t: "push", crashAt: 2, after: false },
+      { t: "pull" },
+      { t: "rcreate", v: "a" },
+    ]);
+    // The echo of the first create is forgotten once the object moved to its new key.
+    await history("client-wins", [
+      { t: "lcreate", v: "a" },
+      { t: "push", crashAt: 0, after: false },
+      { t: "lupdate", pick: 0, v: "a" },
+      { t: "rdelete", pick: 0 },
+      { t: "pull" },
+      { t: "lupdate", pick: 0, v: "a" },
+    ]);
+  });
+
   it(`histories of local and remote edits with crashes converge (${RUNS} runs)`, async () => {
     await fc.assert(
       fc.asyncProperty(
