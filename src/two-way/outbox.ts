@@ -81,18 +81,29 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
     }
     return `${prefix}${pair}`;
   };
+  // The last text of each pair this process wrote or checked: read again, it needs no schema check.
+  const known = new Map<string, string>();
+  const parse = (key: string, text: string | undefined) => {
+    const doc = parseDoc(key, text, text !== undefined && known.get(key) === text);
+    if (text !== undefined) known.set(key, text);
+    return doc;
+  };
   const read = async (pair: string) => {
     const key = keyOf(pair);
-    return parseDoc(key, await store.get(key));
+    return parse(key, await store.get(key));
   };
   const update = async <R>(pair: string, fn: (doc: OutboxDoc) => R): Promise<R> => {
     const key = keyOf(pair);
     for (let i = 0; i < MAX_RACES; i++) {
       const text = await store.get(key);
-      const doc = parseDoc(key, text);
+      const doc = parse(key, text);
       const result = fn(doc);
       const next = serializeDoc(doc);
-      if (next === text || (await store.compareAndSet(key, text, next))) return result;
+      if (next === text) return result;
+      if (await store.compareAndSet(key, text, next)) {
+        known.set(key, next);
+        return result;
+      }
     }
     throw new TransientError(`outbox ${key}: lost ${MAX_RACES} compare-and-set races in a row`);
   };

@@ -14,7 +14,7 @@ import { type RetryPolicy, resolveRetryPolicy, retryDelay } from "../core/retry.
 import { sleep } from "../core/sleep.js";
 import type { SyncObject } from "../core/types.js";
 import { defaultRunner, type KeyedRunner } from "../orchestrator/keyed.js";
-import { complete, dropObject, openConflict, rewriteHead } from "./log.js";
+import { complete, dropObject, type OutboxDoc, openConflict, rewriteHead } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import type {
   Conflict,
@@ -213,9 +213,13 @@ async function drain(
       throw new PushRaceError(`push ${pair}: entry #${head.seq} was handled by another pusher`);
   };
 
+  // The document as the last commit saved it (fresh: the commit's compare-and-set saw the
+  // latest); read again after anything else.
+  let latest: OutboxDoc | undefined;
   for (;;) {
     signal.throwIfAborted();
-    const doc = await outbox.read(pair);
+    const doc = latest ?? (await outbox.read(pair));
+    latest = undefined;
     const open = openConflict(doc);
     if (open) return { ...out, status: "paused", conflict: open };
     const head = doc.entries[0];
@@ -234,7 +238,10 @@ async function drain(
     if (result.ok) {
       const last = !doc.entries.some((e, i) => i > 0 && e.localId === head.localId);
       await options.onPushed?.(head, result.result, { last });
-      const done = await outbox.update(pair, (d) => complete(d, head.seq, result.result));
+      const done = await outbox.update(pair, (d) => {
+        latest = d;
+        return complete(d, head.seq, result.result);
+      });
       if (!done)
         throw new PushRaceError(`push ${pair}: entry #${head.seq} was pushed by another pusher`);
       out.pushed++;
