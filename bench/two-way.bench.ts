@@ -114,12 +114,14 @@ async function radicale(): Promise<Backend> {
 }
 
 async function google(): Promise<Backend> {
-  const emulator = await GoogleEmulator.start();
+  // TWO_WAY_BENCH_LATENCY_MS models a network round trip (the emulator answers in ~0.1 ms).
+  const latencyMs = Number(process.env.TWO_WAY_BENCH_LATENCY_MS ?? 0);
+  const emulator = await GoogleEmulator.start({ latencyMs });
   emulator.model.addCalendar("primary");
   for (let i = 0; i < EDITS; i++) emulator.model.insertEvent("primary", { summary: "x", day: 1 });
   const account = createGoogleAccount({ baseUrl: emulator.url, accessToken: "t" });
   return {
-    name: "Google emulator",
+    name: `Google emulator (${latencyMs} ms latency)`,
     target: account.calendarWriteTarget("primary"),
     async versions() {
       const out = new Map<string, string>();
