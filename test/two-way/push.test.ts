@@ -379,6 +379,34 @@ describe("conflicts", () => {
     expect(() => server.item(key)).toThrow(NotFoundError);
   });
 
+  it("newest-wins compares the entry's time with the server's; unknown or equal times ask", async () => {
+    for (const [remoteAt, expected] of [
+      [0, "local"],
+      [Number.MAX_SAFE_INTEGER, "remote"],
+      [undefined, "ask"],
+    ] as const) {
+      const { outbox, target, app } = await conflicted();
+      const timed = { ...target, modifiedAt: () => remoteAt };
+      const result = await push(timed, outbox, {
+        pair: PAIR,
+        policy: "newest-wins",
+        ...app.callbacks,
+      });
+      if (expected === "ask") expect(result.status).toBe("paused");
+      else expect(result.resolved[0]?.resolution).toBe(expected);
+    }
+  });
+
+  it("maxEntries stops with status limit and the rest stays queued", async () => {
+    const { inbox, outbox, target, app } = await setup();
+    for (const s of ["a", "b", "c"]) await app.create(inbox.sourcekey, { s });
+    expect(await push(target, outbox, { pair: PAIR, maxEntries: 2 })).toMatchObject({
+      status: "limit",
+      pushed: 2,
+    });
+    expect(await outbox.pending(PAIR)).toHaveLength(1);
+  });
+
   it("a paused pair does not stop other pairs", async () => {
     const { server, inbox, outbox, target, app } = await conflicted();
     expect((await push(target, outbox, { pair: PAIR })).status).toBe("paused");
