@@ -14,3 +14,4 @@ export {
 export * from "./notify/index.js";
 export * from "./orchestrator/index.js";
 export * from "./stores/index.js";
+export * from "./two-way/index.js";

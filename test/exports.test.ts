@@ -24,6 +24,8 @@ describe("public exports", () => {
         "NotificationHub",
         "OBJECT_TYPES",
         "ProtocolError",
+        "PushBlockedError",
+        "PushRaceError",
         "StateError",
         "StateInvalidError",
         "TransientError",
@@ -39,6 +41,7 @@ describe("public exports", () => {
         "createSqliteMirror",
         "createSqliteStateStore",
         "createSyncable",
+        "createOutbox",
         "decodeState",
         "describeError",
         "diffSnapshot",
@@ -51,6 +54,7 @@ describe("public exports", () => {
         "keepRenewed",
         "matchesFilter",
         "parseRetryAfter",
+        "push",
         "redact",
         "registerSecret",
         "resolveRetryPolicy",
@@ -58,11 +62,13 @@ describe("public exports", () => {
         "runSync",
         "sameOrigin",
         "sameWindow",
+        "settlePushed",
         "snapshotSource",
         "subscribeSink",
         "syncCalendar",
         "syncContacts",
         "syncEmail",
+        "twoWayImporter",
         "watch",
       ].sort(),
     );
@@ -88,7 +94,9 @@ describe("public exports", () => {
     const codes = errors.map((E) =>
       (E as unknown) === main.ImporterError
         ? "ERR_IMPORTER"
-        : (new E("x") as main.DeltaSyncError).code,
+        : (E as unknown) === main.PushBlockedError
+          ? new main.PushBlockedError("p", { seq: 1, localId: "l", kind: "update" }, "x").code
+          : (new E("x") as main.DeltaSyncError).code,
     );
     expect(new Set(codes).size).toBe(codes.length);
     for (const code of codes) expect(code).toMatch(/^ERR_[A-Z_]+$/);

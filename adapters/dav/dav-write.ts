@@ -1,5 +1,5 @@
 /**
- * Writes for two-way sync: PUT and DELETE with `If-Match` / `If-None-Match` (RFC 4791 §5.3.2,
+ * Writes for two-way sync: GET, and PUT and DELETE with `If-Match` / `If-None-Match` (RFC 4791 §5.3.2,
  * RFC 7232). A 412 is a `ConflictError` (the shared client's mapping).
  */
 import { hrefPath } from "./dav-discovery.js";
@@ -53,4 +53,15 @@ export async function removeItem(
   const headers: Record<string, string> = {};
   if (options.ifMatch !== undefined) headers["if-match"] = options.ifMatch;
   await t.send({ method: "DELETE", href, headers, signal: options.signal });
+}
+
+/** A member's body and etag as the server holds it now; undefined when it does not exist. */
+export async function getItem(
+  t: DavTransport,
+  href: string,
+  signal?: AbortSignal,
+): Promise<{ href: string; raw: string; etag?: string } | undefined> {
+  const reply = await t.send({ method: "GET", href, expect: [200, 404, 410], signal });
+  if (reply.status !== 200) return undefined;
+  return { href: hrefPath(href, t.origin), raw: reply.text, etag: header(reply, "etag") };
 }

@@ -28,12 +28,13 @@ import {
   type DavTransport,
   type DavTransportOptions,
 } from "./dav-transport.js";
-import { type DavWrite, putItem, removeItem, type WriteOptions } from "./dav-write.js";
+import { type DavWrite, getItem, putItem, removeItem, type WriteOptions } from "./dav-write.js";
 
 export type { DavCollection, DavHomes, DavKind } from "./dav-discovery.js";
 export type { DavItem } from "./dav-fetch.js";
 export type { DavMode } from "./dav-items.js";
 export type { DavBasics } from "./dav-parse.js";
+export { davWriteTarget } from "./dav-push.js";
 export type { DavWrite, WriteOptions } from "./dav-write.js";
 
 const ADAPTER = "dav";
@@ -98,6 +99,11 @@ export interface DavAccount extends Account<DavItem | DavCollection> {
   put(obj: DavWrite, options?: WriteOptions): Promise<{ href: string; etag?: string }>;
   /** Deletes a member, conditionally with `ifMatch`; 412 → ConflictError, 404 → NotFoundError. */
   remove(href: string, options?: Omit<WriteOptions, "overwrite">): Promise<void>;
+  /** A member's body and etag now (GET); undefined when it does not exist. */
+  get(
+    href: string,
+    signal?: AbortSignal,
+  ): Promise<{ href: string; raw: string; etag?: string } | undefined>;
   close(): Promise<void>;
 }
 
@@ -257,6 +263,9 @@ export function createDavAccount(options: DavOptions): DavAccount {
     },
     async remove(href, writeOptions) {
       return removeItem(await life.get(), href, writeOptions);
+    },
+    async get(href, signal) {
+      return getItem(await life.get(), href, signal);
     },
     close: () => life.close(),
   };

@@ -21,6 +21,7 @@ import {
 } from "../../src/http/index.js";
 import { NotificationHub } from "../../src/notify/hub.js";
 import type { WebhookReceiver } from "../../src/notify/webhook.js";
+import type { WriteTarget } from "../../src/two-way/types.js";
 import { eventsSource } from "./google-calendar.js";
 import { calendarListSource } from "./google-calendar-list.js";
 import { classifyGoogleError } from "./google-errors.js";
@@ -41,6 +42,7 @@ import {
   watchCalendar,
 } from "./google-push.js";
 import { accountOf } from "./google-shared.js";
+import { calendarWriteTarget } from "./google-write.js";
 import type {
   GmailMessage,
   GoogleCalendarListEntry,
@@ -104,6 +106,8 @@ export interface GoogleAccount extends Account {
   contacts(): Syncable<GooglePerson>;
   /** The calendar list as a folder hierarchy (calendars added, changed, removed). */
   calendarList(): Syncable<GoogleCalendarListEntry>;
+  /** Two-way sync: the calendar's write surface (client ids, If-Match), for `push`. */
+  calendarWriteTarget(calendarId: string): WriteTarget;
   /** Opens an `events.watch` channel for a calendar and renews it until `stop()`. */
   watchCalendar(calendarId: string, options: WatchOptions): Promise<CalendarWatch>;
   /** The webhook receiving this account's channel deliveries. */
@@ -221,6 +225,7 @@ export function createGoogleAccount(options: GoogleOptions): GoogleAccount {
       }
       return syncable;
     },
+    calendarWriteTarget: (calendarId) => calendarWriteTarget(calendarHttp, calendarId),
     calendarList() {
       list ??= scope(
         "hierarchy:calendarList",

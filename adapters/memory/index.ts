@@ -43,6 +43,7 @@ export type {
   MemoryUserData,
 } from "./memory-records.js";
 export type { MemoryServerOptions } from "./memory-server.js";
+export { memoryWriteTarget } from "./memory-write.js";
 
 const ADAPTER = "memory";
 
@@ -191,9 +192,12 @@ export class MemoryFolder extends SyncableView {
     return this.hierarchy.sync(importer, state, options);
   }
 
-  /** Creates an item in this folder and returns its sourcekey. */
-  createItem(fields: Fields, options: { read?: boolean } = {}): string {
-    return this.core.createItem(this.sourcekey, fields, options.read).key;
+  /**
+   * Creates an item in this folder and returns its sourcekey. `key`: a client-chosen sourcekey
+   * (must contain ":"); an existing one is a `ConflictError` (two-way sync's idempotent create).
+   */
+  createItem(fields: Fields, options: { read?: boolean; key?: string } = {}): string {
+    return this.core.createItem(this.sourcekey, fields, options.read, options.key).key;
   }
 
   /** Creates a sub-folder. */
@@ -358,10 +362,22 @@ export class MemoryServer extends SyncableView {
   markRead(key: string, read: boolean): void {
     this.#core.markRead(key, read);
   }
-  /** The item as it is now. */
-  item(key: string): { sourcekey: string; parentKey: string; fields: Fields; read: boolean } {
+  /** The item as it is now; `changeKey` is the version its sync exports (read flags aside). */
+  item(key: string): {
+    sourcekey: string;
+    parentKey: string;
+    changeKey: string;
+    fields: Fields;
+    read: boolean;
+  } {
     const i = this.#core.liveItem(key);
-    return { sourcekey: i.key, parentKey: i.parent, fields: i.fields, read: i.read };
+    return {
+      sourcekey: i.key,
+      parentKey: i.parent,
+      changeKey: String(i.contentCn),
+      fields: i.fields,
+      read: i.read,
+    };
   }
   /** Every live item of the server. */
   allItems(): {

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
  * The reference ICS server: stores → folder trees → items with a read flag, an address book,
  * and a change journal per scope. Every mutation takes the next change number.
  */
-import { ArgumentError, NotFoundError } from "../../src/core/errors.js";
+import { ArgumentError, ConflictError, NotFoundError } from "../../src/core/errors.js";
 import type { EventType, Notification, ObjectType, SyncObject } from "../../src/core/types.js";
 import { NotificationHub } from "../../src/notify/hub.js";
 import { Journal } from "./memory-journal.js";
@@ -213,11 +213,19 @@ export class MemoryCore {
 
   // ---- items -------------------------------------------------------------------------------
 
-  createItem(folderKey: string, fields: Fields, read = false): ItemRecord {
+  createItem(folderKey: string, fields: Fields, read = false, key?: string): ItemRecord {
     const folder = this.liveFolder(folderKey, true);
+    if (key !== undefined) {
+      // Client-chosen keys (two-way sync creates) contain a ":"; generated ones never do.
+      if (typeof key !== "string" || !key.includes(":"))
+        throw new ArgumentError(
+          `a client-chosen item key must contain ":", got ${JSON.stringify(key)}`,
+        );
+      if (this.items.has(key)) throw new ConflictError(`item ${JSON.stringify(key)} exists`);
+    }
     const cn = this.#tick();
     const item: ItemRecord = {
-      key: this.#nextKey("i"),
+      key: key ?? this.#nextKey("i"),
       store: folder.store,
       parent: folder.key,
       fields: freezeFields(fields),

@@ -136,3 +136,31 @@ export function isTransient(error: unknown): boolean {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * Two-way sync: the pair's head entry could not be written (a non-retryable failure, or retries
+ * ran out). It stays at the head and blocks the entries behind it, in order, until a later push
+ * succeeds; `cause` is the adapter's error.
+ */
+export class PushBlockedError extends DeltaSyncError {
+  override readonly code = "ERR_PUSH_BLOCKED";
+  /** The pair that is blocked. */
+  readonly pair: string;
+  /** The seq and local id of the entry that failed. */
+  readonly seq: number;
+  readonly localId: string;
+  constructor(pair: string, entry: { seq: number; localId: string; kind: string }, cause: unknown) {
+    super(
+      `push ${pair}: ${entry.kind} of ${quote(entry.localId)} (#${entry.seq}) failed and blocks the entries behind it: ${errorMessage(cause)}`,
+      { cause },
+    );
+    this.pair = pair;
+    this.seq = entry.seq;
+    this.localId = entry.localId;
+  }
+}
+
+/** Two-way sync: another pusher (another process) pushed this pair's head entry meanwhile. */
+export class PushRaceError extends DeltaSyncError {
+  override readonly code = "ERR_PUSH_RACE";
+}

@@ -9,7 +9,9 @@ import { randomBytes } from "node:crypto";
 import type { Importer, SyncObject } from "../core/types.js";
 import { checkTable } from "../stores/sqlite.js";
 import { openSqlite, type SqliteDatabase } from "../stores/sqlite-driver.js";
+import type { Outbox } from "../two-way/outbox.js";
 import type { BatchCallbacks } from "./batch.js";
+import { type MirrorEdits, type MirrorTwoWay, mirrorTwoWay } from "./mirror-two-way.js";
 
 export interface SqliteMirrorOptions {
   /** Names the origin of every row, e.g. `google:alice/primary`. */
@@ -18,6 +20,11 @@ export interface SqliteMirrorOptions {
   table?: string;
   /** Reads an item's read flag from its data. Default: `data.read` when it is a boolean. */
   readOf?(obj: SyncObject): boolean | undefined;
+  /**
+   * Two-way sync: the sourcekey a row created through `edits.create` gets (pass the write
+   * target's `keyFor`, so a create replayed after a crash finds its object). Default `local:<id>`.
+   */
+  keyFor?(localId: string): string;
 }
 
 /** One mirrored object. */
@@ -53,8 +60,18 @@ export interface SqliteMirror {
   rows(): MirrorRow[];
   get(sourcekey: string): MirrorRow | undefined;
   count(): number;
-  /** Deletes every row of this mirror's source (what a reset does). */
+  /** Deletes every row of this mirror's source (what a reset does), except rows with pending local edits. */
   clear(): void;
+  /**
+   * Two-way sync: local edits of rows, each recorded in the outbox (`outbox`, pair = `source`)
+   * in the same transaction. Pulls leave rows with pending edits alone and do not bounce our
+   * own pushes back; push with `push(target, mirror.outbox, { pair: source, ...mirror.pushCallbacks })`.
+   */
+  readonly edits: MirrorEdits;
+  /** The outbox of this mirror's source (a table `<table>_outbox` in the same database). */
+  readonly outbox: Outbox;
+  /** Write-back callbacks for `push`: results and conflict resolutions update the rows. */
+  readonly pushCallbacks: MirrorTwoWay["pushCallbacks"];
   /** The underlying database. */
   readonly db: SqliteDatabase;
   /** Closes the database if the mirror opened it; safe twice. */
@@ -152,7 +169,9 @@ export function createSqliteMirror(
   const countRows = db.prepare<[string], { n: number }>(
     `SELECT count(*) AS n FROM ${table} WHERE source = ?`,
   );
-  const clearAll = db.prepare(`DELETE FROM ${table} WHERE source = ?`);
+  const clearAll = db.prepare(
+    `DELETE FROM ${table} WHERE source = ? AND sourcekey NOT IN (SELECT value FROM json_each(?))`,
+  );
   // Full syncs are swept by generation: rows a full sync did not touch are gone on the server.
   // The generation is stored, so a full sync resumed by another process sweeps the same way.
   const readGeneration = db.prepare<[string], { gen: number }>(
@@ -162,14 +181,25 @@ export function createSqliteMirror(
     `INSERT INTO ${table}_generation (source, gen) VALUES (?, ?)
       ON CONFLICT (source) DO UPDATE SET gen = excluded.gen`,
   );
-  const sweep = db.prepare(`DELETE FROM ${table} WHERE source = ? AND sync_gen < ?`);
+  // Rows with pending local edits stay: the server does not have them (yet).
+  const sweep = db.prepare(
+    `DELETE FROM ${table} WHERE source = ? AND sync_gen < ? AND sourcekey NOT IN (SELECT value FROM json_each(?))`,
+  );
   let gen = readGeneration.get(source)?.gen ?? 0;
   const beginFullSync = () => {
     gen++;
     writeGeneration.run(source, gen);
   };
+  const two = mirrorTwoWay({
+    db,
+    table,
+    source,
+    keyFor: options.keyFor ?? ((id) => `local:${id}`),
+    newId: timeOrderedId,
+    readOf,
+  });
   const endFullSync = () => {
-    sweep.run(source, gen);
+    sweep.run(source, gen, two.pendingJson());
   };
 
   const update = (obj: SyncObject, now: string) => {
@@ -195,19 +225,31 @@ export function createSqliteMirror(
     setRead.run(isRead ? 1 : 0, now, isRead ? "true" : "false", source, sourcekey);
   };
   const clear = () => {
-    clearAll.run(source);
+    clearAll.run(source, two.pendingJson());
   };
 
+  // Each pull write checks the outbox in its own transaction (pending local edit → leave it).
+  // A row the pull leaves alone still counts as seen by a running full sync (not swept).
+  const touch = db.prepare(`UPDATE ${table} SET sync_gen = ? WHERE source = ? AND sourcekey = ?`);
   const onUpdated = db.transaction((records: SyncObject[]) => {
     const now = new Date().toISOString();
-    for (const r of records) update(r, now);
+    two.guarded((g) => {
+      for (const r of records) {
+        if (g.skip(r.sourcekey, r)) touch.run(gen, source, r.sourcekey);
+        else update(r, now);
+      }
+    });
   });
   const onDeleted = db.transaction((keys: string[], objects?: { type?: string }[]) => {
-    for (const [i, k] of keys.entries()) remove(k, objects?.[i]?.type);
+    two.guarded((g) => {
+      for (const [i, k] of keys.entries()) if (!g.skip(k)) remove(k, objects?.[i]?.type);
+    });
   });
   const onRead = db.transaction((changes: { sourcekey: string; isRead: boolean }[]) => {
     const now = new Date().toISOString();
-    for (const c of changes) markRead(c.sourcekey, c.isRead, now);
+    two.guarded((g) => {
+      for (const c of changes) if (!g.skip(c.sourcekey)) markRead(c.sourcekey, c.isRead, now);
+    });
   });
 
   const toRow = (r: RawRow): MirrorRow => ({
@@ -228,9 +270,9 @@ export function createSqliteMirror(
   return {
     db,
     importer: {
-      update: (obj) => update(obj, new Date().toISOString()),
-      delete: (obj) => remove(obj.sourcekey, obj.type),
-      read: (obj, isRead) => markRead(obj.sourcekey, isRead, new Date().toISOString()),
+      update: (obj) => onUpdated([obj]),
+      delete: (obj) => onDeleted([obj.sourcekey], [obj]),
+      read: (obj, isRead) => onRead([{ sourcekey: obj.sourcekey, isRead }]),
       reset: clear,
       beginFullSync,
       endFullSync,
@@ -250,6 +292,9 @@ export function createSqliteMirror(
     },
     count: () => countRows.get(source)?.n ?? 0,
     clear,
+    edits: two.edits,
+    outbox: two.outbox,
+    pushCallbacks: two.pushCallbacks,
     close() {
       if (closed || !owned) return;
       closed = true;

@@ -15,6 +15,7 @@ export interface StoredEvent {
   etag: string;
   updated: string;
   summary?: string;
+  description?: string;
   iCalUID?: string;
   start?: EventTime;
   end?: EventTime;
@@ -185,6 +186,40 @@ export class GoogleModel {
     }
     this.#putEvent(calendarId, next);
     return true;
+  }
+
+  /**
+   * A client's `events.insert` / `events.update`: stores the event's writable fields under `id`
+   * with a new etag. "duplicate": insert of an id that exists (cancelled ones included, as
+   * Google does); "missing" / "gone": update of an unknown or deleted event; "stale": the
+   * `ifMatch` etag is not the current one.
+   */
+  writeEvent(
+    calendarId: string,
+    id: string,
+    fields: Record<string, unknown>,
+    mode: { insert: true } | { insert: false; ifMatch?: string },
+  ): StoredEvent | "duplicate" | "missing" | "gone" | "stale" {
+    const cur = this.calendars.get(calendarId)?.get(id);
+    if (mode.insert && cur) return "duplicate";
+    if (!mode.insert) {
+      if (!cur) return "missing";
+      if (cur.status === "cancelled") return "gone";
+      if (mode.ifMatch !== undefined && mode.ifMatch !== cur.etag) return "stale";
+    }
+    const { summary, start, end, recurrence, description } = fields as Partial<StoredEvent> & {
+      description?: string;
+    };
+    return this.#putEvent(calendarId, {
+      id,
+      status: "confirmed",
+      iCalUID: cur?.iCalUID ?? `${id}@google.com`,
+      ...(summary !== undefined ? { summary } : {}),
+      ...(description !== undefined ? { description } : {}),
+      ...(start !== undefined ? { start } : {}),
+      ...(end !== undefined ? { end } : {}),
+      ...(recurrence !== undefined ? { recurrence } : {}),
+    });
   }
 
   /** Deletes an event; a series takes its exceptions with it (they become bare cancelled stubs). */

@@ -198,10 +198,13 @@ export class GoogleEmulator {
       return this.#calendarGet(res, decodeURIComponent(m[1] as string));
     if ((m = /^\/calendar\/v3\/calendars\/([^/]+)\/events\/watch$/.exec(p)) && method === "POST")
       return this.#watch(res, decodeURIComponent(m[1] as string), body);
+    if ((m = /^\/calendar\/v3\/calendars\/([^/]+)\/events$/.exec(p)) && method === "POST")
+      return this.#eventWrite(req, res, decodeURIComponent(m[1] as string), undefined, body);
     if ((m = /^\/calendar\/v3\/calendars\/([^/]+)\/events\/([^/]+)$/.exec(p))) {
       const calendarId = decodeURIComponent(m[1] as string);
       const id = decodeURIComponent(m[2] as string);
-      if (method === "DELETE") return this.#eventDelete(res, calendarId, id);
+      if (method === "DELETE") return this.#eventDelete(req, res, calendarId, id);
+      if (method === "PUT") return this.#eventWrite(req, res, calendarId, id, body);
       if (method === "GET") return this.#eventGet(res, calendarId, id);
     }
     if (p === "/calendar/v3/channels/stop" && method === "POST") return this.#stop(res, body);
@@ -413,7 +416,57 @@ export class GoogleEmulator {
     sendError(res, 404, "notFound", "Not Found");
   }
 
-  #eventDelete(res: ServerResponse, calendarId: string, id: string): unknown {
+  /**
+   * `events.insert` (POST, optional client `id`: base32hex, 5–1024 chars; an existing id is 409
+   * duplicate) and `events.update` (PUT, `If-Match` → 412 conditionNotMet when stale).
+   */
+  #eventWrite(
+    req: IncomingMessage,
+    res: ServerResponse,
+    calendarId: string,
+    id: string | undefined,
+    body: string,
+  ): unknown {
+    if (!this.model.calendars.has(calendarId)) return sendError(res, 404, "notFound", "Not Found");
+    let fields: Record<string, unknown>;
+    try {
+      fields = JSON.parse(body) as Record<string, unknown>;
+    } catch {
+      return sendError(res, 400, "parseError", "Parse Error");
+    }
+    const insert = id === undefined;
+    const eventId = insert ? ((fields.id as string | undefined) ?? this.model.newId("ev")) : id;
+    // Google's rule for client-chosen ids (its own ids, like the emulator's `ev1`, are exempt).
+    if (insert && fields.id !== undefined && !/^[a-v0-9]{5,1024}$/.test(String(fields.id)))
+      return sendError(res, 400, "invalid", "Invalid resource id value.");
+    const ifMatch = req.headers["if-match"];
+    const outcome = this.model.writeEvent(
+      calendarId,
+      eventId,
+      fields,
+      insert ? { insert: true } : { insert: false, ifMatch },
+    );
+    if (outcome === "duplicate")
+      return sendError(res, 409, "duplicate", "The requested identifier already exists.");
+    if (outcome === "missing") return sendError(res, 404, "notFound", "Not Found");
+    if (outcome === "gone")
+      return sendError(res, 410, "deleted", "Resource has been deleted", { domain: "global" });
+    if (outcome === "stale")
+      return sendError(res, 412, "conditionNotMet", "Precondition Failed", {
+        domain: "global",
+        location: "If-Match",
+      });
+    sendJson(res, 200, serveEvent(outcome));
+  }
+
+  #eventDelete(req: IncomingMessage, res: ServerResponse, calendarId: string, id: string): unknown {
+    const cur = this.model.calendars.get(calendarId)?.get(id);
+    const ifMatch = req.headers["if-match"];
+    if (cur && cur.status !== "cancelled" && ifMatch !== undefined && ifMatch !== cur.etag)
+      return sendError(res, 412, "conditionNotMet", "Precondition Failed", {
+        domain: "global",
+        location: "If-Match",
+      });
     const outcome = this.model.deleteEvent(calendarId, id);
     if (outcome === "missing") return sendError(res, 404, "notFound", "Not Found");
     if (outcome === "gone")

@@ -1,0 +1,283 @@
+/**
+ * The SQLite mirror's two-way half: an outbox table next to the mirror table, local edits that
+ * change a row and record its outbox entry in one transaction, the pull-side guard (pending
+ * local edits and echoes of our pushes are not overwritten), and the pusher's write-back.
+ */
+import { NotFoundError } from "../core/errors.js";
+import type { ObjectType, SyncObject } from "../core/types.js";
+import { createSqliteStateStore } from "../stores/sqlite.js";
+import type { SqliteDatabase } from "../stores/sqlite-driver.js";
+import {
+  forgetEcho,
+  hasEcho,
+  hasPending,
+  isEcho,
+  type OutboxDoc,
+  parseDoc,
+  pendingKeys,
+  record,
+  serializeDoc,
+} from "../two-way/log.js";
+import { createOutbox, type Outbox } from "../two-way/outbox.js";
+import type { PushOptions } from "../two-way/push.js";
+import type { LocalChange } from "../two-way/types.js";
+
+/** Local edits of mirror rows; each changes the row and queues its push in one transaction. */
+export interface MirrorEdits {
+  /** A new object; its sourcekey is `keyFor(id)` (client-chosen). Returns the row's id. */
+  create(input: { data: unknown; parentKey?: string; type?: ObjectType }): string;
+  /** Replaces the data of the row with this id. */
+  update(id: string, data: unknown): void;
+  /** Deletes the row with this id. */
+  remove(id: string): void;
+  markRead(id: string, isRead: boolean): void;
+  move(id: string, parentKey: string): void;
+}
+
+export interface MirrorTwoWay {
+  outbox: Outbox;
+  edits: MirrorEdits;
+  pushCallbacks: Required<Pick<PushOptions, "onPushed" | "onRemote">>;
+  /** Runs `fn` in a transaction with the pair's outbox document loaded (saved after if changed). */
+  guarded<R>(fn: (guard: PullGuard) => R): R;
+  /** Sourcekeys with pending local changes, as JSON (for `NOT IN json_each(?)`). */
+  pendingJson(): string;
+}
+
+export interface PullGuard {
+  /** True when the pull must leave this object alone (pending local edit, or our echo). */
+  skip(sourcekey: string, obj?: SyncObject): boolean;
+}
+
+interface Deps {
+  db: SqliteDatabase;
+  table: string;
+  source: string;
+  keyFor: (localId: string) => string;
+  newId: () => string;
+  readOf: (obj: SyncObject) => boolean | undefined;
+}
+
+interface Row {
+  id: string;
+  sourcekey: string;
+  type: string;
+  parent_key: string | null;
+  change_key: string | null;
+  data: string;
+  is_read: number | null;
+}
+
+export function mirrorTwoWay(d: Deps): MirrorTwoWay {
+  const { db, table, source } = d;
+  const outboxTable = `${table}_outbox`;
+  // The same table the outbox's state store uses, so the pusher sees the edits' entries.
+  const outbox = createOutbox(createSqliteStateStore(db, { table: outboxTable }));
+  const key = `outbox:${source}`;
+  const selectDoc = db.prepare<[string], { state: string }>(
+    `SELECT state FROM ${outboxTable} WHERE key = ?`,
+  );
+  const saveDoc = db.prepare(
+    `INSERT INTO ${outboxTable} (key, state, saved_at) VALUES (?, ?, ?)
+      ON CONFLICT (key) DO UPDATE SET state = excluded.state, saved_at = excluded.saved_at`,
+  );
+  const byId = db.prepare<[string, string], Row>(
+    `SELECT * FROM ${table} WHERE source = ? AND id = ?`,
+  );
+  const insert = db.prepare(`INSERT INTO ${table}
+    (source, sourcekey, id, type, parent_key, change_key, data, is_read, created_locally, updated_locally, updated_at_source, sync_gen)
+    VALUES (@source, @sourcekey, @id, @type, @parentKey, @changeKey, @data, @isRead, @now, @now, @updatedAt,
+      (SELECT coalesce(max(gen), 0) FROM ${table}_generation WHERE source = @source))`);
+  const setRow = db.prepare(`UPDATE ${table} SET sourcekey = @sourcekey, type = @type,
+      parent_key = @parentKey, change_key = @changeKey, data = @data, is_read = @isRead,
+      updated_locally = @now, updated_at_source = @updatedAt,
+      sync_gen = (SELECT coalesce(max(gen), 0) FROM ${table}_generation WHERE source = @source)
+      WHERE source = @source AND id = @id`);
+  const deleteById = db.prepare(`DELETE FROM ${table} WHERE source = ? AND id = ?`);
+
+  const load = (): { doc: OutboxDoc; text: string | undefined } => {
+    const text = selectDoc.get(key)?.state;
+    return { doc: parseDoc(key, text), text };
+  };
+  const save = (doc: OutboxDoc, before: string | undefined) => {
+    const text = serializeDoc(doc);
+    if (text !== before) saveDoc.run(key, text, new Date().toISOString());
+  };
+  const row = (id: string): Row => {
+    const r = byId.get(source, id);
+    if (!r) throw new NotFoundError(`mirror ${source}: no row with id ${JSON.stringify(id)}`);
+    return r;
+  };
+  const write = (r: Row, updatedAt: string) => {
+    setRow.run({
+      source,
+      id: r.id,
+      sourcekey: r.sourcekey,
+      type: r.type,
+      parentKey: r.parent_key,
+      changeKey: r.change_key,
+      data: r.data,
+      isRead: r.is_read,
+      now: new Date().toISOString(),
+      updatedAt,
+    });
+  };
+  /** Changes a row and records its outbox entry in one transaction. */
+  const edit = db.transaction((change: (doc: OutboxDoc) => LocalChange | undefined) => {
+    const { doc, text } = load();
+    const c = change(doc);
+    if (c) record(doc, c, Date.now());
+    save(doc, text);
+  });
+  const base = (r: Row) => (r.change_key === null ? {} : { changeKey: r.change_key });
+  const isReadOf = (obj: SyncObject): number | null => {
+    const v = d.readOf(obj);
+    return v === undefined ? null : v ? 1 : 0;
+  };
+
+  const edits: MirrorEdits = {
+    create({ data, parentKey, type = "item" }) {
+      const id = d.newId();
+      const sourcekey = d.keyFor(id);
+      edit(() => {
+        const obj: SyncObject = { sourcekey, type, parentKey, data };
+        insert.run({
+          source,
+          sourcekey,
+          id,
+          type,
+          parentKey: parentKey ?? null,
+          changeKey: null,
+          data: JSON.stringify(data ?? null),
+          isRead: isReadOf(obj),
+          now: new Date().toISOString(),
+          updatedAt: "local",
+        });
+        return {
+          kind: "create",
+          localId: id,
+          sourcekey,
+          ...(parentKey !== undefined ? { parentKey } : {}),
+          data,
+        };
+      });
+      return id;
+    },
+    update(id, data) {
+      edit(() => {
+        const r = row(id);
+        const obj: SyncObject = {
+          sourcekey: r.sourcekey,
+          type: r.type as ObjectType,
+          parentKey: r.parent_key ?? undefined,
+          data,
+        };
+        write({ ...r, data: JSON.stringify(data ?? null), is_read: isReadOf(obj) }, "local");
+        return { kind: "update", localId: id, sourcekey: r.sourcekey, ...base(r), data };
+      });
+    },
+    remove(id) {
+      edit(() => {
+        const r = row(id);
+        deleteById.run(source, id);
+        return { kind: "delete", localId: id, sourcekey: r.sourcekey, ...base(r) };
+      });
+    },
+    markRead(id, isRead) {
+      edit(() => {
+        const r = row(id);
+        const data = JSON.parse(r.data) as unknown;
+        // A `read` boolean inside the data follows the flag (as the pull side keeps it).
+        const next =
+          data !== null &&
+          typeof data === "object" &&
+          typeof (data as { read?: unknown }).read === "boolean"
+            ? JSON.stringify({ ...(data as object), read: isRead })
+            : r.data;
+        write({ ...r, data: next, is_read: isRead ? 1 : 0 }, "local");
+        return { kind: "read", localId: id, sourcekey: r.sourcekey, ...base(r), isRead };
+      });
+    },
+    move(id, parentKey) {
+      edit(() => {
+        const r = row(id);
+        write({ ...r, parent_key: parentKey }, "local");
+        return { kind: "move", localId: id, sourcekey: r.sourcekey, ...base(r), parentKey };
+      });
+    },
+  };
+
+  const fromObject = (id: string, obj: SyncObject): Row => ({
+    id,
+    sourcekey: obj.sourcekey,
+    type: obj.type,
+    parent_key: obj.parentKey ?? null,
+    change_key: obj.changeKey ?? null,
+    data: JSON.stringify(obj.data ?? null),
+    is_read: isReadOf(obj),
+  });
+
+  const onPushed = db.transaction(
+    (
+      entry: { localId: string },
+      result: { sourcekey: string; changeKey?: string; object?: SyncObject } | null,
+      info: { last: boolean },
+    ) => {
+      const r = byId.get(source, entry.localId);
+      if (!r || !result) return;
+      if (info.last && result.object) {
+        // The server's version whole: the pull skipped this row while it was pending.
+        write(fromObject(r.id, result.object), source);
+      } else {
+        write({ ...r, sourcekey: result.sourcekey, change_key: result.changeKey ?? null }, "local");
+      }
+    },
+  );
+  const onRemote = db.transaction((entry: { localId: string }, remote: SyncObject | null) => {
+    deleteById.run(source, entry.localId);
+    if (!remote) return;
+    const r = fromObject(entry.localId, remote);
+    insert.run({
+      source,
+      sourcekey: r.sourcekey,
+      id: r.id,
+      type: r.type,
+      parentKey: r.parent_key,
+      changeKey: r.change_key,
+      data: r.data,
+      isRead: r.is_read,
+      now: new Date().toISOString(),
+      updatedAt: source,
+    });
+  });
+
+  return {
+    outbox,
+    edits,
+    pushCallbacks: {
+      onPushed: (entry, result, info) => onPushed(entry, result, info),
+      onRemote: (entry, remote) => onRemote(entry, remote),
+    },
+    guarded<R>(fn: (guard: PullGuard) => R): R {
+      const { doc, text } = load();
+      if (doc.entries.length === 0 && doc.echoes.length === 0) {
+        return fn({ skip: () => false });
+      }
+      const result = fn({
+        skip(sourcekey, obj) {
+          if (hasPending(doc, sourcekey)) return true;
+          if (!hasEcho(doc, sourcekey)) return false;
+          const echo = obj !== undefined && isEcho(doc, obj);
+          forgetEcho(doc, sourcekey);
+          return echo;
+        },
+      });
+      save(doc, text);
+      return result;
+    },
+    pendingJson() {
+      const { doc } = load();
+      return JSON.stringify([...pendingKeys(doc)]);
+    },
+  };
+}

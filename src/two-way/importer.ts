@@ -1,0 +1,61 @@
+/**
+ * The pull side of two-way sync: an importer wrapper that keeps pending local edits and our own
+ * pushes from coming back as remote changes.
+ */
+import type { Importer, SyncObject } from "../core/types.js";
+import { forgetEcho, hasEcho, hasPending, isEcho } from "./log.js";
+import type { Outbox } from "./outbox.js";
+
+/**
+ * Wraps the importer of a pair's pull so that:
+ * - an object with local changes not yet pushed is left alone (the push's conditional write
+ *   meets the remote change as a conflict instead of the pull overwriting the local edit);
+ * - the version one of our pushes produced (echo) is not delivered as a remote edit.
+ *
+ * The check and your write are not one transaction: a local edit recorded while a pull is
+ * importing the same object can still be overwritten in your copy. `createSqliteMirror` with
+ * `twoWay` does both in one SQLite transaction.
+ * @example
+ * await folder.sync(twoWayImporter(importer, outbox, "memory:alice/inbox"), state);
+ */
+export function twoWayImporter<T>(
+  importer: Importer<T>,
+  outbox: Outbox,
+  pair: string,
+): Importer<T> {
+  /**
+   * True when the pull must leave the object alone. An echo is consumed by the first version
+   * of the object the pull sees: a later identical-looking one (moved away and back) is news.
+   */
+  const skip = async (sourcekey: string, obj?: SyncObject) => {
+    const doc = await outbox.read(pair);
+    if (hasPending(doc, sourcekey)) return true;
+    if (!hasEcho(doc, sourcekey)) return false;
+    const echo = obj !== undefined && isEcho(doc, obj);
+    await outbox.update(pair, (d) => forgetEcho(d, sourcekey));
+    return echo;
+  };
+  return {
+    ...importer,
+    async update(obj, flags) {
+      if (await skip(obj.sourcekey, obj)) return;
+      return importer.update?.(obj, flags);
+    },
+    async delete(obj, flags) {
+      if (await skip(obj.sourcekey)) return;
+      return importer.delete?.(obj, flags);
+    },
+    async read(obj, isRead) {
+      if (await skip(obj.sourcekey)) return;
+      return importer.read?.(obj, isRead);
+    },
+    ...(importer.moved
+      ? {
+          async moved(obj, flags) {
+            if (await skip(obj.sourcekey, obj)) return;
+            return importer.moved?.(obj, flags);
+          },
+        }
+      : {}),
+  };
+}
