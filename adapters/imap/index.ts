@@ -65,7 +65,12 @@ export function createImapAccount(options: ImapOptions): ImapAccount {
       scope,
       // Read-ahead keeps pages across calls, which a resumed round can't be told apart by: every
       // round of more than one page is followed by one more (usually one STATUS).
-      source: followResumedRounds(mailboxSource({ connection, path }), mailboxPageSchema, true),
+      // UID-range pages list what is there now: a message a crashed page delivered and that was
+      // expunged before the resume is in no answer, so pages are marked first (reportsByContent).
+      source: {
+        ...followResumedRounds(mailboxSource({ connection, path }), mailboxPageSchema, true),
+        reportsByContent: true,
+      },
       windowKeys: ["daysWithin"],
       notifications: () =>
         idleNotifications(opts, path, scope).pipe(takeUntil(closing)) as Observable<
@@ -78,7 +83,7 @@ export function createImapAccount(options: ImapOptions): ImapAccount {
     createSyncable<ImapMessage>({
       adapter: "imap",
       scope: "server",
-      source: serverSource(connection),
+      source: { ...serverSource(connection), reportsByContent: true },
       windowKeys: ["daysWithin"],
       notifications: (filter) =>
         serverNotifications(opts, () => connection.withClient(listSelectable), filter).pipe(

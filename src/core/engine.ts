@@ -57,10 +57,13 @@ export async function exportChanges(
 
   // A diff against the cursor, or a listing resumed inside a page, may not show what became of
   // an object a crashed round delivered (see `reportsByContent`): mark it for verification first.
-  // A full sync from nothing needs no marks: its retry starts over and sweeps.
+  // A full sync from nothing needs no marks until its first checkpoint: a crash before it starts
+  // over from nothing and sweeps. `pending` collects the round's marks for `runSync`.
   const fromNothing =
     fullSync && cursor === undefined && page === undefined && delivered === undefined;
-  const pending = source.reportsByContent && !fromNothing ? new Set<string>() : undefined;
+  const marks = source.reportsByContent === true;
+  let markPages = marks && !fromNothing;
+  const pending = markPages ? new Set<string>() : undefined;
   const pendingState = (): string | undefined =>
     pending?.size
       ? encodeState({
@@ -85,9 +88,9 @@ export async function exportChanges(
           ? undefined
           : await ResumedPage.open(def, result.changes, delivered, request);
       const changes = resumed ? resumed.changes : result.changes;
-      if (pending && changes.length > 0) {
+      if (markPages && changes.length > 0) {
         const keys = changes.map((c) => c.object.sourcekey);
-        for (const key of keys) pending.add(key);
+        if (pending) for (const key of keys) pending.add(key);
         await options.onCheckpoint?.(envelope({ page, delivered: withPending(delivered, keys) }));
       }
       if (ahead && result.nextPage !== undefined) {
@@ -139,6 +142,7 @@ export async function exportChanges(
       if (page === undefined) break;
       const checkpoint = envelope({ page });
       if (options.onCheckpoint) await options.onCheckpoint(checkpoint);
+      markPages = marks; // a crash from here on resumes at this checkpoint, not from nothing
       if (imported >= limit) {
         return {
           state: checkpoint,
