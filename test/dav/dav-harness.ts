@@ -341,3 +341,8 @@ export function foreignToken(token: string): string {
   const last = token.slice(-1);
   return token.slice(0, -1) + (last === "0" ? "1" : "0");
 }
+
+/** True for a checkpoint that marks no objects for verification (a page boundary). */
+export function marksNothing(state: string): boolean {
+  return !("d" in (JSON.parse(Buffer.from(state.slice(4), "base64url").toString()) as object));
+}
