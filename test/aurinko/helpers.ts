@@ -6,7 +6,7 @@ import {
   type AurinkoOptions,
   createAurinkoAccount,
 } from "../../adapters/aurinko/index.js";
-import type { Importer, SyncObject } from "../../src/core/types.js";
+import { type Recorder, recorder as record } from "../recorder.js";
 import type { AurinkoEmulator } from "./emulator.js";
 
 /** An account on the emulator with fast retries and no pause between `ready: false` answers. */
@@ -25,34 +25,8 @@ export function account(
 }
 
 /** An importer that records into a map (and a log of calls). */
-export function recorder(): {
-  items: Map<string, SyncObject>;
-  reads: Map<string, boolean>;
-  log: string[];
-  importer: Importer;
-} {
-  const items = new Map<string, SyncObject>();
-  const reads = new Map<string, boolean>();
-  const log: string[] = [];
-  return {
-    items,
-    reads,
-    log,
-    importer: {
-      update: (obj) => {
-        log.push(`update ${obj.sourcekey}`);
-        items.set(obj.sourcekey, obj);
-      },
-      delete: (obj) => {
-        log.push(`delete ${obj.sourcekey}`);
-        items.delete(obj.sourcekey);
-      },
-      read: (obj, isRead) => {
-        log.push(`read ${obj.sourcekey} ${isRead}`);
-        reads.set(obj.sourcekey, isRead);
-      },
-    },
-  };
+export function recorder(): Recorder {
+  return record();
 }
 
 /** A message as the model stores it. */

@@ -6,7 +6,7 @@ import {
   type GraphAccount,
   type GraphOptions,
 } from "../../adapters/graph/index.js";
-import type { Importer, SyncObject } from "../../src/core/types.js";
+import { type Recorder, recorder as record } from "../recorder.js";
 import type { GraphEmulator } from "./emulator.js";
 
 /** An account on the emulator with fast retries. */
@@ -20,36 +20,6 @@ export function account(emulator: GraphEmulator, extra: Partial<GraphOptions> = 
 }
 
 /** An importer that records into a map (and a log of calls). */
-export function recorder(): {
-  items: Map<string, SyncObject>;
-  reads: Map<string, boolean>;
-  log: string[];
-  importer: Importer;
-} {
-  const items = new Map<string, SyncObject>();
-  const reads = new Map<string, boolean>();
-  const log: string[] = [];
-  return {
-    items,
-    reads,
-    log,
-    importer: {
-      update: (obj) => {
-        log.push(`update ${obj.sourcekey}`);
-        items.set(obj.sourcekey, obj);
-      },
-      delete: (obj) => {
-        log.push(`delete ${obj.sourcekey}`);
-        items.delete(obj.sourcekey);
-      },
-      read: (obj, isRead) => {
-        log.push(`read ${obj.sourcekey} ${isRead}`);
-        reads.set(obj.sourcekey, isRead);
-      },
-      moved: (obj, flags) => {
-        log.push(`moved ${obj.sourcekey} ${flags.fromParentKey}->${obj.parentKey}`);
-        items.set(obj.sourcekey, obj);
-      },
-    },
-  };
+export function recorder(): Recorder {
+  return record({ moved: true });
 }
