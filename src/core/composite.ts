@@ -115,15 +115,13 @@ export function compositeSource(
     req: PageRequest<CompositeCursor, CompositePage>,
   ): Promise<Change[]> {
     const key = req.page?.todo[0];
-    // The round's first page lists vanished children; one it reported (and the importer
-    // cascaded away) is back. Report it gone again: a child that comes back has a new identity
-    // (IMAP UIDVALIDITY, a DAV sync token, a Graph id), so its own page resets and re-lists it.
-    if (key === undefined) return keys.map(vanished);
-    const child = options.child(key);
-    if (!child.verify) {
+    const child = key === undefined ? undefined : options.child(key);
+    if (key === undefined || !child?.verify) {
+      // The round's first page lists vanished children; one of them is back (or the child can't
+      // verify): only a full resync rebuilds what the importer cascaded away.
       throw new StateInvalidError(
-        `${options.name}: the resumed page no longer lists ${keys.length} delivered object(s) ` +
-          `of ${key}, which cannot verify objects`,
+        `${options.name}: the resumed page no longer lists ${keys.length} delivered object(s)` +
+          (key === undefined ? "" : ` of ${key}, which cannot verify objects`),
       );
     }
     const childCursor = req.cursor?.[key];
