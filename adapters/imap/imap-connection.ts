@@ -39,7 +39,13 @@ export type Selection =
    * up to date, and the mailbox reports UIDNEXT / HIGHESTMODSEQ from the STATUS, which is never
    * newer than the view), SELECT otherwise.
    */
-  | FreshStatus;
+  | FreshStatus
+  /**
+   * The caller checks the mailbox's identity itself: keep a selection of it and bring the view
+   * up to date (NOOP, then UIDNEXT / HIGHESTMODSEQ from a STATUS the view answers), SELECT
+   * otherwise. Costs a few ms where a STATUS on the other connection has to open the mailbox.
+   */
+  | "refresh";
 
 export interface ImapConnection {
   /** A credential-free label of the account. */
@@ -71,6 +77,8 @@ export interface ImapConnection {
    * mailbox; a round without it, a few ms).
    */
   status(path: string, signal?: AbortSignal): Promise<FreshStatus | undefined>;
+  /** True when the main connection is up and has `path` selected (a `"refresh"` can skip SELECT). */
+  isSelected(path: string): boolean;
   /** Logs out (or, when the server does not answer, closes the socket); safe to call twice. */
   close(): Promise<void>;
 }
@@ -78,6 +86,8 @@ export interface ImapConnection {
 /** One connection of an account: opened on first use, replaced when dropped. */
 interface Slot {
   attempt<R>(what: string, fn: (c: ImapFlow) => Promise<R>, signal?: AbortSignal): Promise<R>;
+  /** The connection, when one is open and usable (never opens one). */
+  peek(): ImapFlow | undefined;
   close(): Promise<void>;
 }
 
@@ -131,6 +141,7 @@ function createSlot(
         }
       }
     },
+    peek: () => (current?.client.usable ? current.client : undefined),
     async close() {
       const s = current;
       current = undefined;
@@ -161,6 +172,10 @@ export function createImapConnection(options: ResolvedImapOptions): ImapConnecti
     label,
     options,
     withClient: (fn, signal) => probe.attempt(label, fn, signal),
+    isSelected(path) {
+      const mailbox = main.peek()?.mailbox;
+      return mailbox ? mailbox.path === path : false;
+    },
     status(path, signal) {
       return probe.attempt(
         `${label} STATUS "${path}"`,
@@ -206,6 +221,18 @@ export function createImapConnection(options: ResolvedImapOptions): ImapConnecti
               } else {
                 box = await c.mailboxOpen(path);
               }
+            } else if (selection === "refresh" && !selected) {
+              await c.noop();
+              const modseq =
+                c.enabled.has("QRESYNC") ||
+                c.enabled.has("CONDSTORE") ||
+                c.capabilities.has("CONDSTORE");
+              // imapflow copies a STATUS of the selected mailbox into `c.mailbox`.
+              const fresh = await c.status(path, {
+                uidNext: true,
+                ...(modseq ? { highestModseq: true } : {}),
+              });
+              box = fresh ? (c.mailbox as MailboxObject) : await c.mailboxOpen(path);
             } else if (selection !== "keep" && !selected) {
               // Dovecot answers for a mailbox this session already has selected from the
               // session's view, which misses a delete + recreate by another session.
