@@ -206,7 +206,7 @@ async function main(): Promise<void> {
       try {
         // The raw baseline asks for what changed since its last FETCH (its view's HIGHESTMODSEQ).
         const seen = await raw2.status("INBOX", { highestModseq: true });
-        rawSince = (seen && seen.highestModseq) || rawSince;
+        rawSince = (seen ? seen.highestModseq : undefined) ?? rawSince;
         const r = round++;
         for (let i = 0; i < 10; i++)
           await client.messageFlagsAdd({ uid: `${100 + i * 997 + r}` }, ["\\Flagged"]);
