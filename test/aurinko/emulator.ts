@@ -334,14 +334,16 @@ export class AurinkoEmulator {
         return undefined;
       }
     };
-    const bad = (message: string) => (
-      send(res, 400, { code: "badRequest", message }), true as const
-    );
+    const answer = (code: number, payload: unknown): true => {
+      send(res, code, payload);
+      return true;
+    };
+    const bad = (message: string) => answer(400, { code: "badRequest", message });
     const status = path.match(/^email\/messages\/([^/]+)\/status$/);
     if (status && method === "POST") {
       const id = decodeURIComponent(status[1] as string);
       const r = model.collections.get("email")?.get(id);
-      if (!r || r.deleted) return send(res, 404, { code: "notFound", message: id }), true;
+      if (!r || r.deleted) return answer(404, { code: "notFound", message: id });
       const patch = json();
       if (!patch) return bad("not JSON");
       const labels = new Set((r.data.sysLabels as string[] | undefined) ?? []);
@@ -361,7 +363,7 @@ export class AurinkoEmulator {
         itemOf(path) ?? collectionPathOf(path);
       if (!target) return undefined;
       const coll = model.collections.get(target.collection);
-      if (!coll) return send(res, 404, { code: "notFound", message: target.collection }), true;
+      if (!coll) return answer(404, { code: "notFound", message: target.collection });
       if (method === "POST" && target.id === undefined) {
         if (target.collection === "email") return undefined;
         const data = json();
@@ -374,7 +376,7 @@ export class AurinkoEmulator {
       }
       if (target.id === undefined) return undefined;
       const r = coll.get(target.id);
-      if (!r || r.deleted) return send(res, 404, { code: "notFound", message: target.id }), true;
+      if (!r || r.deleted) return answer(404, { code: "notFound", message: target.id });
       if (ifMatch !== undefined && ifMatch !== r.data.etag) {
         send(res, 412, { code: "preconditionFailed", message: "etag mismatch" });
         return true;
