@@ -493,10 +493,18 @@ export class AurinkoEmulator {
     // Pages continue after the last record served, up to the current head: a page token read
     // later (a resumed round) also lists what changed since the round began.
     const head = model.seq;
-    const records = [...(model.collections.get(collection)?.values() ?? [])]
+    const candidates = [...(model.collections.get(collection)?.values() ?? [])]
       .filter((r) => r.seq > t.s && r.seq <= head && r.deleted === (k === "d"))
-      .filter((r) => !t.i || inWindow(r, t.w))
       .sort((a, b) => a.seq - b.seq);
+    // The window is checked only until one record past the page is found: a full load of N
+    // records in pages of P costs O(N log N) per page here, not N window checks (the benchmark
+    // measured this emulator more than the clients).
+    const records: StoredRecord[] = [];
+    for (const r of candidates) {
+      if (t.i && !inWindow(r, t.w)) continue;
+      records.push(r);
+      if (records.length > this.options.pageSize) break;
+    }
     const slice = records.slice(0, this.options.pageSize);
     const out = slice.map((r) =>
       k === "u" ? r.data : { id: r.id, timestamp: new Date(0).toISOString() },
