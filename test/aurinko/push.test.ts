@@ -134,11 +134,12 @@ describe("subscriptions", () => {
     await vi.waitFor(() => expect(sub.id).not.toBe(first));
     const second = sub.id;
     expect(emulator.subscriptions.get(second)?.active).toBe(true);
-    expect(emulator.subscriptions.has(first)).toBe(false);
+    // The old one is deleted after the new one exists: wait for that DELETE too.
+    await vi.waitFor(() => expect(emulator.subscriptions.has(first)).toBe(false));
     // Gone altogether (404): also re-created.
     emulator.subscriptions.delete(second);
     await vi.waitFor(() => expect(sub.id).not.toBe(second));
-    expect([...emulator.subscriptions.keys()]).toEqual([sub.id]);
+    await vi.waitFor(() => expect([...emulator.subscriptions.keys()]).toEqual([sub.id]));
     await sub.stop();
   });
 
