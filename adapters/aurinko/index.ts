@@ -16,6 +16,7 @@ import type { SyncWindow } from "../../src/core/types.js";
 import { createAgent, createHttpClient, type HttpClientOptions } from "../../src/http/index.js";
 import { NotificationHub } from "../../src/notify/hub.js";
 import type { WebhookReceiver } from "../../src/notify/webhook.js";
+import type { WriteTarget } from "../../src/two-way/types.js";
 import { classifyAurinkoError } from "./aurinko-errors.js";
 import { folderSource } from "./aurinko-folders.js";
 import {
@@ -35,6 +36,7 @@ import {
   subscribe,
 } from "./aurinko-push.js";
 import { type ReadyWait, type StreamKind, streamSource } from "./aurinko-stream.js";
+import { aurinkoItemWriteTarget, aurinkoMailWriteTarget } from "./aurinko-write.js";
 import {
   AccountInfoSchema,
   type AurinkoContact,
@@ -49,6 +51,11 @@ export { CONTACTS_KEY, MAIL_KEY } from "./aurinko-kinds.js";
 export type { AurinkoSubscription, AurinkoWatchOptions } from "./aurinko-push.js";
 export { signDelivery } from "./aurinko-push.js";
 export { type AurinkoTokens, aurinkoTokens } from "./aurinko-tokens.js";
+export {
+  type AurinkoWriteCollection,
+  aurinkoItemWriteTarget,
+  aurinkoMailWriteTarget,
+} from "./aurinko-write.js";
 export type {
   AurinkoContact,
   AurinkoEvent,
@@ -111,6 +118,14 @@ export interface AurinkoAccount extends Account {
   watchContacts(options: AurinkoWatchOptions): Promise<AurinkoSubscription>;
   /** Subscribes to `/tasklists/{id}/tasks`; deliveries notify `tasks(id)`. */
   watchTasks(tasklistId: string, options: AurinkoWatchOptions): Promise<AurinkoSubscription>;
+  /** Two-way: the events of a calendar as a `WriteTarget` (If-Match → 412 → `ConflictError`). */
+  calendarWriteTarget(calendarId: string): WriteTarget;
+  /** Two-way: the contacts as a `WriteTarget`. */
+  contactsWriteTarget(): WriteTarget;
+  /** Two-way: the tasks of a task list as a `WriteTarget`. */
+  tasksWriteTarget(tasklistId: string): WriteTarget;
+  /** Two-way: read state, keywords and Trash of the messages (no creates). */
+  mailWriteTarget(): WriteTarget;
   /** The receiver of this account's subscriptions (serve it at their `notificationUrl`). */
   readonly webhook: WebhookReceiver;
   close(): Promise<void>;
@@ -244,6 +259,11 @@ export function createAurinkoAccount(options: AurinkoOptions): AurinkoAccount {
         { resource: `/tasklists/${enc(id)}/tasks`, scope: aurinkoScopes.tasks(id), parentKey: id },
         o,
       ),
+    calendarWriteTarget: (calendarId) =>
+      aurinkoItemWriteTarget(http, { kind: "calendar", calendarId }),
+    contactsWriteTarget: () => aurinkoItemWriteTarget(http, { kind: "contacts" }),
+    tasksWriteTarget: (tasklistId) => aurinkoItemWriteTarget(http, { kind: "tasks", tasklistId }),
+    mailWriteTarget: () => aurinkoMailWriteTarget(http),
     async close() {
       if (closed) return;
       closed = true;

@@ -67,6 +67,13 @@ export const TaskSchema = z.looseObject({
 });
 export type AurinkoTask = z.infer<typeof TaskSchema>;
 
+/** The answer of a create (201 `{id, etag, record}`); `record` also alone, as PATCH answers. */
+export const WriteRecordSchema = z.looseObject({
+  id: z.string().min(1),
+  etag: z.string().optional(),
+  record: z.looseObject({ id: z.string().min(1), etag: z.string().optional() }).optional(),
+});
+
 /** A calendar of `GET /calendars` or a task list of `GET /tasklists`. */
 export const FolderSchema = z.looseObject({ id: z.string().min(1) });
 export type AurinkoFolder = z.infer<typeof FolderSchema>;

@@ -128,13 +128,30 @@ export class ResumedPage {
       if (common === indexes.length && indexes.length < fps.length) missing.push(key);
     }
     const verified = missing.length ? await verify(def, missing, request) : [];
+    const answers = new Map<string, number[]>();
     verified.forEach((change, j) => {
-      const print = fingerprint(change);
-      prints.set(page.length + j, print);
-      // The importer's last change to this key was this very one (a verify before the stop):
-      // applying it again is a no-op, and delivering it would stop every round here.
-      if (had.get(change.object.sourcekey)?.at(-1) === print) skipped.add(page.length + j);
+      prints.set(page.length + j, fingerprint(change));
+      const key = change.object.sourcekey;
+      const seen = answers.get(key);
+      if (seen) seen.push(page.length + j);
+      else answers.set(key, [page.length + j]);
     });
+    // The importer's last changes to a key were these very ones (a verify before the stop):
+    // applying them again is a no-op, and delivering them would stop every round here. A key
+    // can answer with several changes (a message's update and read): the longest prefix of its
+    // answer that the importer's last changes end with is skipped, not only a change equal to
+    // the very last one — that rule delivered the update and the read in turn, one per
+    // `maxChanges: 1` round, forever.
+    for (const [key, indexes] of answers) {
+      const fps = had.get(key) ?? [];
+      for (let k = Math.min(indexes.length, fps.length); k > 0; k--) {
+        const tail = fps.slice(fps.length - k);
+        if (tail.every((fp, i) => prints.get(indexes[i] as number) === fp)) {
+          for (const i of indexes.slice(0, k)) skipped.add(i);
+          break;
+        }
+      }
+    }
     return new ResumedPage([...page, ...verified], had, skipped, prints);
   }
 

@@ -156,7 +156,10 @@ async function drain(
     }
     if (e.kind === "delete" && !remote) return { ok: true, result: null };
     if (remote && target.applied(e, remote)) {
-      // Our own earlier write (it landed before a crash): done, nothing conflicts.
+      // Our own earlier write (it landed before a crash): done, nothing conflicts. A delete
+      // that leaves an object (a message moved to Trash) ends like a delete that answered: no
+      // result, so the server's object is not remembered as our echo (the pull delivers it).
+      if (e.kind === "delete") return { ok: true, result: null };
       return {
         ok: true,
         result: { sourcekey: remote.sourcekey, changeKey: remote.changeKey, object: remote },

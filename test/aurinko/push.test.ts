@@ -121,7 +121,8 @@ describe("subscriptions", () => {
     emulator.lifecycle(first, "error");
     await emulator.flush();
     await vi.waitFor(() => expect(sub.id).not.toBe(first));
-    expect([...emulator.subscriptions.keys()]).toEqual([sub.id]);
+    // The old one is deleted after the new one exists (no gap): wait for the DELETE too.
+    await vi.waitFor(() => expect([...emulator.subscriptions.keys()]).toEqual([sub.id]));
     expect(await seen).toMatchObject({ scope: "mail", objectType: "folder", eventType: "updated" });
   });
 
@@ -133,11 +134,12 @@ describe("subscriptions", () => {
     await vi.waitFor(() => expect(sub.id).not.toBe(first));
     const second = sub.id;
     expect(emulator.subscriptions.get(second)?.active).toBe(true);
-    expect(emulator.subscriptions.has(first)).toBe(false);
+    // The old one is deleted after the new one exists: wait for that DELETE too.
+    await vi.waitFor(() => expect(emulator.subscriptions.has(first)).toBe(false));
     // Gone altogether (404): also re-created.
     emulator.subscriptions.delete(second);
     await vi.waitFor(() => expect(sub.id).not.toBe(second));
-    expect([...emulator.subscriptions.keys()]).toEqual([sub.id]);
+    await vi.waitFor(() => expect([...emulator.subscriptions.keys()]).toEqual([sub.id]));
     await sub.stop();
   });
 
