@@ -15,6 +15,7 @@ import { sleep } from "../core/sleep.js";
 import type { SyncObject } from "../core/types.js";
 import { defaultRunner, type KeyedRunner } from "../orchestrator/keyed.js";
 import { complete, dropObject, type OutboxDoc, openConflict, rewriteHead } from "./log.js";
+import { checkMassChange, type MassChangeGuard } from "./mass-change.js";
 import type { Outbox } from "./outbox.js";
 import type {
   Conflict,
@@ -62,6 +63,14 @@ export interface PushOptions {
   onRemote?(entry: OutboxEntry, remote: SyncObject | null): unknown;
   /** Each conflict met, as it is recorded (also on `outbox.conflictEvents()`). */
   onConflict?(conflict: Conflict): unknown;
+  /**
+   * The mass-change guard: when the pair's pending deletes exceed the threshold (default: more
+   * than 50 % of `size()` and more than 20), `push` throws `MassChangeError` before writing
+   * anything. `createSqliteMirror`'s `pushCallbacks` carry one.
+   */
+  massChange?: MassChangeGuard | false;
+  /** Push the deletes a `MassChangeError` stopped (the app confirmed them). */
+  confirmMassChange?: boolean;
 }
 
 export interface PushResult {
@@ -212,6 +221,14 @@ async function drain(
     if (!ok)
       throw new PushRaceError(`push ${pair}: entry #${head.seq} was handled by another pusher`);
   };
+
+  if (options.massChange) {
+    const deletes = (await outbox.read(pair)).entries.filter((e) => e.kind === "delete").length;
+    if (deletes > 0) {
+      const size = await options.massChange.size();
+      checkMassChange(pair, "push", deletes, size, options.massChange, options.confirmMassChange);
+    }
+  }
 
   // The document as the last commit saved it (fresh: the commit's compare-and-set saw the
   // latest); read again after anything else.
