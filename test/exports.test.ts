@@ -79,7 +79,9 @@ describe("public exports", () => {
     expect(Object.keys(testing).sort()).toEqual(
       [
         "ConformanceError",
+        "TwoWayConformanceError",
         "checkConformance",
+        "checkTwoWayConformance",
         "checkNotificationFilters",
         "checkStateErrors",
         "diffMirror",
