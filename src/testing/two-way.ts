@@ -39,6 +39,8 @@ export interface TwoWayConformanceOptions {
   shrink?: boolean;
   /** Called after each history, e.g. to log progress. */
   onHistory?(index: number): void;
+  /** Histories to run first, as given (regressions, a backend's known quirks). */
+  examples?: readonly (readonly [TwoWayPolicy, TwoWayStep[]])[];
 }
 
 /** A step of a history. `pick` chooses a row / object modulo how many there are. */
@@ -162,6 +164,7 @@ export async function checkTwoWayConformance(
       seed: options.seed,
       path: options.path,
       endOnFailure: !options.shrink,
+      examples: options.examples?.map(([p, steps]) => [p, steps]),
     },
   );
   if (!details.failed) return;
