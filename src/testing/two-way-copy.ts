@@ -105,7 +105,34 @@ export class LocalCopy {
         }
       },
     };
-    return twoWayImporter(inner, this.outbox(), this.pair);
+    const guarded = twoWayImporter(inner, this.outbox(), this.pair);
+    // Only the first report of an object after our push can be an echo: delivery is at least
+    // once, and a backend that verifies by content reports a version again (DAV marks).
+    const seen = (sourcekey: string) => this.#pushed.delete(sourcekey);
+    return {
+      ...guarded,
+      update: async (obj, flags) => {
+        try {
+          return await guarded.update?.(obj, flags);
+        } finally {
+          seen(obj.sourcekey);
+        }
+      },
+      moved: async (obj, flags) => {
+        try {
+          return await guarded.moved?.(obj, flags);
+        } finally {
+          seen(obj.sourcekey);
+        }
+      },
+      delete: async (obj, flags) => {
+        try {
+          return await guarded.delete?.(obj, flags);
+        } finally {
+          seen(obj.sourcekey);
+        }
+      },
+    };
   }
 
   /** The pusher's write-back callbacks. */

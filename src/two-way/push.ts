@@ -101,7 +101,9 @@ export function push(
   return runner.run(`push:${options.pair}`, () => drain(target, outbox, options));
 }
 
-type Attempt = { ok: true; result: WriteResult | null } | { ok: false; conflict: Conflict };
+type Attempt =
+  | { ok: true; result: WriteResult | null; fetched?: true }
+  | { ok: false; conflict: Conflict };
 
 async function drain(
   target: WriteTarget,
@@ -169,6 +171,7 @@ async function drain(
       return {
         ok: true,
         result: { sourcekey: remote.sourcekey, changeKey: remote.changeKey, object: remote },
+        fetched: true,
       };
     }
     const kind: ConflictKind =
@@ -255,9 +258,13 @@ async function drain(
     if (result.ok) {
       const last = !doc.entries.some((e, i) => i > 0 && e.localId === head.localId);
       await options.onPushed?.(head, result.result, { last });
+      // A version found by `fetch` is an echo by its changeKey alone: a GET and the pull's sync
+      // report may serialise one version differently (Cyrus, Radicale; found by the two-way kit).
+      const echo =
+        result.fetched && result.result ? { ...result.result, object: undefined } : result.result;
       const done = await outbox.update(pair, (d) => {
         latest = d;
-        return complete(d, head.seq, result.result);
+        return complete(d, head.seq, echo);
       });
       if (!done)
         throw new PushRaceError(`push ${pair}: entry #${head.seq} was pushed by another pusher`);
