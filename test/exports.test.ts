@@ -24,6 +24,7 @@ describe("public exports", () => {
         "NotificationHub",
         "OBJECT_TYPES",
         "ProtocolError",
+        "MassChangeError",
         "PushBlockedError",
         "PushRaceError",
         "StateError",
@@ -78,7 +79,9 @@ describe("public exports", () => {
     expect(Object.keys(testing).sort()).toEqual(
       [
         "ConformanceError",
+        "TwoWayConformanceError",
         "checkConformance",
+        "checkTwoWayConformance",
         "checkNotificationFilters",
         "checkStateErrors",
         "diffMirror",
@@ -96,7 +99,9 @@ describe("public exports", () => {
         ? "ERR_IMPORTER"
         : (E as unknown) === main.PushBlockedError
           ? new main.PushBlockedError("p", { seq: 1, localId: "l", kind: "update" }, "x").code
-          : (new E("x") as main.DeltaSyncError).code,
+          : (E as unknown) === main.MassChangeError
+            ? new main.MassChangeError("p", "pull", 30, 40, { share: 0.5, min: 20 }).code
+            : (new E("x") as main.DeltaSyncError).code,
     );
     expect(new Set(codes).size).toBe(codes.length);
     for (const code of codes) expect(code).toMatch(/^ERR_[A-Z_]+$/);

@@ -164,3 +164,39 @@ export class PushBlockedError extends DeltaSyncError {
 export class PushRaceError extends DeltaSyncError {
   override readonly code = "ERR_PUSH_RACE";
 }
+
+/**
+ * Two-way sync: one pull round or one push would delete more of a collection than the pair's
+ * mass-change threshold allows (vdirsyncer's "storage suddenly empty": an account emptied by
+ * mistake, a server answering with nothing). Nothing was deleted and the state or outbox did
+ * not move past the deletes; the next call with `confirmMassChange: true` applies them.
+ */
+export class MassChangeError extends DeltaSyncError {
+  override readonly code = "ERR_MASS_CHANGE";
+  /** The pair (or state key) that paused. */
+  readonly pair: string;
+  /** `pull`: the server's deletes would empty the copy; `push`: the app's would empty the server. */
+  readonly direction: "pull" | "push";
+  /** Objects the round would delete. */
+  readonly deletes: number;
+  /** Objects the collection held before the round. */
+  readonly size: number;
+  /** The threshold that tripped: more than `share` of `size` and more than `min` objects. */
+  readonly threshold: { share: number; min: number };
+  constructor(
+    pair: string,
+    direction: "pull" | "push",
+    deletes: number,
+    size: number,
+    threshold: { share: number; min: number },
+  ) {
+    super(
+      `${direction} ${quote(pair)} would delete ${deletes} of ${size} objects (more than ${Math.round(threshold.share * 100)} % and more than ${threshold.min}): paused until confirmed (confirmMassChange: true)`,
+    );
+    this.pair = pair;
+    this.direction = direction;
+    this.deletes = deletes;
+    this.size = size;
+    this.threshold = threshold;
+  }
+}

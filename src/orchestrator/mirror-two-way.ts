@@ -18,6 +18,7 @@ import {
   record,
   serializeDoc,
 } from "../two-way/log.js";
+import type { MassChangeGuard } from "../two-way/mass-change.js";
 import { createOutbox, type Outbox } from "../two-way/outbox.js";
 import type { PushOptions } from "../two-way/push.js";
 import type { LocalChange } from "../two-way/types.js";
@@ -37,7 +38,9 @@ export interface MirrorEdits {
 export interface MirrorTwoWay {
   outbox: Outbox;
   edits: MirrorEdits;
-  pushCallbacks: Required<Pick<PushOptions, "onPushed" | "onRemote">>;
+  pushCallbacks: Required<Pick<PushOptions, "onPushed" | "onRemote">> & {
+    massChange: MassChangeGuard;
+  };
   /** Runs `fn` in a transaction with the pair's outbox document loaded (saved after if changed). */
   guarded<R>(fn: (guard: PullGuard) => R): R;
   /** Sourcekeys with pending local changes, as JSON (for `NOT IN json_each(?)`). */
@@ -94,6 +97,9 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
       sync_gen = (SELECT coalesce(max(gen), 0) FROM ${table}_generation WHERE source = @source)
       WHERE source = @source AND id = @id`);
   const deleteById = db.prepare(`DELETE FROM ${table} WHERE source = ? AND id = ?`);
+  const countRows = db.prepare<[string], { n: number }>(
+    `SELECT count(*) AS n FROM ${table} WHERE source = ?`,
+  );
 
   const load = (): { doc: OutboxDoc; text: string | undefined } => {
     const text = selectDoc.get(key)?.state;
@@ -257,6 +263,16 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     pushCallbacks: {
       onPushed: (entry, result, info) => onPushed(entry, result, info),
       onRemote: (entry, remote) => onRemote(entry, remote),
+      // The server's size as the app knows it: its rows, less the creates it has not pushed,
+      // plus the rows it deleted and has not pushed.
+      massChange: {
+        size() {
+          const { doc } = load();
+          let n = countRows.get(source)?.n ?? 0;
+          for (const e of doc.entries) n += e.kind === "delete" ? 1 : e.kind === "create" ? -1 : 0;
+          return n;
+        },
+      },
     },
     guarded<R>(fn: (guard: PullGuard) => R): R {
       const { doc, text } = load();

@@ -7,8 +7,9 @@ import { type RetryPolicy, resolveRetryPolicy, retryDelay } from "../core/retry.
 import { letRequestsOut, sleep } from "../core/sleep.js";
 import { fullSyncState } from "../core/state.js";
 import type { Syncable } from "../core/syncable.js";
-import type { Importer, SyncOutcome, SyncWindow } from "../core/types.js";
+import type { Change, Importer, SyncOutcome, SyncWindow } from "../core/types.js";
 import type { StateStore } from "../stores/types.js";
+import { checkMassChange, type MassChangeGuard } from "../two-way/mass-change.js";
 import {
   type Batch,
   type BatchCallbacks,
@@ -50,6 +51,16 @@ export interface RunSyncOptions<T = unknown> extends BatchCallbacks<T> {
   onProgress?(progress: SyncProgress): unknown;
   /** Forced full resyncs allowed in one run before the `StateInvalidError` is thrown. Default 2. */
   maxResets?: number;
+  /**
+   * The mass-change guard: the run's deletes (and a completing full sync's sweep) are held back
+   * until the run has every change; if they exceed the threshold (default: more than 50 % of
+   * `size()` and more than 20) the run throws `MassChangeError` with nothing deleted and the
+   * state not saved past the first delete. `createSqliteMirror`'s `callbacks` carry one.
+   * While deletes are held back no state is saved, so a crash replays the run from there.
+   */
+  massChange?: MassChangeGuard | false;
+  /** Apply the deletes a `MassChangeError` held back (the app confirmed them). */
+  confirmMassChange?: boolean;
 }
 
 /** Running totals, passed to `onProgress`. */
@@ -122,8 +133,13 @@ async function runOnce<T>(
   let failures = 0;
   // The next batch's round, read while the callbacks write this one (see `startRound`).
   let ahead: Round<T> | undefined;
+  const guard = options.massChange || undefined;
+  // Deletes held back by the guard (by sourcekey), and a full sync's end waiting for its check.
+  const deferred = new Map<string, Change<T>>();
+  let endHeld = false;
   try {
     signal?.throwIfAborted();
+    const size = guard ? await guard.size() : 0;
     // `saved` is what the store holds (the compare-and-set expectation); `state` is where to go on.
     let saved = await loadState(key, options);
     let state = saved;
@@ -137,8 +153,12 @@ async function runOnce<T>(
       if (ahead !== round) ahead?.cancel();
       ahead = undefined;
       try {
-        const { outcome, batch } = await round.result;
-        const { changes } = batch;
+        const { outcome, batch: fetched } = await round.result;
+        const { changes } = fetched;
+        const batch = guard ? holdDeletes(fetched, deferred) : fetched;
+        if (guard && fetched.ends) endHeld = true;
+        // While deletes are held back, no state may pass them: a crash replays from before.
+        const holding = deferred.size > 0 || endHeld;
         fullSync ??= outcome.fullSync;
         for (let i = 1; i <= outcome.pages; i++) telemetry.page(totals.pages + i);
         totals.pages += outcome.pages;
@@ -147,7 +167,7 @@ async function runOnce<T>(
           // Let its first request reach the wire before synchronous callbacks hold the thread.
           await letRequestsOut();
         }
-        if (outcome.pendingState !== undefined && changes.length > 0) {
+        if (outcome.pendingState !== undefined && changes.length > 0 && !holding) {
           // The backend can't report a change undone later: mark the batch's objects first.
           await saveState(key, options, saved, outcome.pendingState);
           saved = outcome.pendingState;
@@ -155,7 +175,7 @@ async function runOnce<T>(
         if (changes.length > 0 || batch.begins || batch.ends) {
           const started = performance.now();
           const counts = await deliverBatch(batch, options.importer, options);
-          if (outcome.state !== saved) {
+          if (outcome.state !== saved && !holding) {
             await saveState(key, options, saved, outcome.state);
             saved = outcome.state;
           }
@@ -172,12 +192,32 @@ async function runOnce<T>(
             });
             await options.onProgress?.({ ...totals });
           }
-        } else if (outcome.state !== saved) {
+        } else if (outcome.state !== saved && !holding) {
           await saveState(key, options, saved, outcome.state);
           saved = outcome.state;
         }
         state = outcome.state;
         failures = 0;
+        if (outcome.complete && guard && holding) {
+          const swept = endHeld ? ((await guard.sweepSize?.()) ?? 0) : 0;
+          checkMassChange(
+            key,
+            "pull",
+            deferred.size + swept,
+            size,
+            guard,
+            options.confirmMassChange,
+          );
+          const held = { changes: [...deferred.values()], begins: false, ends: endHeld };
+          const counts = await deliverBatch(held, options.importer, options);
+          deferred.clear();
+          endHeld = false;
+          totals.deleted += counts.deleted;
+          if (outcome.state !== saved) {
+            await saveState(key, options, saved, outcome.state);
+            saved = outcome.state;
+          }
+        }
         if (outcome.complete) break;
       } catch (error) {
         ahead?.cancel();
@@ -195,6 +235,9 @@ async function runOnce<T>(
             await saveState(key, options, saved, restart);
             saved = restart;
           }
+          // The full sync starts over: what it sweeps at its end is counted then.
+          deferred.clear();
+          endHeld = false;
           await options.importer?.reset?.();
           await options.onReset?.();
           state = restart;
@@ -227,6 +270,24 @@ async function runOnce<T>(
   } finally {
     ahead?.cancel();
   }
+}
+
+/**
+ * The batch without its deletes, which join `held` (a later update of the same object cancels
+ * its held delete: the object is back), and without its full sync's end (the sweep is a delete).
+ */
+function holdDeletes<T>(batch: Batch<T>, held: Map<string, Change<T>>): Batch<T> {
+  const changes: Change<T>[] = [];
+  for (const c of batch.changes) {
+    if (c.kind === "delete") {
+      held.delete(c.object.sourcekey);
+      held.set(c.object.sourcekey, c);
+      continue;
+    }
+    if (c.kind === "update" || c.kind === "move") held.delete(c.object.sourcekey);
+    changes.push(c);
+  }
+  return { changes, begins: batch.begins, ends: false };
 }
 
 /** One engine round (at most `batchSize` changes) into its own buffer. */

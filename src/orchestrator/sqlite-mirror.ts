@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import type { Importer, SyncObject } from "../core/types.js";
 import { checkTable } from "../stores/sqlite.js";
 import { openSqlite, type SqliteDatabase } from "../stores/sqlite-driver.js";
+import type { MassChangeGuard } from "../two-way/mass-change.js";
 import type { Outbox } from "../two-way/outbox.js";
 import type { BatchCallbacks } from "./batch.js";
 import { type MirrorEdits, type MirrorTwoWay, mirrorTwoWay } from "./mirror-two-way.js";
@@ -55,7 +56,14 @@ export interface SqliteMirror {
       BatchCallbacks,
       "onUpdated" | "onDeleted" | "onRead" | "onReset" | "onFullSyncBegin" | "onFullSyncEnd"
     >
-  >;
+  > & {
+    /**
+     * The mass-change guard for `runSync` (on by default: spread `callbacks` and a round that
+     * would delete more than half of the rows, and more than 20, throws `MassChangeError`;
+     * pass `confirmMassChange: true` to apply it). Override with `massChange: false`.
+     */
+    massChange: MassChangeGuard;
+  };
   /** Every row of this mirror's source, ordered by sourcekey. */
   rows(): MirrorRow[];
   get(sourcekey: string): MirrorRow | undefined;
@@ -201,6 +209,9 @@ export function createSqliteMirror(
   const endFullSync = () => {
     sweep.run(source, gen, two.pendingJson());
   };
+  const sweepCount = db.prepare<[string, number, string], { n: number }>(
+    `SELECT count(*) AS n FROM ${table} WHERE source = ? AND sync_gen < ? AND sourcekey NOT IN (SELECT value FROM json_each(?))`,
+  );
 
   const update = (obj: SyncObject, now: string) => {
     const r = readOf(obj);
@@ -281,9 +292,16 @@ export function createSqliteMirror(
       onUpdated: (records) => onUpdated(records),
       onDeleted: (keys, objects) => onDeleted(keys, objects),
       onRead: (changes) => onRead(changes),
-      onReset: clear,
+      // The copy stays readable through a forced resync: the full sync that follows sweeps what
+      // is gone, and that sweep is counted by the mass-change guard (a reset that emptied the
+      // copy at once would delete everything behind the guard's back).
+      onReset: () => {},
       onFullSyncBegin: beginFullSync,
       onFullSyncEnd: endFullSync,
+      massChange: {
+        size: () => countRows.get(source)?.n ?? 0,
+        sweepSize: () => sweepCount.get(source, gen, two.pendingJson())?.n ?? 0,
+      },
     },
     rows: () => selectAll.all(source).map(toRow),
     get: (sourcekey) => {

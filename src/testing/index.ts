@@ -18,3 +18,15 @@ export type {
 export { diffMirror, type Mirror, mirrorImporter } from "./mirror.js";
 export { checkNotificationFilters } from "./notifications.js";
 export { checkStateErrors } from "./state-errors.js";
+export {
+  checkTwoWayConformance,
+  TwoWayConformanceError,
+  type TwoWayConformanceOptions,
+  type TwoWayPolicy,
+  type TwoWayStep,
+} from "./two-way.js";
+export type {
+  TwoWayBackend,
+  TwoWayHarness,
+  TwoWayRemote,
+} from "./two-way-harness.js";

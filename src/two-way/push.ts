@@ -15,6 +15,7 @@ import { sleep } from "../core/sleep.js";
 import type { SyncObject } from "../core/types.js";
 import { defaultRunner, type KeyedRunner } from "../orchestrator/keyed.js";
 import { complete, dropObject, type OutboxDoc, openConflict, rewriteHead } from "./log.js";
+import { checkMassChange, type MassChangeGuard } from "./mass-change.js";
 import type { Outbox } from "./outbox.js";
 import type {
   Conflict,
@@ -62,6 +63,14 @@ export interface PushOptions {
   onRemote?(entry: OutboxEntry, remote: SyncObject | null): unknown;
   /** Each conflict met, as it is recorded (also on `outbox.conflictEvents()`). */
   onConflict?(conflict: Conflict): unknown;
+  /**
+   * The mass-change guard: when the pair's pending deletes exceed the threshold (default: more
+   * than 50 % of `size()` and more than 20), `push` throws `MassChangeError` before writing
+   * anything. `createSqliteMirror`'s `pushCallbacks` carry one.
+   */
+  massChange?: MassChangeGuard | false;
+  /** Push the deletes a `MassChangeError` stopped (the app confirmed them). */
+  confirmMassChange?: boolean;
 }
 
 export interface PushResult {
@@ -92,7 +101,9 @@ export function push(
   return runner.run(`push:${options.pair}`, () => drain(target, outbox, options));
 }
 
-type Attempt = { ok: true; result: WriteResult | null } | { ok: false; conflict: Conflict };
+type Attempt =
+  | { ok: true; result: WriteResult | null; fetched?: true }
+  | { ok: false; conflict: Conflict };
 
 async function drain(
   target: WriteTarget,
@@ -163,6 +174,7 @@ async function drain(
       return {
         ok: true,
         result: { sourcekey: remote.sourcekey, changeKey: remote.changeKey, object: remote },
+        fetched: true,
       };
     }
     const kind: ConflictKind =
@@ -216,6 +228,14 @@ async function drain(
       throw new PushRaceError(`push ${pair}: entry #${head.seq} was handled by another pusher`);
   };
 
+  if (options.massChange) {
+    const deletes = (await outbox.read(pair)).entries.filter((e) => e.kind === "delete").length;
+    if (deletes > 0) {
+      const size = await options.massChange.size();
+      checkMassChange(pair, "push", deletes, size, options.massChange, options.confirmMassChange);
+    }
+  }
+
   // The document as the last commit saved it (fresh: the commit's compare-and-set saw the
   // latest); read again after anything else.
   let latest: OutboxDoc | undefined;
@@ -241,9 +261,13 @@ async function drain(
     if (result.ok) {
       const last = !doc.entries.some((e, i) => i > 0 && e.localId === head.localId);
       await options.onPushed?.(head, result.result, { last });
+      // A version found by `fetch` is an echo by its changeKey alone: a GET and the pull's sync
+      // report may serialise one version differently (Cyrus, Radicale; found by the two-way kit).
+      const echo =
+        result.fetched && result.result ? { ...result.result, object: undefined } : result.result;
       const done = await outbox.update(pair, (d) => {
         latest = d;
-        return complete(d, head.seq, result.result);
+        return complete(d, head.seq, echo);
       });
       if (!done)
         throw new PushRaceError(`push ${pair}: entry #${head.seq} was pushed by another pusher`);

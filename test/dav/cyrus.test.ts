@@ -1,10 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthError, StateInvalidError } from "../../src/core/errors.js";
 import { checkConformance } from "../../src/testing/index.js";
-import { CYRUS_COMMANDS, type CyrusServer, startCyrus } from "../servers/cyrus.js";
+import { CYRUS_COMMANDS, type CyrusServer, imapLogin, startCyrus } from "../servers/cyrus.js";
 import { serverAvailability } from "../servers/process.js";
 import { startFaultProxy } from "./dav-fault-proxy.js";
 import {
@@ -29,28 +28,6 @@ const SEED = Number(process.env.DAV_SEED ?? 8);
  */
 const FC_SEED =
   process.env.DAV_FC_SEED === "random" ? undefined : Number(process.env.DAV_FC_SEED ?? 20261127);
-
-/** Cyrus creates a user's mailboxes (and DAV homes) on the first IMAP login. */
-async function imapLogin(port: number, user: string, password: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const s = new Socket();
-    let buf = "";
-    s.setTimeout(10_000, () => s.destroy(new Error("imap login timed out")));
-    s.on("error", reject);
-    s.on("data", (d) => {
-      buf += d.toString();
-      if (buf.startsWith("* OK") && !buf.includes("a1 ")) {
-        if (!buf.includes("\r\n") || buf.includes("sent")) return;
-        buf += "sent";
-        s.write(`a1 LOGIN ${user} ${password}\r\n`);
-      } else if (/a1 OK/.test(buf)) {
-        s.end("a2 LOGOUT\r\n");
-        resolve();
-      } else if (/a1 (NO|BAD)/.test(buf)) reject(new Error(`imap login failed: ${buf}`));
-    });
-    s.connect(port, "127.0.0.1");
-  });
-}
 
 describe.skipIf(availability.skip)("dav adapter against Cyrus", () => {
   let server: CyrusServer;

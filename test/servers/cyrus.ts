@@ -7,6 +7,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { Socket } from "node:net";
 import { join } from "node:path";
 import { freePort, hasCommand, startProcess, tempDir, waitForPort } from "./process.js";
 
@@ -138,4 +139,26 @@ export async function startCyrus(options: CyrusOptions = {}): Promise<CyrusServe
     throw new Error(`cyrus did not start: ${(err as Error).message}\n${server.output()}`);
   }
   return { imapPort, httpPort, user, password, dir, addUser, stop: () => server.stop(10_000) };
+}
+
+/** Cyrus creates a user's mailboxes (and DAV homes) on the first IMAP login. */
+export async function imapLogin(port: number, user: string, password: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const s = new Socket();
+    let buf = "";
+    s.setTimeout(10_000, () => s.destroy(new Error("imap login timed out")));
+    s.on("error", reject);
+    s.on("data", (d) => {
+      buf += d.toString();
+      if (buf.startsWith("* OK") && !buf.includes("a1 ")) {
+        if (!buf.includes("\r\n") || buf.includes("sent")) return;
+        buf += "sent";
+        s.write(`a1 LOGIN ${user} ${password}\r\n`);
+      } else if (/a1 OK/.test(buf)) {
+        s.end("a2 LOGOUT\r\n");
+        resolve();
+      } else if (/a1 (NO|BAD)/.test(buf)) reject(new Error(`imap login failed: ${buf}`));
+    });
+    s.connect(port, "127.0.0.1");
+  });
 }

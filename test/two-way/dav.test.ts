@@ -1,16 +1,29 @@
-import { fc } from "@fast-check/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { davWriteTarget } from "../../adapters/dav/dav-push.js";
 import { createDavAccount } from "../../adapters/dav/index.js";
 import { ConflictError } from "../../src/core/errors.js";
+import { checkTwoWayConformance } from "../../src/testing/two-way.js";
 import { basicAuth, DavTestClient, eventBody } from "../dav/dav-harness.js";
+import { CYRUS_COMMANDS, type CyrusServer, imapLogin, startCyrus } from "../servers/cyrus.js";
 import { serverAvailability } from "../servers/process.js";
 import { type RadicaleServer, startRadicale } from "../servers/radicale.js";
 import { startXandikos, type XandikosServer } from "../servers/xandikos.js";
-import { type DavTwoWayServer, davOps, davTwoWayHistory } from "./dav-two-way.js";
+import { type DavTwoWayServer, davTwoWayHarness } from "./harnesses.js";
 
-const RUNS = process.env.CI ? 50 : Number(process.env.DAV_TWO_WAY_RUNS ?? 15);
-const policy = fc.constantFrom("client-wins" as const, "server-wins" as const, "ask" as const);
+/** Histories per server (the issue asks for ≥ 50 in CI); short ones: each step is HTTP. */
+const RUNS = Number(process.env.DAV_TWO_WAY_RUNS ?? 50);
+const STEPS = Number(process.env.DAV_TWO_WAY_STEPS ?? 12);
+const conformance = (
+  info: DavTwoWayServer,
+  examples?: Parameters<typeof checkTwoWayConformance>[1]["examples"],
+) =>
+  checkTwoWayConformance(davTwoWayHarness(info), {
+    numRuns: RUNS,
+    maxSteps: STEPS,
+    examples,
+    seed: process.env.TWO_WAY_SEED ? Number(process.env.TWO_WAY_SEED) : undefined,
+    path: process.env.TWO_WAY_PATH,
+  });
 
 const radicale = serverAvailability("radicale", ["radicale"]);
 describe.skipIf(radicale.skip)("two-way against Radicale", () => {
@@ -19,6 +32,7 @@ describe.skipIf(radicale.skip)("two-way against Radicale", () => {
   beforeAll(async () => {
     server = await startRadicale();
     info = {
+      name: "radicale",
       url: `${server.url}/`,
       user: server.user,
       password: server.password,
@@ -83,12 +97,9 @@ describe.skipIf(radicale.skip)("two-way against Radicale", () => {
     await account.close();
   });
 
-  it(`histories of local and remote edits with crashes converge (${RUNS} runs)`, async () => {
-    await fc.assert(
-      fc.asyncProperty(policy, davOps, (p, ops) => davTwoWayHistory(info, p, ops)),
-      { numRuns: RUNS },
-    );
-  });
+  it(`passes the two-way conformance kit (${RUNS} histories)`, async () => {
+    await conformance(info);
+  }, 600_000);
 });
 
 const xandikos = serverAvailability("xandikos", ["xandikos"]);
@@ -100,22 +111,40 @@ describe.skipIf(xandikos.skip)("two-way against Xandikos", () => {
   afterAll(async () => {
     await server?.stop();
   });
-  it("a pushed create deleted remotely before any pull saw it leaves the mirror (settlePushed)", async () => {
+  it(`passes the two-way conformance kit (${RUNS} histories; first: a pushed create deleted remotely before any pull saw it leaves the copy, settlePushed)`, async () => {
     // Xandikos reports nothing for a member created and deleted between two sync tokens.
-    const info = { url: `${server.url}/`, calendarHome: "/user/calendars/" };
-    await davTwoWayHistory(info, "client-wins", [
-      { t: "lcreate", v: "a" },
-      { t: "push", crashAt: 0, after: false },
-      { t: "rdelete", pick: 0 },
-      { t: "lcreate", v: "a" },
+    const info = { name: "xandikos", url: `${server.url}/`, calendarHome: "/user/calendars/" };
+    await conformance(info, [
+      [
+        "client-wins",
+        [
+          { t: "lcreate", folder: 0, label: "a" },
+          { t: "push", at: 0, fault: "before" },
+          { t: "rdelete", pick: 0 },
+          { t: "lcreate", folder: 0, label: "a" },
+        ],
+      ],
     ]);
-  });
+  }, 600_000);
+});
 
-  it(`histories of local and remote edits with crashes converge (${RUNS} runs)`, async () => {
-    const info = { url: `${server.url}/`, calendarHome: "/user/calendars/" };
-    await fc.assert(
-      fc.asyncProperty(policy, davOps, (p, ops) => davTwoWayHistory(info, p, ops)),
-      { numRuns: RUNS },
-    );
+const cyrus = serverAvailability("cyrus", CYRUS_COMMANDS);
+describe.skipIf(cyrus.skip)("two-way against Cyrus", () => {
+  let server: CyrusServer;
+  beforeAll(async () => {
+    server = await startCyrus({ expunge: "delayed" });
+    await imapLogin(server.imapPort, server.user, server.password);
   });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  it(`passes the two-way conformance kit (${RUNS} histories)`, async () => {
+    await conformance({
+      name: "cyrus",
+      url: `http://127.0.0.1:${server.httpPort}/`,
+      user: server.user,
+      password: server.password,
+      calendarHome: `/dav/calendars/user/${server.user}/`,
+    });
+  }, 600_000);
 });
