@@ -3,8 +3,9 @@
  * - read flag and flags: `UID STORE … (UNCHANGEDSINCE modseq)`; the server refuses a message
  *   changed since with `OK [MODIFIED uid]` (RFC 7162 §3.1.3), which is a `ConflictError`.
  * - create: APPEND (UIDPLUS `APPENDUID` gives the key, RFC 4315 §3) of the message with a
- *   client-chosen Message-ID, the entry's sourcekey until then; a replay first searches for that
- *   Message-ID (`UID SEARCH HEADER Message-ID`), so a create never makes a second message.
+ *   client-chosen Message-ID, the entry's sourcekey until then; every attempt first searches for
+ *   that Message-ID (`UID SEARCH HEADER Message-ID`) and, when the message is there (a replay
+ *   after a crash), answers with it: a create never makes a second message.
  * - delete: `+FLAGS (\Deleted)` with `UNCHANGEDSINCE`, then `UID EXPUNGE` of that UID only.
  * - move: the modseq checked by a FETCH, then `UID MOVE` (RFC 6851; COPYUID gives the new key).
  * - update: flags only (a message's content is immutable in IMAP).
@@ -138,15 +139,20 @@ export function imapWriteTarget(
     return result(toObject(l.mailbox, l.v, msg));
   }
 
-  /** The lowest UID carrying `messageId` in this mailbox, with the mailbox's UIDVALIDITY. */
-  async function findCreated(client: ImapFlow, box: MailboxObject, messageId: string) {
+  /** The message with the lowest UID carrying `messageId` in `mailbox` (selected). */
+  async function findCreated(
+    client: ImapFlow,
+    box: MailboxObject,
+    mailbox: string,
+    messageId: string,
+  ) {
     const found = await client.search({ header: { "message-id": messageId } }, { uid: true });
     if (!found) throw new ProtocolError(where, "UID SEARCH HEADER Message-ID failed");
     for (const uid of [...found].sort((a, b) => a - b)) {
       const msg = await current(client, uid);
       // SEARCH HEADER matches substrings (RFC 3501 §6.4.4): check the whole id.
       if (msg && sameId(msg.envelope?.messageId, messageId)) {
-        return toObject(path, String(box.uidValidity), msg);
+        return toObject(mailbox, String(box.uidValidity), msg);
       }
     }
     return undefined;
@@ -159,7 +165,11 @@ export function imapWriteTarget(
   ): Promise<SyncObject<ImapMessage> | undefined> {
     try {
       if (MESSAGE_ID.test(key)) {
-        return await connection.withMailbox(path, (c, box) => findCreated(c, box, key), signal);
+        return await connection.withMailbox(
+          path,
+          (c, box) => findCreated(c, box, path, key),
+          signal,
+        );
       }
       return await withMessage(key, signal, async (_c, _b, l, msg) =>
         toObject(l.mailbox, l.v, msg),
@@ -178,31 +188,29 @@ export function imapWriteTarget(
       if (!MESSAGE_ID.test(e.sourcekey)) {
         throw new ArgumentError(`${where}: a create's sourcekey must be a Message-ID from keyFor`);
       }
-      if (e.parentKey !== undefined && e.parentKey !== path) {
-        throw new ArgumentError(`${where}: this target creates messages in "${path}" only`);
-      }
+      const mailbox = e.parentKey ?? path;
       const data = messageData(e.data, where);
       if (data.source === undefined) {
         throw new ArgumentError(`${where}: a create's data needs the message (source, base64)`);
       }
       const raw = withMessageId(Buffer.from(data.source, "base64"), e.sourcekey);
       return connection.withMailbox(
-        path,
+        mailbox,
         async (client, box) => {
-          // A replay after a crash between the APPEND and the outbox's commit: ours is there.
-          if (await findCreated(client, box, e.sourcekey)) {
-            throw new ConflictError(`${where}: a message with ${e.sourcekey} exists`);
-          }
+          // A replay after a crash between the APPEND and the outbox's commit (or a retry after
+          // a dropped connection): the message carrying this Message-ID is ours, already there.
+          const ours = await findCreated(client, box, mailbox, e.sourcekey);
+          if (ours) return result(ours);
           const flags = [...(data.flags ?? []), ...(data.seen ? ["\\Seen"] : [])];
           const date = data.internalDate !== undefined ? new Date(data.internalDate) : undefined;
-          const appended = await client.append(path, raw, flags, date);
+          const appended = await client.append(mailbox, raw, flags, date);
           if (!appended || appended.uid === undefined) {
             throw new ProtocolError(where, "APPEND gave no UID (the server lacks UIDPLUS)");
           }
           const v = String(appended.uidValidity ?? box.uidValidity);
           const msg = await current(client, appended.uid);
           if (!msg) throw new NotFoundError(`${where}: the appended message vanished`);
-          return result(toObject(path, v, msg));
+          return result(toObject(mailbox, v, msg));
         },
         signal,
       );
@@ -213,7 +221,11 @@ export function imapWriteTarget(
         const now = toObject(l.mailbox, l.v, msg).data;
         for (const field of CONTENT) {
           const want = data[field];
-          if (want !== undefined && now[field] !== undefined && !same(want, now[field])) {
+          if (
+            want !== undefined &&
+            now[field] !== undefined &&
+            !sameContent(field, want, now[field])
+          ) {
             throw new NotSupportedError(
               `${where}: IMAP messages are immutable: an update may change flags only (${field} differs)`,
             );
@@ -315,6 +327,13 @@ function messageData(data: unknown, where: string): Partial<ImapMessage> {
 }
 
 const same = (a: unknown, b: unknown) => stableJson(a) === stableJson(b);
+
+/** Equal content; a source compares without its Message-ID (a create writes its own). */
+function sameContent(field: (typeof CONTENT)[number], a: unknown, b: unknown): boolean {
+  if (field !== "source" || typeof a !== "string" || typeof b !== "string") return same(a, b);
+  const norm = (s: string) => withMessageId(Buffer.from(s, "base64"), "<x@x>").toString("base64");
+  return norm(a) === norm(b);
+}
 
 function sameId(have: string | undefined, want: string): boolean {
   const bare = (id: string) => id.trim().replace(/^<|>$/g, "").toLowerCase();
