@@ -113,8 +113,27 @@ export async function imapTwoWayHistory(
   });
   const scope = account.server();
   let state: string | undefined;
+  const dbg = (what: string) => {
+    if (process.env.DBG)
+      console.log(
+        what,
+        JSON.stringify(mirror.rows().map((r) => [r.sourcekey, r.parentKey, r.changeKey])),
+      );
+  };
   const pull = async () => {
-    state = await scope.sync(mirror.importer, state);
+    const spy = {
+      ...mirror.importer,
+      update: (o: SyncObject, f: { created: boolean }) => {
+        dbg(`pull update ${o.sourcekey} ${o.changeKey}`);
+        return mirror.importer.update?.(o, f);
+      },
+      delete: (o: { sourcekey: string }, f: { soft: boolean }) => {
+        dbg(`pull delete ${o.sourcekey}`);
+        return mirror.importer.delete?.(o as never, f);
+      },
+    };
+    state = await scope.sync(process.env.DBG ? spy : mirror.importer, state);
+    dbg("after pull");
     await settlePushed(target, mirror.outbox, { pair, ...mirror.pushCallbacks });
   };
   const options = {
@@ -234,6 +253,7 @@ export async function imapTwoWayHistory(
     for (let round = 0; ; round++) {
       expect(round).toBeLessThan(20);
       const r = await push(target, mirror.outbox, options);
+      dbg(`push ${JSON.stringify(r)}`);
       if (r.status === "paused") {
         await mirror.outbox.resolve(r.conflict?.id as string, round % 2 ? "remote" : "local");
         continue;
@@ -246,6 +266,11 @@ export async function imapTwoWayHistory(
     // The mirror equals the server: the same messages, flags and \Seen.
     const server = await truth();
     const rows = mirror.rows();
+    if (process.env.DBG)
+      console.log(
+        JSON.stringify(rows.map((r) => [r.sourcekey, r.parentKey, r.changeKey])),
+        JSON.stringify(await mirror.outbox.conflicts(pair, { all: true })),
+      );
     const mine = Object.fromEntries(
       rows.map((r) => {
         const d = r.data as Partial<ImapMessage>;
