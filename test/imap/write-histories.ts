@@ -64,29 +64,36 @@ export const imapOps = fc.array(
   { minLength: 1, maxLength: 14 },
 );
 
-class Crash extends Error {}
+class Crash extends Error {
+  constructor(
+    message: string,
+    readonly method: string,
+  ) {
+    super(message);
+  }
+}
 
 /** The target, with its `at`-th write failing before or after the server's write. */
 function crashing(target: WriteTarget, at: number, after: boolean): WriteTarget {
   let n = 0;
   const wrap =
-    <A extends unknown[], R>(fn: (...a: A) => Promise<R>) =>
+    <A extends unknown[], R>(fn: (...a: A) => Promise<R>, method: string) =>
     async (...a: A): Promise<R> => {
       const crash = ++n === at;
-      if (crash && !after) throw new Crash("before write");
+      if (crash && !after) throw new Crash("before write", method);
       const r = await fn(...a);
-      if (crash) throw new Crash("after write");
+      if (crash) throw new Crash("after write", method);
       return r;
     };
   const move = target.move;
   const read = target.read;
   return {
     ...target,
-    create: wrap(target.create),
-    update: wrap(target.update),
-    delete: wrap(target.delete),
-    ...(move ? { move: wrap(move) } : {}),
-    ...(read ? { read: wrap(read) } : {}),
+    create: wrap(target.create, "create"),
+    update: wrap(target.update, "update"),
+    delete: wrap(target.delete, "delete"),
+    ...(move ? { move: wrap(move, "move") } : {}),
+    ...(read ? { read: wrap(read, "read") } : {}),
   };
 }
 
@@ -167,6 +174,10 @@ export async function imapTwoWayHistory(
   const deletedLocally = new Set<string>();
   const expunged = new Set<string>();
   let remoteEdits = 0;
+  // An APPEND that landed before a crash, not yet committed: a remote MOVE of that message to
+  // another mailbox hides it from the replay's search (docs/adapters/imap.md, "Limits").
+  let appendedUncommitted = false;
+  let movedAway = false;
   let n = 0;
   try {
     await other.append("A", rawMessage("seed"));
@@ -233,6 +244,7 @@ export async function imapTwoWayHistory(
               if (m?.envelope?.messageId) expunged.add(m.envelope.messageId);
               await other.messageDelete(String(uid), { uid: true });
             } else if (BOXES[o.to] !== b) {
+              if (appendedUncommitted) movedAway = true;
               await other.messageMove(String(uid), BOXES[o.to] as string, { uid: true });
             }
           });
@@ -241,8 +253,10 @@ export async function imapTwoWayHistory(
         case "push":
           try {
             await push(crashing(target, o.crashAt, o.after), mirror.outbox, options);
+            appendedUncommitted = false;
           } catch (error) {
             if (!(error instanceof PushBlockedError && error.cause instanceof Crash)) throw error;
+            if (o.after && error.cause.method === "create") appendedUncommitted = true;
           }
           break;
         case "pull":
@@ -283,7 +297,7 @@ export async function imapTwoWayHistory(
     expect(mine).toEqual(theirs);
     // No create made twice; every create there unless a delete or a conflict accounts for it.
     const ids = [...server.values()].flatMap((t) => (t.messageId ? [t.messageId] : []));
-    expect(new Set(ids).size).toBe(ids.length);
+    if (!movedAway) expect(new Set(ids).size).toBe(ids.length);
     const conflicts = await mirror.outbox.conflicts(pair, { all: true });
     for (const localId of created) {
       const id = target.keyFor(localId);
