@@ -1,5 +1,6 @@
 /**
- * The few imapflow internals that NOTIFY push (RFC 5465) needs, in one place. imapflow has no
+ * The few imapflow internals that NOTIFY push (RFC 5465) and conditional STORE (RFC 7162
+ * `UNCHANGEDSINCE`, whose `[MODIFIED]` answer imapflow drops) need, in one place. imapflow has no
  * public API to send a command it does not know (`NOTIFY SET`) or to see unsolicited responses
  * it does not handle itself (`* STATUS` and `* LIST` during IDLE, `* OK [NOTIFICATIONOVERFLOW]`),
  * so this module uses its `exec`, `untaggedHandlers` and `sectionHandlers` members and its
@@ -46,6 +47,11 @@ export interface RawImap {
     attributes: unknown[],
     onStatus?: (status: StatusResponse) => void,
   ): Promise<void>;
+  /**
+   * Runs one command and resolves with the response code of its tagged OK, upper-cased, with
+   * its arguments (`["MODIFIED", "7"]` for `OK [MODIFIED 7]`, RFC 7162 §3.1.3); empty when none.
+   */
+  tagged(name: string, attributes: unknown[]): Promise<string[]>;
   /** Sees every `* STATUS` that no running command claims (e.g. while idling), until close. */
   onStatus(handler: (status: StatusResponse) => void): void;
   /** Sees every `* LIST` that no running command claims, until close. */
@@ -61,7 +67,7 @@ interface Internals {
     command: string,
     attributes: unknown,
     options?: object,
-  ): Promise<{ next(): void } | undefined>;
+  ): Promise<{ next(): void; response?: ImapResponse } | undefined>;
   untaggedHandlers: Record<string, UntaggedHandler | null | undefined>;
   sectionHandlers: Record<string, ((section: ImapAttributeList) => unknown) | undefined>;
 }
@@ -150,6 +156,16 @@ export async function rawImap(client: ImapFlow): Promise<RawImap> {
       const response = await internals.exec(name, attributes, { untagged });
       // imapflow parks its reader until the tagged response is released.
       response?.next();
+    },
+    async tagged(name, attributes) {
+      const response = await internals.exec(name, attributes);
+      response?.next();
+      const first = response?.response?.attributes?.[0] as { section?: unknown[] } | undefined;
+      const section = Array.isArray(first?.section) ? first.section : [];
+      return section.map((a, i) => {
+        const text = h.getStringValue(a) ?? String((a as { value?: unknown })?.value ?? "");
+        return i === 0 ? text.toUpperCase() : text;
+      });
     },
     onStatus(handler) {
       internals.untaggedHandlers.STATUS = statusHandler(handler);

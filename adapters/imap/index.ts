@@ -11,6 +11,7 @@ import { type Observable, Subject, takeUntil } from "rxjs";
 import { ArgumentError } from "../../src/core/errors.js";
 import { type Account, createSyncable, type Syncable } from "../../src/core/syncable.js";
 import type { Notification } from "../../src/core/types.js";
+import type { WriteTarget } from "../../src/two-way/types.js";
 import { accountLabel } from "./imap-client.js";
 import { createImapConnection } from "./imap-connection.js";
 import { hierarchySource, type ImapFolder, listSelectable } from "./imap-hierarchy.js";
@@ -20,10 +21,12 @@ import type { ImapMessage } from "./imap-messages.js";
 import { hierarchyNotifications, serverNotifications } from "./imap-notify.js";
 import { followResumedRounds } from "./imap-resume.js";
 import { serverSource } from "./imap-server-sync.js";
+import { type ImapWriteOptions, imapWriteTarget } from "./imap-write.js";
 import { type ImapOptions, imapOptionsSchema, mailboxPageSchema } from "./schemas.js";
 
 export type { ImapFolder } from "./imap-hierarchy.js";
 export type { ImapMessage } from "./imap-messages.js";
+export type { ImapWriteOptions } from "./imap-write.js";
 export type { ImapFetchMode, ImapOptions, ImapSyncMode } from "./schemas.js";
 
 export interface ImapAccount extends Account<ImapMessage> {
@@ -40,6 +43,12 @@ export interface ImapAccount extends Account<ImapMessage> {
   server(): Syncable<ImapMessage>;
   /** Same as `server()`. */
   mail(): Syncable<ImapMessage>;
+  /**
+   * The write surface of one mailbox for two-way sync (`push`), on this account's connection:
+   * flags and the read flag with `UNCHANGEDSINCE`, APPEND with a client-chosen Message-ID,
+   * conditional delete, MOVE. See docs/adapters/imap.md.
+   */
+  writeTarget(path: string, options?: ImapWriteOptions): WriteTarget;
   /** Logs out and ends notification subscriptions; safe to call twice. */
   close(): Promise<void>;
 }
@@ -106,6 +115,7 @@ export function createImapAccount(options: ImapOptions): ImapAccount {
       }),
     server,
     mail: server,
+    writeTarget: (path, options) => imapWriteTarget(connection, path, options),
     close: () => {
       closing.next();
       return connection.close();

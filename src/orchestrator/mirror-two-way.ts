@@ -100,6 +100,9 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
   const countRows = db.prepare<[string], { n: number }>(
     `SELECT count(*) AS n FROM ${table} WHERE source = ?`,
   );
+  const deleteOtherByKey = db.prepare(
+    `DELETE FROM ${table} WHERE source = ? AND sourcekey = ? AND id <> ?`,
+  );
 
   const load = (): { doc: OutboxDoc; text: string | undefined } => {
     const text = selectDoc.get(key)?.state;
@@ -231,6 +234,9 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     ) => {
       const r = byId.get(source, entry.localId);
       if (!r || !result) return;
+      // A server that picks the key (IMAP's APPENDUID) may have had the object pulled under it
+      // before this write-back (a crash between its write and the commit): same object, one row.
+      if (result.sourcekey !== r.sourcekey) deleteOtherByKey.run(source, result.sourcekey, r.id);
       if (info.last && result.object) {
         // The server's version whole: the pull skipped this row while it was pending.
         write(fromObject(r.id, result.object), source);

@@ -213,19 +213,24 @@ export function complete(doc: OutboxDoc, seq: number, result: WriteResult | null
         else delete e.changeKey;
       }
     }
+    // A write that gave the object a new key (IMAP's MOVE) leaves the old key behind: forget
+    // its echo. No pull has reported the new key, which may be gone before one does (a server
+    // may never report an object that appeared and vanished between two syncs): like a
+    // create's, it is marked for settlePushed.
+    const rekeyed = result.sourcekey !== head.sourcekey;
+    const prior = doc.echoes.find((e) => e.sourcekey === head.sourcekey);
+    if (prior && rekeyed) forgetEcho(doc, head.sourcekey);
+    const created = head.kind === "create" || rekeyed ? head.localId : prior?.created;
     if (head.merged) {
       // The app's copy lacks the merged data: let the pull deliver it (no version to match).
-      remember(doc, {
-        sourcekey: result.sourcekey,
-        created: head.kind === "create" ? head.localId : undefined,
-      });
+      remember(doc, { sourcekey: result.sourcekey, created });
       return true;
     }
     remember(doc, {
       sourcekey: result.sourcekey,
       changeKey: result.changeKey,
       fp: result.object ? fingerprint(result.object) : undefined,
-      created: head.kind === "create" ? head.localId : undefined,
+      created,
     });
   }
   return true;
