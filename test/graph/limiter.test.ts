@@ -39,9 +39,7 @@ describe("limitConcurrency", () => {
     const g = gate();
     const limited = limitConcurrency(g.http, 2);
     const signal = new AbortController().signal;
-    const all = Array.from({ length: 50 }, (_, i) =>
-      limited.request({ path: `r${i}`, signal }),
-    );
+    const all = Array.from({ length: 50 }, (_, i) => limited.request({ path: `r${i}`, signal }));
     expect(limited.active()).toBe(2);
     expect(getEventListeners(signal, "abort").length).toBe(1);
     for (let i = 0; i < 50; i++) await g.finishOne();
