@@ -124,6 +124,8 @@ export interface EventRecord {
   changeKey: string;
   /** The client's `transactionId` of the create (Graph dedupes creates on it). */
   transactionId?: string;
+  /** singleValueExtendedProperties a client set: property id → value. */
+  extended?: Record<string, string>;
 }
 
 /** An event as a calendar view lists it. */
@@ -370,6 +372,7 @@ export class GraphModel {
     day: number,
     count = 0,
     transactionId?: string,
+    extended?: Record<string, string>,
   ): string {
     const id = this.newId("ev-");
     this.seq++;
@@ -385,6 +388,7 @@ export class GraphModel {
         cancelled: [],
         changeKey: this.#key(),
         ...(transactionId !== undefined ? { transactionId } : {}),
+        ...(extended !== undefined ? { extended } : {}),
       },
       this.seq,
     );

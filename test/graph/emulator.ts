@@ -782,19 +782,35 @@ export class GraphEmulator {
       return false;
     }
     // Events.
-    if (
-      method === "POST" &&
-      (m = /^\/me\/(?:events|calendar\/events|calendars\/([^/]+)\/events)$/.exec(p))
-    ) {
+    if ((m = /^\/me\/(?:events|calendar\/events|calendars\/([^/]+)\/events)$/.exec(p))) {
       const calendarId = m[1] === undefined ? "primary" : decodeURIComponent(m[1]);
       if (!model.calendars.has(calendarId)) return notFound();
-      if (refuse([...EVENT_WRITABLE, "transactionId"])) return true;
+      if (method === "GET") {
+        const found = extendedFilter(q, res);
+        if (!found) return true;
+        const value = model.events
+          .live()
+          .filter((e) => e.calendarId === calendarId && e.extended?.[found.id] === found.value)
+          .flatMap((e) => model.expand(e).map(renderEvent));
+        sendJson(res, 200, { value });
+        return true;
+      }
+      if (method !== "POST") return false;
+      if (refuse([...EVENT_WRITABLE, "transactionId", "singleValueExtendedProperties"]))
+        return true;
       const txn = typeof body.transactionId === "string" ? body.transactionId : undefined;
       const seen = txn === undefined ? undefined : model.eventByTransaction(txn);
       // Graph's transactionId: a retried create gets the event the first one made.
       const id =
         seen?.id ??
-        model.addEvent(calendarId, String(body.subject ?? ""), eventDay(model, body), 0, txn);
+        model.addEvent(
+          calendarId,
+          String(body.subject ?? ""),
+          eventDay(model, body),
+          0,
+          txn,
+          extendedOf(body),
+        );
       sendJson(res, 201, {
         ...renderEvent(model.viewEvent(id) as ViewEvent),
         "@odata.context": `${this.baseUrl}$metadata#events/$entity`,
@@ -835,32 +851,22 @@ export class GraphEmulator {
       const folderId = m[1] === undefined ? CONTACTS_ROOT : decodeURIComponent(m[1]);
       if (folderId !== CONTACTS_ROOT && !model.contactFolders.get(folderId)) return notFound();
       if (method === "GET") {
-        const f =
-          /^singleValueExtendedProperties\/Any\(ep: ?ep\/id eq '([^']+)' and ep\/value eq '((?:[^']|'')*)'\)$/.exec(
-            q.get("$filter") ?? "",
-          );
-        if (!f) {
-          sendError(res, 400, "ErrorInvalidUrlQueryFilter", "The $filter is not supported.");
-          return true;
-        }
-        const [pid, value] = [f[1] as string, (f[2] as string).replace(/''/g, "'")];
-        const value_ = model.contacts
+        const found = extendedFilter(q, res);
+        if (!found) return true;
+        const value = model.contacts
           .live()
-          .filter((c) => c.parentFolderId === folderId && c.extended?.[pid] === value)
+          .filter((c) => c.parentFolderId === folderId && c.extended?.[found.id] === found.value)
           .map((c) => select(renderContact(c), q.get("$select") ?? undefined));
-        sendJson(res, 200, { value: value_ });
+        sendJson(res, 200, { value });
         return true;
       }
       if (method !== "POST") return false;
       if (refuse([...CONTACT_WRITABLE, "singleValueExtendedProperties"])) return true;
-      const extended: Record<string, string> = {};
-      for (const ep of (body.singleValueExtendedProperties ?? []) as {
-        id: string;
-        value: string;
-      }[])
-        extended[ep.id] = ep.value;
       const { displayName, singleValueExtendedProperties: _, ...fields } = body;
-      const id = model.addContact(String(displayName ?? ""), folderId, { fields, extended });
+      const id = model.addContact(String(displayName ?? ""), folderId, {
+        fields,
+        extended: extendedOf(body),
+      });
       sendJson(res, 201, {
         ...renderContact(model.contacts.get(id) as Contact),
         "@odata.context": `${this.baseUrl}$metadata#contacts/$entity`,
@@ -976,6 +982,31 @@ const CONTACT_WRITABLE = [
   "companyName",
   "jobTitle",
 ] as const;
+
+/** The `singleValueExtendedProperties` of a create, as property id → value. */
+function extendedOf(body: Record<string, unknown>): Record<string, string> | undefined {
+  const list = body.singleValueExtendedProperties as { id: string; value: string }[] | undefined;
+  return list && Object.fromEntries(list.map((ep) => [ep.id, ep.value]));
+}
+
+/**
+ * The one `$filter` the emulator understands, on a named extended property's value (the OData
+ * lambda Graph documents for singleValueExtendedProperties); a 400 for any other.
+ */
+function extendedFilter(
+  q: URLSearchParams,
+  res: ServerResponse,
+): { id: string; value: string } | undefined {
+  const f =
+    /^singleValueExtendedProperties\/Any\(ep: ?ep\/id eq '([^']+)' and ep\/value eq '((?:[^']|'')*)'\)$/.exec(
+      q.get("$filter") ?? "",
+    );
+  if (!f) {
+    sendError(res, 400, "ErrorInvalidUrlQueryFilter", "The $filter is not supported.");
+    return undefined;
+  }
+  return { id: f[1] as string, value: (f[2] as string).replace(/''/g, "'") };
+}
 
 /** The model day of an event body's `start` (UTC `dateTimeTimeZone`). */
 function eventDay(model: GraphModel, body: Record<string, unknown>): number {
