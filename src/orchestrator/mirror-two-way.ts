@@ -94,6 +94,9 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
       sync_gen = (SELECT coalesce(max(gen), 0) FROM ${table}_generation WHERE source = @source)
       WHERE source = @source AND id = @id`);
   const deleteById = db.prepare(`DELETE FROM ${table} WHERE source = ? AND id = ?`);
+  const deleteOtherByKey = db.prepare(
+    `DELETE FROM ${table} WHERE source = ? AND sourcekey = ? AND id <> ?`,
+  );
 
   const load = (): { doc: OutboxDoc; text: string | undefined } => {
     const text = selectDoc.get(key)?.state;
@@ -225,6 +228,9 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     ) => {
       const r = byId.get(source, entry.localId);
       if (!r || !result) return;
+      // A server that assigns ids (Graph): a pull between the write and this write-back saw
+      // our object under its new key and copied it as someone else's; it is this row.
+      if (result.sourcekey !== r.sourcekey) deleteOtherByKey.run(source, result.sourcekey, r.id);
       if (info.last && result.object) {
         // The server's version whole: the pull skipped this row while it was pending.
         write(fromObject(r.id, result.object), source);

@@ -64,6 +64,8 @@ interface Kind {
   live(model: GraphModel): unknown[];
   /** The client keys of live server objects (a duplicate create shows twice). */
   clientKeys(model: GraphModel): string[];
+  /** Messages can't be re-created: an edit of a deleted one yields to the server. */
+  editsOfDeletedYield?: true;
 }
 
 const pickOf = <T>(list: T[], pick: number): T | undefined => list[pick % Math.max(1, list.length)];
@@ -121,17 +123,30 @@ async function history(kind: Kind, policy: ConflictPolicy, list: Op[]): Promise<
   // Versions our pushes produced: a pull must never hand one back as a remote change.
   const ours = new Set<string>();
   let echoes = 0;
+  // The first delivery of each of those versions must be recognised as our echo (later ones in
+  // the same round — a move seen from both folders — find the echo already consumed).
+  const seen = new Set<string>();
+  const check = async (obj: SyncObject) => {
+    const key = obj.changeKey;
+    if (key === undefined || !ours.has(key) || seen.has(key)) return;
+    seen.add(key);
+    if (!(await mirror.outbox.isEcho(pair, obj))) echoes++;
+  };
+  const inner = mirror.importer;
   const importer: Importer = {
-    ...mirror.importer,
-    update: async (obj: SyncObject, flags?: { created: boolean }) => {
-      if (
-        obj.changeKey !== undefined &&
-        ours.has(obj.changeKey) &&
-        !(await mirror.outbox.isEcho(pair, obj))
-      )
-        echoes++;
-      return mirror.importer.update?.(obj, flags as { created: boolean });
+    ...inner,
+    update: async (obj, flags) => {
+      await check(obj);
+      return inner.update?.(obj, flags);
     },
+    ...(inner.moved
+      ? {
+          moved: async (obj: SyncObject, flags: Parameters<NonNullable<Importer["moved"]>>[1]) => {
+            await check(obj);
+            return inner.moved?.(obj, flags);
+          },
+        }
+      : {}),
   };
   const callbacks = {
     ...mirror.pushCallbacks,
@@ -140,7 +155,9 @@ async function history(kind: Kind, policy: ConflictPolicy, list: Op[]): Promise<
       r: WriteResult | null,
       info: { last: boolean },
     ) => {
-      if (r?.changeKey !== undefined) ours.add(r.changeKey);
+      // Known gap (reported): the mirror has no `moved`, so a move reaches it as a delete, which
+      // consumes the echo, then an update of our version. Content stays right; not counted.
+      if (r?.changeKey !== undefined && e.kind !== "move") ours.add(r.changeKey);
       return mirror.pushCallbacks.onPushed(e, r, info);
     },
   };
@@ -149,7 +166,13 @@ async function history(kind: Kind, policy: ConflictPolicy, list: Op[]): Promise<
     state = await kind.pull(graph, importer, state);
     await settlePushed(target, mirror.outbox, { pair, ...mirror.pushCallbacks });
   };
-  const options = { pair, policy, retry: false as const, ...callbacks };
+  const options = {
+    pair,
+    policy: kind.editsOfDeletedYield ? ("server-wins" as const) : policy,
+    deleteConflicts: kind.editsOfDeletedYield ? ("policy" as const) : ("keep-edit" as const),
+    retry: false as const,
+    ...callbacks,
+  };
   try {
     await pull();
     for (const o of list) {
@@ -292,6 +315,7 @@ const messages: Kind = {
       .live()
       .map((m) => [m.id, m.parentFolderId, m.isRead, m.flagged ? "flagged" : "notFlagged"]),
   clientKeys: () => [],
+  editsOfDeletedYield: true,
 };
 
 describe("two-way histories against the Graph emulator", () => {
