@@ -319,6 +319,16 @@ const messages: Kind = {
 };
 
 describe("two-way histories against the Graph emulator", () => {
+  it("a pull between a create's write and its replay does not leave the event twice", async () => {
+    // The pull copies the event under its Graph id; the write-back merges it into the app's row.
+    await history(events, "client-wins", [
+      { t: "local", op: 0, pick: 0, v: "a" },
+      { t: "push", crashAt: 1, after: true },
+      { t: "pull" },
+      { t: "local", op: 0, pick: 0, v: "a" },
+    ]);
+  });
+
   const policies = fc.constantFrom<ConflictPolicy>("client-wins", "server-wins", "ask");
   for (const [name, kind] of [
     ["events", events],
