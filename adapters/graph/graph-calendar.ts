@@ -1,11 +1,3 @@
-/**
- * One calendar's view (`calendarView/delta`, PROTOCOLS.md §2.1): single events, occurrences and
- * exceptions of recurring series inside a window. The window is sent on a full sync's first
- * request only (Graph builds it into the tokens) and kept in the cursor to filter with: Graph
- * also reports events *outside* the window as `@removed`, and an event that moved out of it is
- * a delete for the mirror.
- */
-import { NotFoundError } from "../../src/core/errors.js";
 import type { ChangeSource, PageRequest } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
@@ -13,10 +5,11 @@ import {
   type DeltaLink,
   type DeltaWindow,
   deltaSource,
+  getObject,
   isRemoved,
   mapLimited,
 } from "./graph-delta.js";
-import { DeltaItemSchema, type GraphEvent } from "./schemas.js";
+import type { GraphEvent } from "./schemas.js";
 
 const DAY = 86_400_000;
 
@@ -43,19 +36,11 @@ export function calendarSource(options: CalendarSourceOptions): ChangeSource<Del
         `${user}/calendars/${encodeURIComponent(calendarId)}/calendarView/delta`;
 
   const current = async (id: string, window: DeltaWindow, signal: AbortSignal): Promise<Change> => {
-    let event: GraphEvent | undefined;
-    try {
-      const res = await http.request({
-        path: `${user}/events/${encodeURIComponent(id)}`,
-        headers: { prefer },
-        schema: DeltaItemSchema,
-        endpoint: "graph.events.get",
-        signal,
-      });
-      event = res.body as GraphEvent;
-    } catch (error) {
-      if (!(error instanceof NotFoundError)) throw error;
-    }
+    const event = (await getObject(
+      http,
+      { path: `${user}/events/${encodeURIComponent(id)}`, prefer, endpoint: "graph.events.get" },
+      signal,
+    )) as GraphEvent | undefined;
     return eventChange(
       event ?? { id, "@removed": { reason: "deleted" } },
       calendarId,

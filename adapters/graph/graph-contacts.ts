@@ -1,14 +1,16 @@
-/**
- * Contacts of one contact folder (`contactFolders/{id}/contacts/delta`); the default folder is
- * `contacts/delta` (key `default`). `@removed` → delete; a sparse update is fetched whole.
- */
-import { NotFoundError } from "../../src/core/errors.js";
-import type { ChangeSource, PageRequest } from "../../src/core/source.js";
+import type { ChangeSource } from "../../src/core/source.js";
 import type { Change } from "../../src/core/types.js";
 import type { HttpClient } from "../../src/http/index.js";
-import { type DeltaLink, deltaSource, isRemoved, mapLimited } from "./graph-delta.js";
+import {
+  type DeltaLink,
+  getObject,
+  graphDelete,
+  graphObject,
+  isRemoved,
+  resolvingDeltaSource,
+} from "./graph-delta.js";
 import { isSparse } from "./graph-messages.js";
-import { DeltaItemSchema, type GraphContact } from "./schemas.js";
+import type { GraphContact } from "./schemas.js";
 
 /** The key of the default contacts folder (it is not listed by `contactFolders`). */
 export const DEFAULT_CONTACT_FOLDER = "default";
@@ -56,78 +58,42 @@ export function contactsSource(options: ContactsSourceOptions): ChangeSource<Del
 
   /** The contact now, seen from this folder; another folder's contact is a move or a delete. */
   const current = async (id: string, signal: AbortSignal, resolve: boolean): Promise<Change> => {
-    let contact: GraphContact | undefined;
-    try {
-      const res = await http.request({
+    const contact = (await getObject(
+      http,
+      {
         path: `${user}/contacts/${encodeURIComponent(id)}`,
         query: { $select: selectParam },
-        headers: { prefer },
-        schema: DeltaItemSchema,
+        prefer,
         endpoint: "graph.contacts.get",
-        signal,
-      });
-      contact = res.body as GraphContact;
-    } catch (error) {
-      if (!(error instanceof NotFoundError)) throw error;
-    }
+      },
+      signal,
+    )) as GraphContact | undefined;
     const parent = contact?.parentFolderId;
     const here = typeof parent === "string" ? await options.keyOf(parent, signal) : folderKey;
-    if (!contact || (here !== folderKey && !resolve)) return contactDelete(id, folderKey);
+    if (!contact || (here !== folderKey && !resolve)) return graphDelete("user", id, folderKey);
     if (here !== folderKey)
-      return { kind: "move", object: contactObject(contact, here), fromParentKey: folderKey };
-    return { kind: "update", object: contactObject(contact, folderKey), created: false };
+      return { kind: "move", object: graphObject("user", contact, here), fromParentKey: folderKey };
+    return { kind: "update", object: graphObject("user", contact, folderKey), created: false };
   };
 
-  const source = deltaSource({
+  return resolvingDeltaSource({
     http,
     endpoint: "graph.contacts.delta",
     prefer,
+    concurrency: options.concurrency,
+    resolveRemoved: options.resolveRemoved,
+    current,
     start: () => ({ path, query: { $select: selectParam } }),
-    map: async (items, { incremental, signal }) => {
-      const pending: { index: number; id: string }[] = [];
-      const changes: (Change | undefined)[] = items.map((item, index) => {
-        const removed = isRemoved(item);
-        if ((removed && options.resolveRemoved) || (!removed && isSparse(item, select))) {
-          pending.push({ index, id: item.id });
-          return undefined;
-        }
-        if (removed) return contactDelete(item.id, folderKey);
-        return {
-          kind: "update",
-          object: contactObject(item as GraphContact, folderKey),
-          created: !incremental,
-        };
-      });
-      const resolved = await mapLimited(pending, options.concurrency, (p) =>
-        current(p.id, signal, options.resolveRemoved),
-      );
-      pending.forEach((p, i) => {
-        changes[p.index] = resolved[i];
-      });
-      return changes as Change[];
+    mapItem: (item, { incremental }) => {
+      const removed = isRemoved(item);
+      if ((removed && options.resolveRemoved) || (!removed && isSparse(item, select)))
+        return undefined;
+      if (removed) return graphDelete("user", item.id, folderKey);
+      return {
+        kind: "update",
+        object: graphObject("user", item as GraphContact, folderKey),
+        created: !incremental,
+      };
     },
   });
-  return {
-    ...source,
-    verify: (keys: string[], req: PageRequest<DeltaLink, DeltaLink>) =>
-      mapLimited(keys, options.concurrency, (id) => current(id, req.signal, false)),
-  } as ChangeSource<DeltaLink, DeltaLink>;
-}
-
-function contactObject(contact: GraphContact, folderKey: string) {
-  return {
-    sourcekey: contact.id,
-    type: "user" as const,
-    parentKey: folderKey,
-    changeKey: typeof contact.changeKey === "string" ? contact.changeKey : undefined,
-    data: contact,
-  };
-}
-
-function contactDelete(id: string, folderKey: string): Change {
-  return {
-    kind: "delete",
-    object: { sourcekey: id, type: "user", parentKey: folderKey },
-    soft: false,
-  };
 }

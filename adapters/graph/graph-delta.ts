@@ -5,11 +5,11 @@
  * contacts) is this plus a mapping of items to changes.
  */
 import { z } from "zod";
-import { ProtocolError } from "../../src/core/errors.js";
+import { NotFoundError, ProtocolError } from "../../src/core/errors.js";
 import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
-import type { Change } from "../../src/core/types.js";
+import type { Change, ObjectType, SyncObject } from "../../src/core/types.js";
 import { type HttpClient, type QueryValue, sameOrigin } from "../../src/http/index.js";
-import { type DeltaItem, DeltaPageSchema } from "./schemas.js";
+import { type DeltaItem, DeltaItemSchema, DeltaPageSchema } from "./schemas.js";
 
 /** The calendar window a round was started with (ISO 8601, UTC). */
 export const WindowSchema = z.object({ s: z.string().min(1), e: z.string().min(1) }).strict();
@@ -136,4 +136,92 @@ export async function mapLimited<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
   return out;
+}
+
+/** What `resolvingDeltaSource` adds to a delta source's options. */
+export interface ResolvingOptions extends Omit<DeltaSourceOptions, "map"> {
+  /** GETs in flight per page (the account's limiter caps the total anyway). */
+  concurrency: number;
+  /** Resolve `@removed` with a GET (the server-wide scopes) instead of reporting a delete. */
+  resolveRemoved: boolean;
+  /** An item's change, or `undefined` when only a GET of the object (`current`) can tell. */
+  mapItem(item: DeltaItem, context: DeltaContext): Change | undefined;
+  /** The object as the server holds it now, seen from this scope (`resolve`: follow a move). */
+  current(id: string, signal: AbortSignal, resolve: boolean): Promise<Change>;
+}
+
+/**
+ * A delta source whose items are mapped one by one, asking the server (`current`, a few at a
+ * time, order kept) about those the page cannot settle: a sparse update, a removal that may be
+ * a move. The engine's `verify` (delivered objects a resumed page no longer lists) asks the same.
+ */
+export function resolvingDeltaSource(
+  options: ResolvingOptions,
+): ChangeSource<DeltaLink, DeltaLink> {
+  const { concurrency, resolveRemoved, current } = options;
+  const source = deltaSource({
+    ...options,
+    map: async (items, context) => {
+      const pending: { index: number; id: string }[] = [];
+      const changes = items.map((item, index) => {
+        const change = options.mapItem(item, context);
+        if (change === undefined) pending.push({ index, id: item.id });
+        return change;
+      });
+      const resolved = await mapLimited(pending, concurrency, (p) =>
+        current(p.id, context.signal, resolveRemoved),
+      );
+      pending.forEach((p, i) => {
+        changes[p.index] = resolved[i];
+      });
+      return changes as Change[];
+    },
+  });
+  return {
+    ...source,
+    verify: (keys: string[], req: PageRequest<DeltaLink, DeltaLink>) =>
+      mapLimited(keys, concurrency, (id) => current(id, req.signal, false)),
+  } as ChangeSource<DeltaLink, DeltaLink>;
+}
+
+/** A Graph object (message, contact) as a `SyncObject` of the scope `parentKey`. */
+export function graphObject<T extends { id: string; changeKey?: unknown }>(
+  type: ObjectType,
+  value: T,
+  parentKey: string,
+): SyncObject<T> {
+  return {
+    sourcekey: value.id,
+    type,
+    parentKey,
+    changeKey: typeof value.changeKey === "string" ? value.changeKey : undefined,
+    data: value,
+  };
+}
+
+/** The hard delete of a Graph object of the scope `parentKey`. */
+export function graphDelete(type: ObjectType, id: string, parentKey: string): Change {
+  return { kind: "delete", object: { sourcekey: id, type, parentKey }, soft: false };
+}
+
+/** `GET` of one object (`me/messages/{id}`, …); `undefined` when the server says it is gone. */
+export async function getObject(
+  http: HttpClient,
+  req: { path: string; query?: Record<string, QueryValue>; prefer: string; endpoint: string },
+  signal: AbortSignal,
+): Promise<DeltaItem | undefined> {
+  try {
+    const res = await http.request({
+      path: req.path,
+      query: req.query,
+      headers: { prefer: req.prefer },
+      schema: DeltaItemSchema,
+      endpoint: req.endpoint,
+      signal,
+    });
+    return res.body;
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
 }

@@ -20,6 +20,7 @@ import type {
 import { createAgent, createHttpClient, type HttpClientOptions } from "../../src/http/index.js";
 import { NotificationHub } from "../../src/notify/hub.js";
 import type { WebhookReceiver } from "../../src/notify/webhook.js";
+import type { WriteTarget } from "../../src/two-way/types.js";
 import { calendarSource, DEFAULT_CALENDAR } from "./graph-calendar.js";
 import { calendarListSource } from "./graph-calendar-list.js";
 import {
@@ -41,6 +42,7 @@ import {
   subscribe,
 } from "./graph-push.js";
 import { catchUpAfterResume, clearBeforeListing } from "./graph-resume.js";
+import { contactsWriteTarget, eventsWriteTarget, mailWriteTarget } from "./graph-write.js";
 import type {
   GraphCalendar,
   GraphContact,
@@ -56,6 +58,7 @@ export { DEFAULT_CONTACT_FOLDER, DEFAULT_CONTACT_SELECT } from "./graph-contacts
 export { classifyGraphError } from "./graph-errors.js";
 export { DEFAULT_MESSAGE_SELECT } from "./graph-messages.js";
 export type { GraphSubscription, SubscriptionOptions } from "./graph-push.js";
+export { CLIENT_KEY_PROPERTY } from "./graph-write.js";
 export type {
   GraphCalendar,
   GraphContact,
@@ -120,6 +123,15 @@ export interface GraphAccount extends Account {
   calendar(calendarId: string): Syncable<GraphEvent>;
   /** Every contact folder's contacts, the default one included. */
   contacts(): Syncable<GraphContact>;
+  /**
+   * The events of a calendar as a two-way `WriteTarget` (creates deduped by `transactionId`,
+   * `If-Match` on updates and deletes). See docs/two-way.md.
+   */
+  calendarWriteTarget(calendarId: string): WriteTarget;
+  /** A contact folder's contacts as a `WriteTarget` (default: the default folder). */
+  contactsWriteTarget(folderKey?: string): WriteTarget;
+  /** The mailbox's messages as a `WriteTarget`: read and follow-up flags, moves, deletes. */
+  mailWriteTarget(): WriteTarget;
   /** Creates a change-notification subscription feeding that scope's `notifications()`. */
   subscribe(scope: SubscriptionScope, options: SubscriptionOptions): Promise<GraphSubscription>;
   /** The receiver of the notification and lifecycle URLs (validation handshake included). */
@@ -295,6 +307,15 @@ export function createGraphAccount(options: GraphOptions): GraphAccount {
           }),
         ["timeMin", "timeMax"],
       ),
+    calendarWriteTarget: (calendarId) =>
+      eventsWriteTarget({ http, user, prefer: calendarPrefer }, calendarId),
+    contactsWriteTarget: (folderKey = DEFAULT_CONTACT_FOLDER) =>
+      contactsWriteTarget(
+        { http, user, prefer, select: contactSelect },
+        folderKey,
+        DEFAULT_CONTACT_FOLDER,
+      ),
+    mailWriteTarget: () => mailWriteTarget({ http, user, prefer, select: messageSelect }),
     async subscribe(target, subscriptionOptions) {
       const sub = await subscribe(
         http,

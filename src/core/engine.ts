@@ -16,8 +16,6 @@ import type { ChangeSource, Page, PageRequest, ResumePoint, ScopeDefinition } fr
 import { decodeState, encodeState, type StateEnvelope, sameWindow } from "./state.js";
 import type { Change, Importer, SyncOptions, SyncOutcome, SyncWindow } from "./types.js";
 
-const NEVER_ABORTED = new AbortController().signal;
-
 /**
  * Runs one sync round: calls the importer for every change since `state` and resolves with the
  * next state. The returned state covers exactly the changes whose importer call resolved.
@@ -29,7 +27,9 @@ export async function exportChanges(
   options: SyncOptions = {},
 ): Promise<SyncOutcome> {
   checkArguments(def, importer, options);
-  const signal = options.signal ?? NEVER_ABORTED;
+  // Its own signal per round, not one shared by every round of the process: each round's
+  // read-ahead and requests listen on it, and concurrent rounds would pile listeners on one.
+  const signal = options.signal ?? new AbortController().signal;
   signal.throwIfAborted();
   const start = readState(def, state, options.window);
   const { source } = def;

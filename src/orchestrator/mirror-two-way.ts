@@ -234,8 +234,9 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     ) => {
       const r = byId.get(source, entry.localId);
       if (!r || !result) return;
-      // A server that picks the key (IMAP's APPENDUID) may have had the object pulled under it
-      // before this write-back (a crash between its write and the commit): same object, one row.
+      // A server that picks the key (IMAP's APPENDUID, Graph's ids) may have had the object
+      // pulled under it before this write-back (a crash between its write and the commit): same
+      // object, one row.
       if (result.sourcekey !== r.sourcekey) deleteOtherByKey.run(source, result.sourcekey, r.id);
       if (info.last && result.object) {
         // The server's version whole: the pull skipped this row while it was pending.

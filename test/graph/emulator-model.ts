@@ -97,6 +97,10 @@ export interface Contact {
   displayName: string;
   parentFolderId: string;
   changeKey: string;
+  /** Other writable properties as a client wrote them (shown over the defaults). */
+  fields?: Record<string, unknown>;
+  /** singleValueExtendedProperties a client set: property id → value. */
+  extended?: Record<string, string>;
 }
 
 export interface Calendar {
@@ -118,6 +122,10 @@ export interface EventRecord {
   /** Occurrence indexes cancelled. */
   cancelled: number[];
   changeKey: string;
+  /** The client's `transactionId` of the create (Graph dedupes creates on it). */
+  transactionId?: string;
+  /** singleValueExtendedProperties a client set: property id → value. */
+  extended?: Record<string, string>;
 }
 
 /** An event as a calendar view lists it. */
@@ -292,15 +300,26 @@ export class GraphModel {
     this.contactFolders.put(id, undefined, ++this.seq);
   }
 
-  addContact(displayName: string, parentFolderId = CONTACTS_ROOT): string {
+  addContact(
+    displayName: string,
+    parentFolderId = CONTACTS_ROOT,
+    more: Pick<Contact, "fields" | "extended"> = {},
+  ): string {
     const id = this.newId("ct-");
     this.seq++;
-    this.contacts.put(id, { id, displayName, parentFolderId, changeKey: this.#key() }, this.seq);
+    this.contacts.put(
+      id,
+      { id, displayName, parentFolderId, changeKey: this.#key(), ...more },
+      this.seq,
+    );
     this.onChange("contact", id, "created", parentFolderId);
     return id;
   }
 
-  updateContact(id: string, patch: Partial<Pick<Contact, "displayName" | "parentFolderId">>): void {
+  updateContact(
+    id: string,
+    patch: Partial<Pick<Contact, "displayName" | "parentFolderId" | "fields">>,
+  ): void {
     const c = this.contacts.get(id);
     if (!c) return;
     if (
@@ -313,6 +332,7 @@ export class GraphModel {
     const next = { ...c, changeKey: this.#key() };
     if (patch.displayName !== undefined) next.displayName = patch.displayName;
     if (patch.parentFolderId !== undefined) next.parentFolderId = patch.parentFolderId;
+    if (patch.fields !== undefined) next.fields = { ...c.fields, ...patch.fields };
     this.contacts.put(id, next, this.seq);
     this.onChange("contact", id, "updated", c.parentFolderId);
   }
@@ -346,7 +366,14 @@ export class GraphModel {
       this.events.put(e.id, undefined, ++this.seq);
   }
 
-  addEvent(calendarId: string, subject: string, day: number, count = 0): string {
+  addEvent(
+    calendarId: string,
+    subject: string,
+    day: number,
+    count = 0,
+    transactionId?: string,
+    extended?: Record<string, string>,
+  ): string {
     const id = this.newId("ev-");
     this.seq++;
     this.events.put(
@@ -360,6 +387,8 @@ export class GraphModel {
         exceptions: {},
         cancelled: [],
         changeKey: this.#key(),
+        ...(transactionId !== undefined ? { transactionId } : {}),
+        ...(extended !== undefined ? { extended } : {}),
       },
       this.seq,
     );
@@ -389,6 +418,11 @@ export class GraphModel {
     if (!e) return;
     this.events.put(id, undefined, ++this.seq);
     this.onChange("event", id, "deleted", e.calendarId);
+  }
+
+  /** The live event a client created with this `transactionId`. */
+  eventByTransaction(transactionId: string): EventRecord | undefined {
+    return this.events.live().find((e) => e.transactionId === transactionId);
   }
 
   /** The events a calendar view shows of one record: itself, or its occurrences. */

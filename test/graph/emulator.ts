@@ -303,6 +303,11 @@ export class GraphEmulator {
     const immutable = /IdType="ImmutableId"/i.test(prefer);
     const model = this.model;
     let m: RegExpExecArray | null;
+    if (method !== "GET" || q.has("$filter")) {
+      const ifMatch = [req.headers["if-match"] ?? []].flat()[0];
+      const done = this.#write(res, p, method, body, q, ifMatch, immutable);
+      if (done) return;
+    }
     if (p === "/me" || p === "/me/")
       return sendJson(res, 200, {
         // Another user's mailbox (application permissions) is another identity.
@@ -690,6 +695,208 @@ export class GraphEmulator {
     sendJson(res, 200, body);
   }
 
+  // Writes --------------------------------------------------------------------------------------
+
+  /**
+   * The documented write surface two-way sync uses: PATCH / DELETE with `If-Match: W/"<changeKey>"`
+   * (412 `ErrorIrresolvableConflict` when it changed), `POST .../move`, event creates deduped on
+   * `transactionId`, contacts with `singleValueExtendedProperties` and a `$filter` on them. Every
+   * write goes through the model, so it shows up in delta, notifications and the etag.
+   */
+  #write(
+    res: ServerResponse,
+    p: string,
+    method: string,
+    text: string,
+    q: URLSearchParams,
+    ifMatch: string | undefined,
+    immutable: boolean,
+  ): boolean {
+    const model = this.model;
+    const notFound = () => {
+      sendError(res, 404, "ErrorItemNotFound", "The specified object was not found in the store.");
+      return true;
+    };
+    const conflict = (changeKey: string) => {
+      if (ifMatch === undefined || ifMatch === "*" || ifMatch === `W/"${changeKey}"`) return false;
+      sendError(
+        res,
+        412,
+        "ErrorIrresolvableConflict",
+        "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
+      );
+      return true;
+    };
+    let body: Record<string, unknown> = {};
+    if (text) {
+      try {
+        body = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        sendError(res, 400, "BadRequest", "Unable to read JSON request payload.");
+        return true;
+      }
+    }
+    const refuse = (allowed: readonly string[]) => {
+      const bad = Object.keys(body).find((k) => !allowed.includes(k));
+      if (bad === undefined) return false;
+      sendError(
+        res,
+        400,
+        "ErrorInvalidPropertyForOperation",
+        `The property '${bad}' can't be written by this operation.`,
+      );
+      return true;
+    };
+    let m: RegExpExecArray | null;
+    // Messages.
+    if ((m = /^\/me\/messages\/([^/]+)(\/move)?$/.exec(p))) {
+      const id = decodeURIComponent(m[1] as string).split("@")[0] as string;
+      const msg = model.messages.get(id);
+      if (!msg) return notFound();
+      if (m[2] && method === "POST") {
+        const dest = (body as { destinationId?: unknown }).destinationId;
+        if (typeof dest !== "string" || !model.mailFolders.get(dest)) return notFound();
+        model.moveMessage(id, dest);
+        sendJson(res, 201, {
+          ...renderMessage(model.messages.get(id) as Message, immutable),
+          "@odata.context": `${this.baseUrl}$metadata#message`,
+        });
+        return true;
+      }
+      if (method === "PATCH") {
+        if (refuse(MESSAGE_WRITABLE) || conflict(msg.changeKey)) return true;
+        const flag = (body.flag as { flagStatus?: unknown } | undefined)?.flagStatus;
+        model.updateMessage(id, {
+          isRead: typeof body.isRead === "boolean" ? body.isRead : undefined,
+          flagged: flag === undefined ? undefined : flag === "flagged",
+        });
+        sendJson(res, 200, renderMessage(model.messages.get(id) as Message, immutable));
+        return true;
+      }
+      if (method === "DELETE") {
+        if (conflict(msg.changeKey)) return true;
+        model.deleteMessage(id);
+        res.writeHead(204).end();
+        return true;
+      }
+      return false;
+    }
+    // Events.
+    if ((m = /^\/me\/(?:events|calendar\/events|calendars\/([^/]+)\/events)$/.exec(p))) {
+      const calendarId = m[1] === undefined ? "primary" : decodeURIComponent(m[1]);
+      if (!model.calendars.has(calendarId)) return notFound();
+      if (method === "GET") {
+        const found = extendedFilter(q, res);
+        if (!found) return true;
+        const value = model.events
+          .live()
+          .filter((e) => e.calendarId === calendarId && e.extended?.[found.id] === found.value)
+          .flatMap((e) => model.expand(e).map(renderEvent));
+        sendJson(res, 200, { value });
+        return true;
+      }
+      if (method !== "POST") return false;
+      if (refuse([...EVENT_WRITABLE, "transactionId", "singleValueExtendedProperties"]))
+        return true;
+      const txn = typeof body.transactionId === "string" ? body.transactionId : undefined;
+      const seen = txn === undefined ? undefined : model.eventByTransaction(txn);
+      // Graph's transactionId: a retried create gets the event the first one made.
+      const id =
+        seen?.id ??
+        model.addEvent(
+          calendarId,
+          String(body.subject ?? ""),
+          eventDay(model, body),
+          0,
+          txn,
+          extendedOf(body),
+        );
+      sendJson(res, 201, {
+        ...renderEvent(model.viewEvent(id) as ViewEvent),
+        "@odata.context": `${this.baseUrl}$metadata#events/$entity`,
+      });
+      return true;
+    }
+    if ((m = /^\/me\/events\/([^/]+)$/.exec(p)) && method !== "GET") {
+      const id = decodeURIComponent(m[1] as string);
+      const ev = model.viewEvent(id);
+      if (!ev) return notFound();
+      const [master, occurrence] = id.split("_occ") as [string, string | undefined];
+      if (method === "PATCH") {
+        if (refuse(EVENT_WRITABLE) || conflict(ev.changeKey)) return true;
+        const subject = typeof body.subject === "string" ? body.subject : undefined;
+        if (occurrence !== undefined) {
+          if (subject !== undefined)
+            model.updateEvent(master, { exception: [Number(occurrence), subject] });
+        } else {
+          model.updateEvent(master, {
+            subject,
+            day: body.start === undefined ? undefined : eventDay(model, body),
+          });
+        }
+        sendJson(res, 200, renderEvent(model.viewEvent(id) as ViewEvent));
+        return true;
+      }
+      if (method === "DELETE") {
+        if (conflict(ev.changeKey)) return true;
+        if (occurrence !== undefined) model.updateEvent(master, { cancel: Number(occurrence) });
+        else model.deleteEvent(master);
+        res.writeHead(204).end();
+        return true;
+      }
+      return false;
+    }
+    // Contacts.
+    if ((m = /^\/me\/(?:contacts|contactFolders\/([^/]+)\/contacts)$/.exec(p))) {
+      const folderId = m[1] === undefined ? CONTACTS_ROOT : decodeURIComponent(m[1]);
+      if (folderId !== CONTACTS_ROOT && !model.contactFolders.get(folderId)) return notFound();
+      if (method === "GET") {
+        const found = extendedFilter(q, res);
+        if (!found) return true;
+        const value = model.contacts
+          .live()
+          .filter((c) => c.parentFolderId === folderId && c.extended?.[found.id] === found.value)
+          .map((c) => select(renderContact(c), q.get("$select") ?? undefined));
+        sendJson(res, 200, { value });
+        return true;
+      }
+      if (method !== "POST") return false;
+      if (refuse([...CONTACT_WRITABLE, "singleValueExtendedProperties"])) return true;
+      const { displayName, singleValueExtendedProperties: _, ...fields } = body;
+      const id = model.addContact(String(displayName ?? ""), folderId, {
+        fields,
+        extended: extendedOf(body),
+      });
+      sendJson(res, 201, {
+        ...renderContact(model.contacts.get(id) as Contact),
+        "@odata.context": `${this.baseUrl}$metadata#contacts/$entity`,
+      });
+      return true;
+    }
+    if ((m = /^\/me\/contacts\/([^/]+)$/.exec(p)) && method !== "GET") {
+      const id = decodeURIComponent(m[1] as string);
+      const c = model.contacts.get(id);
+      if (!c) return notFound();
+      if (method === "PATCH") {
+        if (refuse(CONTACT_WRITABLE) || conflict(c.changeKey)) return true;
+        const { displayName, ...fields } = body;
+        model.updateContact(id, {
+          displayName: typeof displayName === "string" ? displayName : undefined,
+          fields,
+        });
+        sendJson(res, 200, renderContact(model.contacts.get(id) as Contact));
+        return true;
+      }
+      if (method === "DELETE") {
+        if (conflict(c.changeKey)) return true;
+        model.deleteContact(id);
+        res.writeHead(204).end();
+        return true;
+      }
+    }
+    return false;
+  }
+
   // Subscriptions ------------------------------------------------------------------------------
 
   async #subscribe(res: ServerResponse, body: string): Promise<void> {
@@ -761,6 +968,53 @@ function subscriptionJson(sub: Subscription): Record<string, unknown> {
   };
 }
 
+/** What PATCH may change here (Graph allows more; the emulator models these). */
+const MESSAGE_WRITABLE = ["isRead", "flag"] as const;
+const EVENT_WRITABLE = ["subject", "start", "end", "isAllDay"] as const;
+const CONTACT_WRITABLE = [
+  "displayName",
+  "givenName",
+  "surname",
+  "emailAddresses",
+  "businessPhones",
+  "homePhones",
+  "mobilePhone",
+  "companyName",
+  "jobTitle",
+] as const;
+
+/** The `singleValueExtendedProperties` of a create, as property id → value. */
+function extendedOf(body: Record<string, unknown>): Record<string, string> | undefined {
+  const list = body.singleValueExtendedProperties as { id: string; value: string }[] | undefined;
+  return list && Object.fromEntries(list.map((ep) => [ep.id, ep.value]));
+}
+
+/**
+ * The one `$filter` the emulator understands, on a named extended property's value (the OData
+ * lambda Graph documents for singleValueExtendedProperties); a 400 for any other.
+ */
+function extendedFilter(
+  q: URLSearchParams,
+  res: ServerResponse,
+): { id: string; value: string } | undefined {
+  const f =
+    /^singleValueExtendedProperties\/Any\(ep: ?ep\/id eq '([^']+)' and ep\/value eq '((?:[^']|'')*)'\)$/.exec(
+      q.get("$filter") ?? "",
+    );
+  if (!f) {
+    sendError(res, 400, "ErrorInvalidUrlQueryFilter", "The $filter is not supported.");
+    return undefined;
+  }
+  return { id: f[1] as string, value: (f[2] as string).replace(/''/g, "'") };
+}
+
+/** The model day of an event body's `start` (UTC `dateTimeTimeZone`). */
+function eventDay(model: GraphModel, body: Record<string, unknown>): number {
+  const start = body.start as { dateTime?: string; timeZone?: string } | undefined;
+  const ms = Date.parse(`${start?.dateTime ?? ""}Z`.replace(/ZZ$/, "Z"));
+  return Number.isNaN(ms) ? 0 : (ms - model.day0) / 86_400_000;
+}
+
 export function renderMessage(m: Message, immutable: boolean): Record<string, unknown> {
   return {
     "@odata.etag": `W/"${m.changeKey}"`,
@@ -787,7 +1041,7 @@ export function renderMessage(m: Message, immutable: boolean): Record<string, un
 }
 
 export function renderContact(c: Contact): Record<string, unknown> {
-  return {
+  const shown = {
     "@odata.etag": `W/"${c.changeKey}"`,
     id: c.id,
     changeKey: c.changeKey,
@@ -802,6 +1056,7 @@ export function renderContact(c: Contact): Record<string, unknown> {
     jobTitle: null,
     parentFolderId: c.parentFolderId,
   };
+  return { ...shown, ...c.fields, displayName: c.displayName };
 }
 
 /** `2026-11-20T10:00:00.0000000` in UTC, as Graph writes `dateTimeTimeZone`. */
