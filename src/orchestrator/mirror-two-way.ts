@@ -123,12 +123,17 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     });
   };
   /** Changes a row and records its outbox entry in one transaction. */
-  const edit = db.transaction((change: (doc: OutboxDoc) => LocalChange | undefined) => {
+  const transaction = db.transaction((change: (doc: OutboxDoc) => LocalChange | undefined) => {
     const { doc, text } = load();
     const c = change(doc);
     if (c) record(doc, c, Date.now());
     save(doc, text);
   });
+  const edit = (change: (doc: OutboxDoc) => LocalChange | undefined) => {
+    transaction(change);
+    // After the commit: a watcher pushes what it can read.
+    outbox.announce(source);
+  };
   const base = (r: Row) => (r.change_key === null ? {} : { changeKey: r.change_key });
   const isReadOf = (obj: SyncObject): number | null => {
     const v = d.readOf(obj);

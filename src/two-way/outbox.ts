@@ -40,6 +40,13 @@ export interface Outbox {
   resolve(conflictId: string, resolution: Resolution): Promise<void>;
   /** Conflicts as they are opened and resolved (this process only). */
   conflictEvents(): Observable<Conflict>;
+  /**
+   * The pair of every local change as it is recorded (this process only): what `watch`'s
+   * two-way mode pushes on. Emitted after the change is saved.
+   */
+  recorded(): Observable<string>;
+  /** Announces on `recorded()` a change saved outside `record` (the SQLite mirror's edits). */
+  announce(pair: string): void;
   /** Every pair with an outbox. */
   pairs(): Promise<string[]>;
   /** Reads a pair's document (the pusher's view). */
@@ -75,6 +82,7 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
   const prefix = options.prefix ?? "outbox:";
   const now = options.now ?? Date.now;
   const events = new Subject<Conflict>();
+  const changes = new Subject<string>();
   const keyOf = (pair: string) => {
     if (typeof pair !== "string" || pair === "") {
       throw new ArgumentError("outbox: pair must be a non-empty string");
@@ -112,10 +120,12 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
     record: async (pair, change) => {
       checkChange(change);
       const at = now();
-      return update(pair, (doc) => {
-        const entry = record(doc, structuredClone(change), at);
-        return entry && structuredClone(entry);
+      const entry = await update(pair, (doc) => {
+        const e = record(doc, structuredClone(change), at);
+        return e && structuredClone(e);
       });
+      changes.next(pair);
+      return entry;
     },
     pending: async (pair) => (await read(pair)).entries,
     hasPending: async (pair, sourcekey) => hasPending(await read(pair), sourcekey),
@@ -150,6 +160,8 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
       events.next(resolved);
     },
     conflictEvents: () => events.asObservable(),
+    recorded: () => changes.asObservable(),
+    announce: (pair) => changes.next(pair),
     async pairs() {
       return (await store.keys())
         .filter((k) => k.startsWith(prefix))
@@ -160,6 +172,7 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
     emit: (conflict) => events.next(conflict),
     async close() {
       events.complete();
+      changes.complete();
       await store.close();
     },
   };
