@@ -5,6 +5,7 @@
 import { type Observable, Subject } from "rxjs";
 import { ArgumentError, NotFoundError, TransientError } from "../core/errors.js";
 import type { SyncObject } from "../core/types.js";
+import type { OutboxRows } from "../stores/sqlite-outbox.js";
 import type { StateStore } from "../stores/types.js";
 import {
   checkChange,
@@ -62,6 +63,11 @@ export interface Outbox {
 }
 
 export interface OutboxOptions {
+  /**
+   * The row-per-entry storage to use instead of one document per pair. Default: the store's own
+   * (`store.outboxRows()`, SQLite), else documents.
+   */
+  rows?: OutboxRows;
   /** Key prefix in the store. Default `outbox:`. */
   prefix?: string;
   /** The clock (ms); tests pin it. */
@@ -96,12 +102,16 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
     if (text !== undefined) known.set(key, text);
     return doc;
   };
+  const rows = options.rows ?? store.outboxRows?.();
   const read = async (pair: string) => {
     const key = keyOf(pair);
+    if (rows) return rows.read(key);
     return parse(key, await store.get(key));
   };
   const update = async <R>(pair: string, fn: (doc: OutboxDoc) => R): Promise<R> => {
     const key = keyOf(pair);
+    // Rows: one transaction that writes only what changed (the store serialises writers).
+    if (rows) return rows.update(key, fn);
     for (let i = 0; i < MAX_RACES; i++) {
       const text = await store.get(key);
       const doc = parse(key, text);
@@ -127,7 +137,7 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
       changes.next(pair);
       return entry;
     },
-    pending: async (pair) => (await read(pair)).entries,
+    pending: async (pair) => structuredClone((await read(pair)).entries),
     hasPending: async (pair, sourcekey) => hasPending(await read(pair), sourcekey),
     isEcho: async (pair, obj) => isEcho(await read(pair), obj),
     lastPushed: async (pair) => (await read(pair)).cursor,
@@ -136,7 +146,7 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
       const out: Conflict[] = [];
       for (const p of pairs) {
         const doc = await read(p);
-        out.push(...doc.conflicts.filter((c) => opts.all || c.status === "open"));
+        out.push(...structuredClone(doc.conflicts.filter((c) => opts.all || c.status === "open")));
       }
       return out;
     },
@@ -163,7 +173,7 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
     recorded: () => changes.asObservable(),
     announce: (pair) => changes.next(pair),
     async pairs() {
-      return (await store.keys())
+      return (rows ? rows.keys() : await store.keys())
         .filter((k) => k.startsWith(prefix))
         .map((k) => k.slice(prefix.length));
     },
