@@ -12,10 +12,14 @@ import { emptyDoc, parseDoc } from "../two-way/log.js";
 import type { OutboxEntry } from "../two-way/types.js";
 import type { SqliteDatabase } from "./sqlite-driver.js";
 
+/** `PRAGMA synchronous` values. */
+const FULL = 2;
+
 /** The document-shaped access the outbox needs, over rows. */
 export interface OutboxRows {
   read(key: string): OutboxDoc;
-  update<R>(key: string, fn: (doc: OutboxDoc) => R): R;
+  /** `replayable`: the commit may skip its fsync (see `Outbox.update`). */
+  update<R>(key: string, fn: (doc: OutboxDoc) => R, options?: { replayable?: boolean }): R;
   keys(): string[];
 }
 
@@ -29,12 +33,25 @@ interface Cached {
   ord: number;
 }
 
-const shallowEqual = (a: object, b: object) => {
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) {
-    if ((a as Record<string, unknown>)[k] !== (b as Record<string, unknown>)[k]) return false;
-  }
+/** Every field an entry may have: compared one by one (no allocation per commit and entry). */
+const FIELDS = [
+  "kind",
+  "seq",
+  "at",
+  "localId",
+  "sourcekey",
+  "changeKey",
+  "parentKey",
+  "data",
+  "isRead",
+  "merged",
+  "replaces",
+] as const;
+
+const sameEntry = (a: OutboxEntry, b: OutboxEntry) => {
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  for (const k of FIELDS) if (x[k] !== y[k]) return false;
   return true;
 };
 
@@ -90,6 +107,9 @@ export function sqliteOutboxRows(db: SqliteDatabase, table: string): OutboxRows 
   const legacyKeys = db.prepare<[], { key: string }>(`SELECT key FROM ${table}`);
 
   const cache = new Map<string, Cached>();
+  const inTransaction = () => (db as { inTransaction?: boolean }).inTransaction === true;
+  const synchronous = () =>
+    (db.pragma("synchronous") as { synchronous?: number }[] | undefined)?.[0]?.synchronous;
 
   const remember = (key: string, v: number, doc: OutboxDoc, ord: number): Cached => {
     const c: Cached = {
@@ -152,7 +172,7 @@ export function sqliteOutboxRows(db: SqliteDatabase, table: string): OutboxRows 
     for (const e of doc.entries) {
       seen.add(e.seq);
       const was = c.entries.get(e.seq);
-      if (was && was.obj === e && shallowEqual(was.copy, e)) continue;
+      if (was && was.obj === e && sameEntry(was.copy, e)) continue;
       putEntry.run(key, e.seq, JSON.stringify(e));
       c.entries.set(e.seq, { obj: e, copy: { ...e } });
       changed = true;
@@ -208,13 +228,20 @@ export function sqliteOutboxRows(db: SqliteDatabase, table: string): OutboxRows 
       const d = c.doc;
       return { ...d, entries: [...d.entries], echoes: [...d.echoes], conflicts: [...d.conflicts] };
     },
-    update<R>(key: string, fn: (doc: OutboxDoc) => R): R {
+    update<R>(key: string, fn: (doc: OutboxDoc) => R, options: { replayable?: boolean } = {}): R {
+      // WAL with synchronous = NORMAL: the commit is not fsynced; the next FULL commit (or a
+      // checkpoint) makes it durable with everything before it. Only outside a transaction:
+      // inside one (the mirror's) the pragma can't change.
+      const relax = options.replayable === true && !inTransaction() && synchronous() === FULL;
+      if (relax) db.pragma("synchronous = NORMAL");
       try {
         // BEGIN IMMEDIATE: another process's writer waits, so the version read is the latest.
         return transact.immediate(key, fn) as R;
       } catch (error) {
         cache.delete(key);
         throw error;
+      } finally {
+        if (relax) db.pragma("synchronous = FULL");
       }
     },
     keys() {

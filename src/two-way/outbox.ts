@@ -55,8 +55,14 @@ export interface Outbox {
   /**
    * Applies `fn` to the pair's document and saves it with compare-and-set, re-reading and
    * re-applying on a lost race; `fn` must be a pure function of the document it is given.
+   * `replayable`: losing this commit to a power cut is harmless (the pusher's completion of an
+   * entry: it is written again and meets its own result), so the store may skip its fsync.
    */
-  update<R>(pair: string, fn: (doc: OutboxDoc) => R): Promise<R>;
+  update<R>(
+    pair: string,
+    fn: (doc: OutboxDoc) => R,
+    options?: { replayable?: boolean },
+  ): Promise<R>;
   /** Announces a conflict on `conflictEvents()` (the pusher calls it). */
   emit(conflict: Conflict): void;
   close(): Promise<void>;
@@ -108,10 +114,14 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
     if (rows) return rows.read(key);
     return parse(key, await store.get(key));
   };
-  const update = async <R>(pair: string, fn: (doc: OutboxDoc) => R): Promise<R> => {
+  const update = async <R>(
+    pair: string,
+    fn: (doc: OutboxDoc) => R,
+    opts: { replayable?: boolean } = {},
+  ): Promise<R> => {
     const key = keyOf(pair);
     // Rows: one transaction that writes only what changed (the store serialises writers).
-    if (rows) return rows.update(key, fn);
+    if (rows) return rows.update(key, fn, opts);
     for (let i = 0; i < MAX_RACES; i++) {
       const text = await store.get(key);
       const doc = parse(key, text);

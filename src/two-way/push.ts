@@ -238,10 +238,15 @@ async function drain(
     if (result.ok) {
       const last = !doc.entries.some((e, i) => i > 0 && e.localId === head.localId);
       await options.onPushed?.(head, result.result, { last });
-      const done = await outbox.update(pair, (d) => {
-        latest = d;
-        return complete(d, head.seq, result.result);
-      });
+      // Replayable: lost to a power cut, the entry is written again and meets its own result.
+      const done = await outbox.update(
+        pair,
+        (d) => {
+          latest = d;
+          return complete(d, head.seq, result.result);
+        },
+        { replayable: true },
+      );
       if (!done)
         throw new PushRaceError(`push ${pair}: entry #${head.seq} was pushed by another pusher`);
       out.pushed++;
