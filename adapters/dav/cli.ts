@@ -14,7 +14,8 @@
 import type { CliSource, OpenedSource } from "../../src/cli/source.js";
 import { ArgumentError } from "../../src/core/errors.js";
 import type { Syncable } from "../../src/core/syncable.js";
-import { createDavAccount, type DavAccount } from "./index.js";
+import type { WriteTarget } from "../../src/two-way/types.js";
+import { createDavAccount, type DavAccount, davWriteTarget } from "./index.js";
 
 /** Splits `caldav:https://host/path` (or `caldavs://host/path`) into the scheme and the http(s) URL. */
 export function innerUrl(url: URL): { scheme: string; target: URL } {
@@ -39,7 +40,11 @@ export function innerUrl(url: URL): { scheme: string; target: URL } {
   return { scheme, target };
 }
 
-async function pick(account: DavAccount, scheme: string, target: URL): Promise<Syncable> {
+async function pick(
+  account: DavAccount,
+  scheme: string,
+  target: URL,
+): Promise<{ syncable: Syncable; writeTarget?: WriteTarget }> {
   for (const name of target.searchParams.keys()) {
     if (name !== "scope") {
       throw new ArgumentError(
@@ -49,7 +54,7 @@ async function pick(account: DavAccount, scheme: string, target: URL): Promise<S
   }
   const scope =
     target.searchParams.get("scope") ?? (scheme.startsWith("dav") ? "hierarchy" : "items");
-  if (scope === "hierarchy") return account.hierarchy();
+  if (scope === "hierarchy") return { syncable: account.hierarchy() };
   if (scope !== "items") {
     throw new ArgumentError(
       `${scheme}: scope must be items or hierarchy, got ${JSON.stringify(scope)}`,
@@ -59,8 +64,15 @@ async function pick(account: DavAccount, scheme: string, target: URL): Promise<S
   const found = await account.discover();
   const path = target.pathname.endsWith("/") ? target.pathname : `${target.pathname}/`;
   const one = found.collections.find((c) => c.href === path);
-  if (one) return account.collection(one.href);
-  return kind === "calendar" ? account.calendars() : account.contacts();
+  if (one) {
+    // One collection can be written (push); every calendar or book at once can't.
+    const extension = one.kind === "addressbook" ? ".vcf" : ".ics";
+    return {
+      syncable: account.collection(one.href),
+      writeTarget: davWriteTarget(account, one.href, { extension }),
+    };
+  }
+  return { syncable: kind === "calendar" ? account.calendars() : account.contacts() };
 }
 
 export const cliSource: CliSource = {
@@ -89,10 +101,11 @@ export const cliSource: CliSource = {
       accessToken: token,
     });
     try {
-      const syncable = await pick(account, scheme, target);
+      const { syncable, writeTarget } = await pick(account, scheme, target);
       const user = username ? `${username}@` : "";
       return {
         syncable,
+        ...(writeTarget ? { writeTarget } : {}),
         key: `${scheme}:${user}${server.host}${server.pathname}${syncable.scope === "hierarchy" ? "#hierarchy" : ""}`,
         close: () => account.close(),
       };

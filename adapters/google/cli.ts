@@ -17,6 +17,7 @@ import type { CliSource } from "../../src/cli/source.js";
 import { ArgumentError, AuthError } from "../../src/core/errors.js";
 import type { Syncable } from "../../src/core/syncable.js";
 import { createHttpClient } from "../../src/http/http-client.js";
+import type { WriteTarget } from "../../src/two-way/types.js";
 import { createGoogleAccount, type GoogleAccount } from "./index.js";
 
 const GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token";
@@ -121,12 +122,19 @@ function checkUrl(name: string, value: string): void {
   }
 }
 
-function pick(account: GoogleAccount, url: URL): { syncable: Syncable; what: string } {
+function pick(
+  account: GoogleAccount,
+  url: URL,
+): { syncable: Syncable; what: string; writeTarget?: WriteTarget } {
   const path = url.pathname.replace(/^\/+|\/+$/g, "");
   const [kind, ...rest] = path.split("/");
   if (kind === "calendar" && rest.length > 0) {
     const id = decodeURIComponent(rest.join("/"));
-    return { syncable: account.calendar(id) as Syncable, what: `calendar/${id}` };
+    return {
+      syncable: account.calendar(id) as Syncable,
+      what: `calendar/${id}`,
+      writeTarget: account.calendarWriteTarget(id),
+    };
   }
   if (kind === "calendars" && rest.length === 0)
     return { syncable: account.calendarList() as Syncable, what: "calendars" };
@@ -178,9 +186,14 @@ export const cliSource: CliSource = {
       await tokens?.close();
     };
     try {
-      const { syncable, what } = pick(account, url);
+      const { syncable, what, writeTarget } = pick(account, url);
       const suffix = singleEvents === "true" ? "?singleEvents=true" : "";
-      return { syncable, key: `google:${what}${suffix}`, close };
+      return {
+        syncable,
+        ...(writeTarget ? { writeTarget } : {}),
+        key: `google:${what}${suffix}`,
+        close,
+      };
     } catch (error) {
       await close();
       throw error;

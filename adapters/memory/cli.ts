@@ -17,7 +17,9 @@ import {
 import type { CliSource, OpenedSource } from "../../src/cli/source.js";
 import { ArgumentError, StateError } from "../../src/core/errors.js";
 import type { Syncable } from "../../src/core/syncable.js";
+import type { WriteTarget } from "../../src/two-way/types.js";
 import { createMemoryServer, type MemoryServer, type MemorySnapshot } from "./index.js";
+import { memoryWriteTarget } from "./memory-write.js";
 
 function intParam(url: URL, name: string, fallback: number, min = 0): number {
   const raw = url.searchParams.get(name);
@@ -65,6 +67,22 @@ function scopeOf(server: MemoryServer, scope: string): Syncable {
   );
 }
 
+/**
+ * The write target of a scope: a folder's own items, or every item of the store (creates go to
+ * the first mail folder unless they name one). Other scopes are not written.
+ */
+function targetOf(server: MemoryServer, scope: string): WriteTarget | undefined {
+  const store = server.store(DEMO_LAYOUT.store);
+  if (scope.startsWith("folder:")) {
+    const name = scope.slice("folder:".length);
+    const folder = store.folders().find((f) => f.name === name);
+    return folder && memoryWriteTarget(server, folder.sourcekey);
+  }
+  if (scope !== "items") return undefined;
+  const first = store.folders().find((f) => f.kind === "mail") ?? store.folders()[0];
+  return first && memoryWriteTarget(server, first.sourcekey);
+}
+
 const PARAMS = ["items", "seed", "scope", "file", "mutate", "pageSize"];
 
 export const cliSource: CliSource = {
@@ -110,8 +128,10 @@ export const cliSource: CliSource = {
         if (file) saveSnapshot(server, file);
       }, 1000);
     }
+    const writeTarget = targetOf(server, scope);
     return {
       syncable,
+      ...(writeTarget ? { writeTarget } : {}),
       key: `memory:${dataset}/${DEMO_LAYOUT.store}/${scope}`,
       async close() {
         clearInterval(timer);

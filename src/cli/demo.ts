@@ -1,7 +1,8 @@
 /**
  * `deltasync demo`: a generated mailbox, calendar and address book on an in-process memory
  * server, full-synced into a local SQLite mirror, then watched while a change generator mutates
- * the server. Everything lives in `--dir`: the server's snapshot (`server.json`, so the next run
+ * the server, in two-way mode for the items: a local edit, a remote edit and a conflict paused
+ * and resolved are shown before the generator starts. Everything lives in `--dir`: the server's snapshot (`server.json`, so the next run
  * starts from the same server with its change journal), and `demo.sqlite` (states + mirror), so
  * a second run is incremental.
  */
@@ -11,16 +12,18 @@ import { join, resolve } from "node:path";
 import type { Subscription } from "rxjs";
 import { loadSnapshot, saveSnapshot } from "../../adapters/memory/cli.js";
 import { createMemoryServer, type MemoryServer } from "../../adapters/memory/index.js";
+import { memoryWriteTarget } from "../../adapters/memory/memory-write.js";
 import type { Syncable } from "../core/syncable.js";
 import type { SyncObject } from "../core/types.js";
 import type { BatchCallbacks } from "../orchestrator/batch.js";
 import { runSync } from "../orchestrator/run-sync.js";
 import { createSqliteMirror, type SqliteMirror } from "../orchestrator/sqlite-mirror.js";
-import { watch } from "../orchestrator/watch.js";
+import { type WatchResult, type WatchTwoWay, watch } from "../orchestrator/watch.js";
 import { createSqliteStateStore } from "../stores/sqlite.js";
 import { openSqlite } from "../stores/sqlite-driver.js";
 import { resultEvent } from "./commands.js";
 import { DEMO_LAYOUT, generateDemoServer, mutateDemoServer, seededRandom } from "./demo-data.js";
+import { type DemoTwoWay, RoundWaiter, settleTwoWay, showTwoWay } from "./demo-two-way.js";
 import type { Output } from "./output.js";
 
 export interface DemoFlags {
@@ -145,11 +148,49 @@ export async function demoCommand(
   db.pragma("synchronous = NORMAL");
   const states = createSqliteStateStore(db);
   const store = server.store(DEMO_LAYOUT.store);
+  // Two-way for the items: new messages go to the Inbox, with the target's client-chosen keys.
+  const inboxKey = store.folders().find((f) => f.name === DEMO_LAYOUT.mailFolders[0])?.sourcekey;
+  const target = inboxKey ? memoryWriteTarget(server, inboxKey) : undefined;
   const scopes: DemoScope[] = [
     { key: "memory:demo/alice/hierarchy", syncable: store.subtree.hierarchy },
     { key: "memory:demo/alice/items", syncable: store.items },
-  ].map((s) => ({ ...s, mirror: createSqliteMirror(db, { source: s.key }) }));
+  ].map((s) => ({
+    ...s,
+    mirror: createSqliteMirror(db, { source: s.key, keyFor: target?.keyFor }),
+  }));
   const folders = new Map(store.folders().map((f) => [f.sourcekey, f.name]));
+  const itemScope = scopes[1] as DemoScope;
+  let lastRound: WatchResult | undefined;
+  const waiter = new RoundWaiter();
+  const save = () => saveSnapshot(server, snapshotFile);
+  const two: DemoTwoWay | undefined =
+    target && inboxKey
+      ? {
+          server,
+          mirror: itemScope.mirror,
+          target,
+          pair: itemScope.key,
+          folderKey: inboxKey,
+          save,
+          waiter,
+          last: () => lastRound,
+        }
+      : undefined;
+  const twoWay = (s: DemoScope): WatchTwoWay | undefined =>
+    two && s === itemScope
+      ? {
+          target: two.target,
+          outbox: s.mirror.outbox,
+          pair: s.key,
+          policy: "ask",
+          onRemote: s.mirror.pushCallbacks.onRemote,
+          // The server changed: persist it before a pull's state can cover the change.
+          onPushed: (entry, result, info) => {
+            save();
+            return s.mirror.pushCallbacks.onPushed(entry, result, info);
+          },
+        }
+      : undefined;
   const total = () => server.allItems().filter((i) => i.store === DEMO_LAYOUT.store).length;
   out.emit(
     { event: "demo", phase: "start", dir, firstRun, serverItems: total(), folders: folders.size },
@@ -202,16 +243,30 @@ export async function demoCommand(
             debounceMs: 50,
             onError: (e) =>
               out.note(`sync failed, backing off: ${e instanceof Error ? e.message : String(e)}`),
+            twoWay: twoWay(s),
           }).subscribe({
             next: (r) => {
-              if (r.updated + r.deleted + r.read > 0 && !out.json) {
-                const n = r.updated + r.deleted + r.read;
-                out.note(`  (${r.trigger}: ${n} change${n === 1 ? "" : "s"}, ${r.durationMs} ms)`);
+              if (s === itemScope) {
+                lastRound = r;
+                waiter.round(r);
+              }
+              const n = r.updated + r.deleted + r.read;
+              const pushed = r.push?.pushed ?? 0;
+              if (n + pushed > 0 && !out.json) {
+                const sent =
+                  pushed > 0 ? `, ${pushed} local edit${pushed === 1 ? "" : "s"} pushed` : "";
+                out.note(
+                  `  (${r.trigger}: ${n} change${n === 1 ? "" : "s"}${sent}, ${r.durationMs} ms)`,
+                );
               }
             },
             error: (e) => out.note(`watch stopped: ${e instanceof Error ? e.message : String(e)}`),
           }),
         );
+      }
+      if (two) {
+        out.note("two-way: the app edits its mirror while the server changes too");
+        await showTwoWay(two, out, signal);
       }
       const rnd = seededRandom(Date.now() & 0xffffff);
       let due = 0;
@@ -236,6 +291,7 @@ export async function demoCommand(
     for (const s of subs) s.unsubscribe();
   }
   // Catch up with the last mutations, so the mirror equals the server when we exit.
+  if (two) await settleTwoWay(two);
   await syncAll("final");
   live = false;
   saveSnapshot(server, snapshotFile);

@@ -8,6 +8,7 @@ import {
   isTransient,
   NotFoundError,
   NotSupportedError,
+  PushBlockedError,
   StateError,
   StateInvalidError,
 } from "../core/errors.js";
@@ -20,6 +21,8 @@ export const EXIT = {
   auth: 3,
   unreachable: 4,
   state: 5,
+  /** `push`: a conflict pauses the pair until `conflicts resolve`. */
+  conflict: 6,
   /** 128 + SIGINT, what shells expect after Ctrl-C. */
   interrupted: 130,
   /** 128 + SIGTERM. */
@@ -27,6 +30,11 @@ export const EXIT = {
 } as const;
 
 export function exitCodeOf(error: unknown): number {
+  if (error instanceof PushBlockedError) {
+    // Blocked by bad credentials or an unreachable server: say so; anything else is a failure.
+    const code = exitCodeOf(error.cause);
+    return code === EXIT.auth || code === EXIT.unreachable ? code : EXIT.failure;
+  }
   if (error instanceof ArgumentError || error instanceof NotSupportedError) return EXIT.usage;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && code.startsWith("commander.")) return EXIT.usage;
@@ -50,6 +58,7 @@ export function formatError(error: unknown, verbose: boolean): string {
   else if (error instanceof NotFoundError) kind = "not found";
   else if (isTransient(error)) kind = "unreachable";
   else if (error instanceof ArgumentError) kind = "bad argument";
+  else if (error instanceof PushBlockedError) kind = "push blocked";
   const message =
     e && typeof e.message === "string"
       ? redact(e.message.replace(/\s*\n\s*/g, " "))

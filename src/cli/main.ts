@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 /**
- * The `deltasync` command: `demo`, `sync <source>`, `watch <source>`, `sources`.
+ * The `deltasync` command: `demo`, `sync <source>`, `watch <source>`, `push <source>`,
+ * `conflicts list|resolve`, `sources`.
  * Errors are one line (a stack only with `--verbose`) and a non-zero exit code.
  */
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { syncCommand, watchCommand } from "./commands.js";
 import { demoCommand } from "./demo.js";
 import { EXIT, exitCodeOf, formatError } from "./errors.js";
 import { Output } from "./output.js";
 import { listSources, packageVersion } from "./registry.js";
+import { conflictsList, conflictsResolve, POLICIES, pushCommand } from "./two-way.js";
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -178,6 +180,51 @@ function buildProgram(state: CliState): Command {
       await stoppable(state, stopSignal(opts.duration, GRACE_MS), (signal) =>
         watchCommand(source, opts, out(opts.out === "-"), signal),
       );
+    });
+
+  program
+    .command("push <source>")
+    .description(
+      "push the local edits waiting in a SQLite mirror's outbox to the source (one folder, calendar or address book)",
+    )
+    .option("--out <mirror>", "the SQLite mirror file holding the local edits (as for sync --out)")
+    .addOption(
+      new Option("--policy <policy>", "what to do on a conflict").choices(POLICIES).default("ask"),
+    )
+    .option("--password <secret>", "password (prefer the adapter's env var); never printed")
+    .option("--token <secret>", "OAuth access token (prefer the adapter's env var); never printed")
+    .action(async (source: string, opts) => {
+      await stoppable(state, stopSignal(undefined, GRACE_MS), async (signal) => {
+        const code = await pushCommand(source, opts, out(), signal);
+        if (code !== EXIT.ok) state.exitCode = code;
+      });
+    });
+
+  const conflicts = program
+    .command("conflicts")
+    .description("list or resolve the conflicts that pause a mirror's pushes");
+  conflicts
+    .command("list")
+    .description("open conflicts (with --all, resolved ones too)")
+    .option("--mirror <file>", "the SQLite mirror file")
+    .option("--source <key>", "only this source (the mirror's source key)")
+    .option("--all", "resolved conflicts too")
+    .action(async (opts) => {
+      await conflictsList(opts, out());
+    });
+  conflicts
+    .command("resolve")
+    .description("decide a conflict; the next push carries it out")
+    .argument("<id>", "the conflict id, as `conflicts list` prints it")
+    .addArgument(
+      new Argument("<resolution>", "local: write your version; remote: take the server's").choices([
+        "local",
+        "remote",
+      ]),
+    )
+    .option("--mirror <file>", "the SQLite mirror file")
+    .action(async (id: string, resolution: "local" | "remote", opts) => {
+      await conflictsResolve(id, resolution, opts, out());
     });
 
   program

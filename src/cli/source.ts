@@ -3,12 +3,18 @@
  * `cliSource`, and the registry (registry.ts) maps URL schemes to it.
  */
 import type { Syncable } from "../core/syncable.js";
+import type { WriteTarget } from "../two-way/types.js";
 
 export interface OpenedSource {
   /** The scope the URL names. */
   syncable: Syncable;
   /** A credential-free key for state files, locks and logs, e.g. `imap:alice@127.0.0.1:143/INBOX`. */
   key: string;
+  /**
+   * Where `deltasync push` writes the mirror's local edits; absent when the scope can't be
+   * written (a hierarchy, a server-wide scope, an adapter without a write surface).
+   */
+  writeTarget?: WriteTarget;
   /** Closes connections and servers the source opened. */
   close(): Promise<void>;
 }

@@ -20,4 +20,10 @@ export {
   type StartEvent,
   type TelemetryBase,
 } from "./telemetry.js";
-export { type WatchOptions, type WatchResult, type WatchTrigger, watch } from "./watch.js";
+export {
+  type WatchOptions,
+  type WatchResult,
+  type WatchTrigger,
+  type WatchTwoWay,
+  watch,
+} from "./watch.js";

@@ -7,16 +7,15 @@ import { NotFoundError } from "../core/errors.js";
 import type { ObjectType, SyncObject } from "../core/types.js";
 import { createSqliteStateStore } from "../stores/sqlite.js";
 import type { SqliteDatabase } from "../stores/sqlite-driver.js";
+import { sqliteOutboxRows } from "../stores/sqlite-outbox.js";
 import {
   forgetEcho,
   hasEcho,
   hasPending,
   isEcho,
   type OutboxDoc,
-  parseDoc,
   pendingKeys,
   record,
-  serializeDoc,
 } from "../two-way/log.js";
 import type { MassChangeGuard } from "../two-way/mass-change.js";
 import { createOutbox, type Outbox } from "../two-way/outbox.js";
@@ -41,7 +40,7 @@ export interface MirrorTwoWay {
   pushCallbacks: Required<Pick<PushOptions, "onPushed" | "onRemote">> & {
     massChange: MassChangeGuard;
   };
-  /** Runs `fn` in a transaction with the pair's outbox document loaded (saved after if changed). */
+  /** Runs `fn` in a transaction with the pair's outbox document loaded (what changed is saved). */
   guarded<R>(fn: (guard: PullGuard) => R): R;
   /** Sourcekeys with pending local changes, as JSON (for `NOT IN json_each(?)`). */
   pendingJson(): string;
@@ -74,16 +73,10 @@ interface Row {
 export function mirrorTwoWay(d: Deps): MirrorTwoWay {
   const { db, table, source } = d;
   const outboxTable = `${table}_outbox`;
-  // The same table the outbox's state store uses, so the pusher sees the edits' entries.
-  const outbox = createOutbox(createSqliteStateStore(db, { table: outboxTable }));
+  // The outbox's rows live next to the mirror table; edits write them in their transaction.
+  const rows = sqliteOutboxRows(db, outboxTable);
+  const outbox = createOutbox(createSqliteStateStore(db, { table: outboxTable }), { rows });
   const key = `outbox:${source}`;
-  const selectDoc = db.prepare<[string], { state: string }>(
-    `SELECT state FROM ${outboxTable} WHERE key = ?`,
-  );
-  const saveDoc = db.prepare(
-    `INSERT INTO ${outboxTable} (key, state, saved_at) VALUES (?, ?, ?)
-      ON CONFLICT (key) DO UPDATE SET state = excluded.state, saved_at = excluded.saved_at`,
-  );
   const byId = db.prepare<[string, string], Row>(
     `SELECT * FROM ${table} WHERE source = ? AND id = ?`,
   );
@@ -104,14 +97,6 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     `DELETE FROM ${table} WHERE source = ? AND sourcekey = ? AND id <> ?`,
   );
 
-  const load = (): { doc: OutboxDoc; text: string | undefined } => {
-    const text = selectDoc.get(key)?.state;
-    return { doc: parseDoc(key, text), text };
-  };
-  const save = (doc: OutboxDoc, before: string | undefined) => {
-    const text = serializeDoc(doc);
-    if (text !== before) saveDoc.run(key, text, new Date().toISOString());
-  };
   const row = (id: string): Row => {
     const r = byId.get(source, id);
     if (!r) throw new NotFoundError(`mirror ${source}: no row with id ${JSON.stringify(id)}`);
@@ -132,12 +117,17 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     });
   };
   /** Changes a row and records its outbox entry in one transaction. */
-  const edit = db.transaction((change: (doc: OutboxDoc) => LocalChange | undefined) => {
-    const { doc, text } = load();
-    const c = change(doc);
-    if (c) record(doc, c, Date.now());
-    save(doc, text);
+  const transaction = db.transaction((change: (doc: OutboxDoc) => LocalChange | undefined) => {
+    rows.update(key, (doc) => {
+      const c = change(doc);
+      if (c) record(doc, c, Date.now());
+    });
   });
+  const edit = (change: (doc: OutboxDoc) => LocalChange | undefined) => {
+    transaction(change);
+    // After the commit: a watcher pushes what it can read.
+    outbox.announce(source);
+  };
   const base = (r: Row) => (r.change_key === null ? {} : { changeKey: r.change_key });
   const isReadOf = (obj: SyncObject): number | null => {
     const v = d.readOf(obj);
@@ -282,25 +272,23 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
       },
     },
     guarded<R>(fn: (guard: PullGuard) => R): R {
-      const { doc, text } = load();
-      if (doc.entries.length === 0 && doc.echoes.length === 0) {
-        return fn({ skip: () => false });
-      }
-      const result = fn({
-        skip(sourcekey, obj) {
-          if (hasPending(doc, sourcekey)) return true;
-          if (!hasEcho(doc, sourcekey)) return false;
-          const echo = obj !== undefined && isEcho(doc, obj);
-          forgetEcho(doc, sourcekey);
-          return echo;
-        },
+      return rows.update(key, (doc) => {
+        if (doc.entries.length === 0 && doc.echoes.length === 0) {
+          return fn({ skip: () => false });
+        }
+        return fn({
+          skip(sourcekey, obj) {
+            if (hasPending(doc, sourcekey)) return true;
+            if (!hasEcho(doc, sourcekey)) return false;
+            const echo = obj !== undefined && isEcho(doc, obj);
+            forgetEcho(doc, sourcekey);
+            return echo;
+          },
+        });
       });
-      save(doc, text);
-      return result;
     },
     pendingJson() {
-      const { doc } = load();
-      return JSON.stringify([...pendingKeys(doc)]);
+      return JSON.stringify([...pendingKeys(rows.read(key))]);
     },
   };
 }

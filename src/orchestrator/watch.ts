@@ -1,20 +1,44 @@
 /**
  * Keeps a scope in sync: push notifications (coalesced) merged with a periodic safety poll,
- * every round through `runSync` (same key serialisation, retries, checkpoints).
+ * every round through `runSync` (same key serialisation, retries, checkpoints). In two-way mode
+ * each round pulls then pushes the pair's outbox, and local edits start a round too.
  */
-import { Observable, type Subscription } from "rxjs";
+import { filter, Observable, type Subscription } from "rxjs";
 import { ArgumentError, AuthError, NotSupportedError, StateError } from "../core/errors.js";
 import type { Syncable } from "../core/syncable.js";
 import type { NotificationFilter } from "../core/types.js";
+import type { Outbox } from "../two-way/outbox.js";
+import { type PushOptions, type PushResult, push } from "../two-way/push.js";
+import { settlePushed } from "../two-way/settle.js";
+import type { WriteTarget } from "../two-way/types.js";
+import { defaultRunner } from "./keyed.js";
 import { type RunSyncOptions, runSync, type SyncResult } from "./run-sync.js";
 
-/** What started a round. */
-export type WatchTrigger = "initial" | "push" | "poll" | "retry";
+/**
+ * What started a round: the first one, a push notification, the safety poll, a retry after a
+ * failed round, a local edit recorded in the outbox (two-way), or a conflict resolved (two-way).
+ */
+export type WatchTrigger = "initial" | "push" | "poll" | "retry" | "local" | "resolve";
 
 /** One round's result, with what triggered it and how many notifications it coalesced. */
 export interface WatchResult extends SyncResult {
   trigger: WatchTrigger;
   notifications: number;
+  /** Two-way mode: what the round's push did (`status: "paused"` while a conflict waits). */
+  push?: PushResult;
+}
+
+/** `watch`'s two-way mode: after each pull, push the pair's pending local edits. */
+export interface WatchTwoWay
+  extends Omit<PushOptions, "pair" | "signal" | "runner" | "maxEntries"> {
+  /** The adapter's write surface for the watched scope. */
+  target: WriteTarget;
+  /** Where local edits wait (the SQLite mirror's `outbox`); its `recorded()` starts rounds. */
+  outbox: Outbox;
+  /** The pair to push (the SQLite mirror's `source`). Default: the watch's `key`. */
+  pair?: string;
+  /** Run `settlePushed` after each pull (servers that omit created-then-deleted objects). */
+  settle?: boolean;
 }
 
 export interface WatchOptions<T = unknown> extends RunSyncOptions<T> {
@@ -33,6 +57,12 @@ export interface WatchOptions<T = unknown> extends RunSyncOptions<T> {
   maxConsecutiveErrors?: number;
   /** Sees every failed round (the Observable only errors after `maxConsecutiveErrors`). */
   onError?(error: unknown): unknown;
+  /**
+   * Two-way mode: every round pulls, then pushes the pair's outbox; a local edit recorded in
+   * the outbox and a conflict resolved through `outbox.resolve` start a round. While a conflict
+   * pauses the pair, rounds keep pulling and local edits wait (they start no round).
+   */
+  twoWay?: WatchTwoWay;
 }
 
 /** Errors that no retry can fix: the Observable errors at once. */
@@ -52,6 +82,9 @@ function isPermanent(error: unknown): boolean {
  * @example
  * const sub = watch(folder, { store, onUpdated: upsertMany, onDeleted: deleteMany, pollIntervalMs: 300_000 })
  *   .subscribe((r) => console.log(`${r.trigger}: +${r.updated} -${r.deleted}`));
+ * // two-way: local edits through the mirror reach the server without a push call
+ * watch(folder, { ...mirror.callbacks, store, key: pair,
+ *   twoWay: { target, outbox: mirror.outbox, pair, ...mirror.pushCallbacks } }).subscribe();
  */
 export function watch<T>(syncable: Syncable<T>, options: WatchOptions<T>): Observable<WatchResult> {
   const pollIntervalMs = options.pollIntervalMs ?? 60_000;
@@ -65,6 +98,12 @@ export function watch<T>(syncable: Syncable<T>, options: WatchOptions<T>): Obser
   ] as const) {
     if (!(Number.isFinite(v) && v >= 0)) throw new ArgumentError(`${name} must be >= 0`);
   }
+  const twoWay = options.twoWay;
+  const pair = twoWay?.pair ?? options.key ?? `${syncable.adapter}:${syncable.scope}`;
+  if (twoWay && (!twoWay.target || !twoWay.outbox)) {
+    throw new ArgumentError("watch: twoWay needs a target and an outbox");
+  }
+  const runner = options.runner ?? defaultRunner;
   return new Observable<WatchResult>((subscriber) => {
     const controller = new AbortController();
     const outer = options.signal;
@@ -73,6 +112,9 @@ export function watch<T>(syncable: Syncable<T>, options: WatchOptions<T>): Obser
       subscriber.complete();
     };
     let pushSub: Subscription | undefined;
+    let localSub: Subscription | undefined;
+    /** Two-way: an open conflict pauses the pair's pushes (pulls go on). */
+    let paused = false;
     let debounceTimer: ReturnType<typeof setTimeout> | undefined;
     let pollTimer: ReturnType<typeof setTimeout> | undefined;
     let backoffTimer: ReturnType<typeof setTimeout> | undefined;
@@ -89,6 +131,7 @@ export function watch<T>(syncable: Syncable<T>, options: WatchOptions<T>): Obser
       clearTimeout(pollTimer);
       clearTimeout(backoffTimer);
       pushSub?.unsubscribe();
+      localSub?.unsubscribe();
       outer?.removeEventListener("abort", onOuterAbort);
       controller.abort(new Error("watch stopped"));
     };
@@ -106,6 +149,21 @@ export function watch<T>(syncable: Syncable<T>, options: WatchOptions<T>): Obser
       if (!running && backoffTimer === undefined) void loop();
     };
 
+    /**
+     * One round: the pull, then (two-way) the push. Run under the pair's key of the keyed
+     * runner, so two watches of one pair in this process never pull and push at once (a
+     * second watch's round may join the first one's queued round).
+     */
+    const round = async (): Promise<{ result: SyncResult; pushed?: PushResult }> => {
+      const signal = controller.signal;
+      const result = await runSync(syncable, { ...options, signal });
+      if (!twoWay) return { result };
+      const { target, outbox, settle, pair: _pair, ...pushOptions } = twoWay;
+      if (settle) await settlePushed(target, outbox, { pair, signal, onRemote: twoWay.onRemote });
+      const pushed = await push(target, outbox, { ...pushOptions, pair, signal, runner });
+      return { result, pushed };
+    };
+
     const loop = async () => {
       running = true;
       while (pending !== undefined && !stopped) {
@@ -118,9 +176,17 @@ export function watch<T>(syncable: Syncable<T>, options: WatchOptions<T>): Obser
         debounceTimer = undefined;
         clearTimeout(pollTimer);
         try {
-          const result = await runSync(syncable, { ...options, signal: controller.signal });
+          const { result, pushed } = await runner.run(`round:${pair}`, round);
           consecutiveErrors = 0;
-          if (!stopped) subscriber.next({ ...result, trigger: why, notifications });
+          if (pushed) paused = pushed.status === "paused";
+          if (!stopped) {
+            subscriber.next({
+              ...result,
+              trigger: why,
+              notifications,
+              ...(pushed ? { push: pushed } : {}),
+            });
+          }
         } catch (error) {
           if (stopped) break;
           consecutiveErrors++;
@@ -162,6 +228,21 @@ export function watch<T>(syncable: Syncable<T>, options: WatchOptions<T>): Obser
           void Promise.resolve(options.onError?.(error)).catch(() => undefined);
         },
       });
+    }
+    if (twoWay) {
+      localSub = twoWay.outbox.recorded().subscribe((p) => {
+        if (p === pair && !paused) trigger("local");
+      });
+      localSub.add(
+        twoWay.outbox
+          .conflictEvents()
+          .pipe(filter((c) => c.pair === pair && c.status === "resolved" && c.resolvedBy === "app"))
+          .subscribe(() => {
+            // The app decided: carry the resolution out now, not at the next poll.
+            paused = false;
+            trigger("resolve");
+          }),
+      );
     }
     if (options.initialSync ?? true) trigger("initial");
     else schedulePoll();

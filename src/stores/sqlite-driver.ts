@@ -32,7 +32,10 @@ export interface SqliteDatabase {
   // biome-ignore lint/suspicious/noExplicitAny: better-sqlite3's own bound, for assignability
   transaction<F extends (...params: any[]) => unknown>(
     fn: F,
-  ): (...params: F extends (...args: infer A) => unknown ? A : never) => ReturnType<F>;
+  ): ((...params: F extends (...args: infer A) => unknown ? A : never) => ReturnType<F>) & {
+    /** The same transaction with `BEGIN IMMEDIATE` (takes the write lock first). */
+    immediate(...params: F extends (...args: infer A) => unknown ? A : never): ReturnType<F>;
+  };
   close(): unknown;
 }
 

@@ -1,5 +1,6 @@
 import { ArgumentError } from "../core/errors.js";
 import { openSqlite, type SqliteDatabase } from "./sqlite-driver.js";
+import { type OutboxRows, sqliteOutboxRows } from "./sqlite-outbox.js";
 import type { StateStore } from "./types.js";
 
 export interface SqliteStateStoreOptions {
@@ -41,7 +42,12 @@ export function createSqliteStateStore(
   const remove = db.prepare(`DELETE FROM ${table} WHERE key = ?`);
   const list = db.prepare<[], { key: string }>(`SELECT key FROM ${table} ORDER BY key`);
   let closed = false;
+  let rows: OutboxRows | undefined;
   return {
+    outboxRows: () => {
+      rows ??= sqliteOutboxRows(db, table);
+      return rows;
+    },
     async get(key) {
       return select.get(key)?.state;
     },

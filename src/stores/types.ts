@@ -3,7 +3,9 @@
  * Keys are credential-free ids such as `imap:alice@host/INBOX` or `memory:alice:mail`.
  */
 
-/** Persists sync states by key. Every store implements exactly these members. */
+import type { OutboxRows } from "./sqlite-outbox.js";
+
+/** Persists sync states by key. Every store implements these members (one is optional). */
 export interface StateStore {
   /** The state saved under `key`, or `undefined` when there is none. */
   get(key: string): Promise<string | undefined>;
@@ -18,4 +20,9 @@ export interface StateStore {
   keys(): Promise<string[]>;
   /** Releases files and connections; safe to call twice. */
   close(): Promise<void>;
+  /**
+   * Optional: a row-per-entry outbox in the same database (`createOutbox` uses it instead of
+   * one document per pair; the SQLite store has it).
+   */
+  outboxRows?(): OutboxRows;
 }

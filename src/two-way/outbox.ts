@@ -5,6 +5,7 @@
 import { type Observable, Subject } from "rxjs";
 import { ArgumentError, NotFoundError, TransientError } from "../core/errors.js";
 import type { SyncObject } from "../core/types.js";
+import type { OutboxRows } from "../stores/sqlite-outbox.js";
 import type { StateStore } from "../stores/types.js";
 import {
   checkChange,
@@ -40,6 +41,13 @@ export interface Outbox {
   resolve(conflictId: string, resolution: Resolution): Promise<void>;
   /** Conflicts as they are opened and resolved (this process only). */
   conflictEvents(): Observable<Conflict>;
+  /**
+   * The pair of every local change as it is recorded (this process only): what `watch`'s
+   * two-way mode pushes on. Emitted after the change is saved.
+   */
+  recorded(): Observable<string>;
+  /** Announces on `recorded()` a change saved outside `record` (the SQLite mirror's edits). */
+  announce(pair: string): void;
   /** Every pair with an outbox. */
   pairs(): Promise<string[]>;
   /** Reads a pair's document (the pusher's view). */
@@ -47,14 +55,25 @@ export interface Outbox {
   /**
    * Applies `fn` to the pair's document and saves it with compare-and-set, re-reading and
    * re-applying on a lost race; `fn` must be a pure function of the document it is given.
+   * `replayable`: losing this commit to a power cut is harmless (the pusher's completion of an
+   * entry: it is written again and meets its own result), so the store may skip its fsync.
    */
-  update<R>(pair: string, fn: (doc: OutboxDoc) => R): Promise<R>;
+  update<R>(
+    pair: string,
+    fn: (doc: OutboxDoc) => R,
+    options?: { replayable?: boolean },
+  ): Promise<R>;
   /** Announces a conflict on `conflictEvents()` (the pusher calls it). */
   emit(conflict: Conflict): void;
   close(): Promise<void>;
 }
 
 export interface OutboxOptions {
+  /**
+   * The row-per-entry storage to use instead of one document per pair. Default: the store's own
+   * (`store.outboxRows()`, SQLite), else documents.
+   */
+  rows?: OutboxRows;
   /** Key prefix in the store. Default `outbox:`. */
   prefix?: string;
   /** The clock (ms); tests pin it. */
@@ -75,6 +94,7 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
   const prefix = options.prefix ?? "outbox:";
   const now = options.now ?? Date.now;
   const events = new Subject<Conflict>();
+  const changes = new Subject<string>();
   const keyOf = (pair: string) => {
     if (typeof pair !== "string" || pair === "") {
       throw new ArgumentError("outbox: pair must be a non-empty string");
@@ -88,12 +108,20 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
     if (text !== undefined) known.set(key, text);
     return doc;
   };
+  const rows = options.rows ?? store.outboxRows?.();
   const read = async (pair: string) => {
     const key = keyOf(pair);
+    if (rows) return rows.read(key);
     return parse(key, await store.get(key));
   };
-  const update = async <R>(pair: string, fn: (doc: OutboxDoc) => R): Promise<R> => {
+  const update = async <R>(
+    pair: string,
+    fn: (doc: OutboxDoc) => R,
+    opts: { replayable?: boolean } = {},
+  ): Promise<R> => {
     const key = keyOf(pair);
+    // Rows: one transaction that writes only what changed (the store serialises writers).
+    if (rows) return rows.update(key, fn, opts);
     for (let i = 0; i < MAX_RACES; i++) {
       const text = await store.get(key);
       const doc = parse(key, text);
@@ -112,12 +140,14 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
     record: async (pair, change) => {
       checkChange(change);
       const at = now();
-      return update(pair, (doc) => {
-        const entry = record(doc, structuredClone(change), at);
-        return entry && structuredClone(entry);
+      const entry = await update(pair, (doc) => {
+        const e = record(doc, structuredClone(change), at);
+        return e && structuredClone(e);
       });
+      changes.next(pair);
+      return entry;
     },
-    pending: async (pair) => (await read(pair)).entries,
+    pending: async (pair) => structuredClone((await read(pair)).entries),
     hasPending: async (pair, sourcekey) => hasPending(await read(pair), sourcekey),
     isEcho: async (pair, obj) => isEcho(await read(pair), obj),
     lastPushed: async (pair) => (await read(pair)).cursor,
@@ -126,7 +156,7 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
       const out: Conflict[] = [];
       for (const p of pairs) {
         const doc = await read(p);
-        out.push(...doc.conflicts.filter((c) => opts.all || c.status === "open"));
+        out.push(...structuredClone(doc.conflicts.filter((c) => opts.all || c.status === "open")));
       }
       return out;
     },
@@ -150,8 +180,10 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
       events.next(resolved);
     },
     conflictEvents: () => events.asObservable(),
+    recorded: () => changes.asObservable(),
+    announce: (pair) => changes.next(pair),
     async pairs() {
-      return (await store.keys())
+      return (rows ? rows.keys() : await store.keys())
         .filter((k) => k.startsWith(prefix))
         .map((k) => k.slice(prefix.length));
     },
@@ -160,6 +192,7 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
     emit: (conflict) => events.next(conflict),
     async close() {
       events.complete();
+      changes.complete();
       await store.close();
     },
   };

@@ -265,10 +265,15 @@ async function drain(
       // report may serialise one version differently (Cyrus, Radicale; found by the two-way kit).
       const echo =
         result.fetched && result.result ? { ...result.result, object: undefined } : result.result;
-      const done = await outbox.update(pair, (d) => {
-        latest = d;
-        return complete(d, head.seq, echo);
-      });
+      // Replayable: lost to a power cut, the entry is written again and meets its own result.
+      const done = await outbox.update(
+        pair,
+        (d) => {
+          latest = d;
+          return complete(d, head.seq, echo);
+        },
+        { replayable: true },
+      );
       if (!done)
         throw new PushRaceError(`push ${pair}: entry #${head.seq} was pushed by another pusher`);
       out.pushed++;

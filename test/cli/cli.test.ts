@@ -84,6 +84,13 @@ describe("deltasync CLI", () => {
       updated: 1500,
     });
     expect(events.filter((e) => e.event === "change").length).toBeGreaterThan(0);
+    // Two-way: a local edit pushed, a remote edit pulled, a conflict paused and resolved.
+    expect(events.filter((e) => e.event === "two-way").map((e) => e.step)).toEqual([
+      "local-edit",
+      "remote-edit",
+      "conflict",
+      "resolved",
+    ]);
     expect(events.at(-1)).toMatchObject({ event: "demo", phase: "end", consistent: true });
 
     const truth = await serverTruth(join(demoDir, "server.json"));

@@ -144,3 +144,40 @@ describe.each(factories)("outbox on the %s store", (_name, open, skip) => {
     },
   );
 });
+
+describe("the SQLite row outbox", () => {
+  it("moves a pair's document left by an older version into rows, losing nothing", async () => {
+    const file = join(dir, `legacy${++n}.sqlite`);
+    // An older version's outbox: the whole document in the state table.
+    const legacy = createSqliteStateStore(file);
+    const doc = {
+      v: 1,
+      next: 3,
+      cursor: 0,
+      entries: [
+        { kind: "update", localId: "a", sourcekey: "k1", changeKey: "1", data: 1, seq: 1, at: 5 },
+        { kind: "delete", localId: "b", sourcekey: "k2", seq: 2, at: 6 },
+      ],
+      conflicts: [],
+      echoes: [{ sourcekey: "k0", changeKey: "9" }],
+    };
+    expect(await legacy.compareAndSet("outbox:p", undefined, JSON.stringify(doc))).toBe(true);
+    await legacy.close();
+
+    const outbox = createOutbox(createSqliteStateStore(file));
+    expect(await outbox.pairs()).toEqual(["p"]);
+    expect(await outbox.pending("p")).toEqual(doc.entries);
+    expect(
+      await outbox.isEcho("p", { sourcekey: "k0", type: "item", changeKey: "9", data: 0 }),
+    ).toBe(true);
+    await outbox.record("p", { kind: "update", localId: "c", sourcekey: "k3", data: 2 });
+    expect((await outbox.pending("p")).map((e) => e.seq)).toEqual([1, 2, 3]);
+    await outbox.close();
+    // The document is gone from the state table; a second handle reads the rows.
+    const states = createSqliteStateStore(file);
+    expect(await states.get("outbox:p")).toBeUndefined();
+    const again = createOutbox(states);
+    expect((await again.pending("p")).map((e) => e.localId)).toEqual(["a", "b", "c"]);
+    await again.close();
+  });
+});
