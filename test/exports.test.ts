@@ -37,6 +37,7 @@ describe("public exports", () => {
         "createHttpClient",
         "createLifecycle",
         "createMemoryStateStore",
+        "createPostgresMirror",
         "createPostgresStateStore",
         "createSqliteMirror",
         "createSqliteStateStore",
