@@ -4,6 +4,7 @@
  * Errors are one line (a stack only with `--verbose`) and a non-zero exit code.
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { accountsCommand } from "./accounts.js";
 import { syncCommand, watchCommand } from "./commands.js";
 import { demoCommand } from "./demo.js";
 import { EXIT, exitCodeOf, formatError } from "./errors.js";
@@ -179,6 +180,8 @@ function buildProgram(state: CliState): Command {
         watchCommand(source, opts, out(opts.out === "-"), signal),
       );
     });
+
+  accountsCommand(program, out);
 
   program
     .command("sources")
