@@ -13,5 +13,6 @@ export {
 } from "./http/index.js";
 export * from "./notify/index.js";
 export * from "./orchestrator/index.js";
+export * from "./scale/index.js";
 export * from "./stores/index.js";
 export * from "./two-way/index.js";

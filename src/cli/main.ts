@@ -5,6 +5,7 @@
  * Errors are one line (a stack only with `--verbose`) and a non-zero exit code.
  */
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { accountsCommand } from "./accounts.js";
 import { syncCommand, watchCommand } from "./commands.js";
 import { demoCommand } from "./demo.js";
 import { EXIT, exitCodeOf, formatError } from "./errors.js";
@@ -181,6 +182,8 @@ function buildProgram(state: CliState): Command {
         watchCommand(source, opts, out(opts.out === "-"), signal),
       );
     });
+
+  accountsCommand(program, out);
 
   program
     .command("push <source>")

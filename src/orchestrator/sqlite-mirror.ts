@@ -5,14 +5,16 @@
  * local id that survives updates (`id`), next to the backend's `sourcekey` and `change_key`.
  */
 
-import { randomBytes } from "node:crypto";
 import type { Importer, SyncObject } from "../core/types.js";
 import { checkTable } from "../stores/sqlite.js";
 import { openSqlite, type SqliteDatabase } from "../stores/sqlite-driver.js";
 import type { MassChangeGuard } from "../two-way/mass-change.js";
 import type { Outbox } from "../two-way/outbox.js";
 import type { BatchCallbacks } from "./batch.js";
+import { defaultReadOf, type MirrorRow, timeOrderedId } from "./mirror-rows.js";
 import { type MirrorEdits, type MirrorTwoWay, mirrorTwoWay } from "./mirror-two-way.js";
+
+export type { MirrorRow } from "./mirror-rows.js";
 
 export interface SqliteMirrorOptions {
   /** Names the origin of every row, e.g. `google:alice/primary`. */
@@ -26,25 +28,6 @@ export interface SqliteMirrorOptions {
    * target's `keyFor`, so a create replayed after a crash finds its object). Default `local:<id>`.
    */
   keyFor?(localId: string): string;
-}
-
-/** One mirrored object. */
-export interface MirrorRow {
-  source: string;
-  sourcekey: string;
-  /** Stable local id, kept across updates (use it as your foreign key). */
-  id: string;
-  type: string;
-  parentKey: string | null;
-  changeKey: string | null;
-  data: unknown;
-  isRead: boolean | null;
-  /** ISO time the row was first created here. */
-  createdLocally: string;
-  /** ISO time the row was last changed here. */
-  updatedLocally: string;
-  /** The source that made the last change (this mirror's `source` for synced changes). */
-  updatedAtSource: string;
 }
 
 export interface SqliteMirror {
@@ -143,12 +126,7 @@ export function createSqliteMirror(
     db.exec(`ALTER TABLE ${table} ADD COLUMN sync_gen INTEGER NOT NULL DEFAULT 0`);
   }
   const { source } = options;
-  const readOf =
-    options.readOf ??
-    ((obj: SyncObject) => {
-      const r = (obj.data as { read?: unknown } | null)?.read;
-      return typeof r === "boolean" ? r : undefined;
-    });
+  const readOf = options.readOf ?? defaultReadOf;
   const upsert = db.prepare(`INSERT INTO ${table}
     (source, sourcekey, id, type, parent_key, change_key, data, is_read, created_locally, updated_locally, updated_at_source, sync_gen)
     VALUES (@source, @sourcekey, @id, @type, @parentKey, @changeKey, @data, @isRead, @now, @now, @source, @gen)
@@ -319,24 +297,4 @@ export function createSqliteMirror(
       db.close();
     },
   };
-}
-
-let lastMs = 0;
-let counter = 0;
-
-/**
- * A UUIDv7-style id (RFC 9562 §5.7): time-ordered, so inserting millions of rows appends to the
- * `id` index instead of scattering random writes over it.
- */
-function timeOrderedId(): string {
-  const now = Date.now();
-  counter = now === lastMs ? (counter + 1) & 0xfff : 0;
-  lastMs = now;
-  const b = randomBytes(16);
-  b.writeUIntBE(now, 0, 6);
-  b[6] = 0x70 | (counter >> 8);
-  b[7] = counter & 0xff;
-  b[8] = 0x80 | ((b[8] as number) & 0x3f);
-  const h = b.toString("hex");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }

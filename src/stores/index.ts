@@ -2,6 +2,8 @@ export { createFileStateStore, type FileStateStoreOptions } from "./file.js";
 export { createMemoryStateStore } from "./memory.js";
 export {
   createPostgresStateStore,
+  type PgClient,
+  type PgPool,
   type PgQueryable,
   type PostgresStateStoreOptions,
 } from "./postgres.js";

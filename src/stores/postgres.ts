@@ -11,6 +11,58 @@ export interface PgQueryable {
   end?(): Promise<void>;
 }
 
+/** A `pg` Pool: queries, and a dedicated client for a transaction. */
+export interface PgPool extends PgQueryable {
+  connect(): Promise<PgClient>;
+}
+
+/** A client checked out of a `PgPool`; `release(error)` discards a broken one. */
+export interface PgClient extends PgQueryable {
+  release(error?: Error | boolean): void;
+}
+
+/** Opens a `pg` Pool (the optional peer dependency, loaded on first use). */
+export async function openPgPool(connectionString: string, max: number): Promise<PgPool> {
+  let pg: typeof import("pg");
+  try {
+    pg = await import("pg");
+  } catch (cause) {
+    throw new ArgumentError("PostgreSQL needs the `pg` package: npm i pg", { cause });
+  }
+  const Pool = pg.Pool ?? (pg as unknown as { default: typeof import("pg") }).default.Pool;
+  const pool = new Pool({ connectionString, max });
+  // An idle client whose connection dies (a restart, pg_terminate_backend) must not crash us.
+  pool.on("error", () => {});
+  return pool as unknown as PgPool;
+}
+
+// Connection-level failures (SQLSTATE class 08, admin shutdown 57P01-57P03, 40001 serialization)
+// are worth a retry; everything else is a bug or a schema problem.
+const TRANSIENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "40001",
+  "40P01",
+]);
+
+/** Wraps a `pg` failure: transient ones become `TransientError` (never echoing the URL). */
+export function pgError(what: string, cause: unknown): unknown {
+  const code = (cause as { code?: string } | null)?.code;
+  const message = cause instanceof Error ? cause.message : "";
+  if (
+    (code !== undefined &&
+      (TRANSIENT_CODES.has(code) || code.startsWith("08") || code.startsWith("57P"))) ||
+    /Connection terminated|connection is closed|Client has encountered a connection error/i.test(
+      message,
+    )
+  ) {
+    return new TransientError(`${what} unreachable (${code ?? "connection lost"})`, { cause });
+  }
+  return cause;
+}
+
 export interface PostgresStateStoreOptions {
   /** A connection string (`postgres://user@host:5432/db`); the password may come from `PGPASSWORD`. */
   connectionString?: string;
@@ -36,28 +88,14 @@ export async function createPostgresStateStore(
     if (!options.connectionString) {
       throw new ArgumentError("createPostgresStateStore needs a connectionString or a pool");
     }
-    let pg: typeof import("pg");
-    try {
-      pg = await import("pg");
-    } catch (cause) {
-      throw new ArgumentError("the PostgreSQL state store needs the `pg` package: npm i pg", {
-        cause,
-      });
-    }
-    const Pool = pg.Pool ?? (pg as unknown as { default: typeof import("pg") }).default.Pool;
-    pool = new Pool({ connectionString: options.connectionString, max: 4 }) as PgQueryable;
+    pool = await openPgPool(options.connectionString, 4);
   }
   const db = pool;
   const query = async (text: string, values?: unknown[]) => {
     try {
       return await db.query(text, values);
     } catch (cause) {
-      // Never echo the connection string: it may hold a password.
-      const code = (cause as { code?: string }).code;
-      if (code === "ECONNREFUSED" || code === "ECONNRESET" || code === "ETIMEDOUT") {
-        throw new TransientError(`PostgreSQL state store unreachable (${code})`, { cause });
-      }
-      throw cause;
+      throw pgError("PostgreSQL state store", cause);
     }
   };
   await query(

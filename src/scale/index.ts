@@ -1,0 +1,15 @@
+export {
+  type AccountRecord,
+  type AccountRegistry,
+  type AccountRegistryOptions,
+  createAccountRegistry,
+  type SyncKeyStatus,
+  syncKeyOf,
+} from "./accounts.js";
+export {
+  createSyncQueue,
+  enqueueSync,
+  type SyncQueue,
+  type SyncQueueOptions,
+} from "./queue.js";
+export { createWorker, type SyncJob, type Worker, type WorkerOptions } from "./worker.js";

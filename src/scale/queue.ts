@@ -1,0 +1,141 @@
+/**
+ * The sync queue on pg-boss (an optional peer dependency): one job per sync key, in a queue of
+ * policy `short`, so at most one job of a key waits at any time (further requests coalesce into
+ * it). pg-boss's `singleton`/`stately` policies would bound the running jobs per key too, but its
+ * fetch then fails whole for every worker while the oldest queued job's key is running; the
+ * worker bounds running jobs per key itself, with an advisory lock.
+ */
+import { ArgumentError } from "../core/errors.js";
+import { openPgPool, type PgPool } from "../stores/postgres.js";
+
+export const SYNC_QUEUE = "deltasync-sync";
+
+/** The part of a pg-boss instance the worker uses. */
+export interface BossLike {
+  start(): Promise<unknown>;
+  stop(options?: {
+    graceful?: boolean;
+    close?: boolean;
+    wait?: boolean;
+    timeout?: number;
+  }): Promise<void>;
+  getQueue(name: string): Promise<unknown>;
+  createQueue(name: string, options: Record<string, unknown>): Promise<void>;
+  send(name: string, data: object, options: Record<string, unknown>): Promise<string | null>;
+  insert(jobs: Record<string, unknown>[]): Promise<unknown>;
+  fetch(name: string, options: { batchSize: number }): Promise<{ id: string; data: unknown }[]>;
+  complete(name: string, id: string): Promise<unknown>;
+  fail(name: string, id: string, data?: object): Promise<unknown>;
+  on(event: "error", listener: (error: Error) => void): unknown;
+}
+
+export interface SyncQueue {
+  /** Queues a sync of `key` after `debounceMs` (unless one is queued already). */
+  enqueue(key: string, options?: { debounceMs?: number }): Promise<void>;
+  enqueueMany(keys: readonly string[]): Promise<void>;
+  readonly boss: BossLike;
+  close(): Promise<void>;
+}
+
+export interface SyncQueueOptions {
+  connectionString?: string;
+  pool?: PgPool;
+  /** The pg-boss schema. Default `deltasync_boss`. */
+  schema?: string | undefined;
+}
+
+/**
+ * Opens the sync queue to request syncs from a node that runs no worker (e.g. a webhook
+ * receiver): `await queue.enqueue("alice/calendar")`.
+ */
+export async function createSyncQueue(options: SyncQueueOptions): Promise<SyncQueue> {
+  const pool =
+    options.pool ??
+    (options.connectionString
+      ? await openPgPool(options.connectionString, 2)
+      : (() => {
+          throw new ArgumentError("createSyncQueue needs a connectionString or a pool");
+        })());
+  const queue = await openQueue(pool, { schema: options.schema, supervise: false });
+  if (options.pool) return queue;
+  return {
+    ...queue,
+    async close() {
+      await queue.close();
+      await pool.end?.();
+    },
+  };
+}
+
+/** Requests a sync of one key through a queue opened with `createSyncQueue` (or a worker's). */
+export async function enqueueSync(
+  queue: SyncQueue,
+  key: string,
+  options?: { debounceMs?: number },
+): Promise<void> {
+  await queue.enqueue(key, options);
+}
+
+export async function openQueue(
+  pool: PgPool,
+  o: {
+    schema?: string | undefined;
+    expireInSeconds?: number | undefined;
+    maintenanceIntervalSeconds?: number | undefined;
+    supervise: boolean;
+  },
+): Promise<SyncQueue> {
+  let mod: unknown;
+  try {
+    mod = await import("pg-boss");
+  } catch (cause) {
+    throw new ArgumentError("the sync queue needs the `pg-boss` package: npm i pg-boss@10", {
+      cause,
+    });
+  }
+  const PgBoss = ((mod as { default?: unknown }).default ?? mod) as new (
+    options: Record<string, unknown>,
+  ) => BossLike;
+  const boss = new PgBoss({
+    db: { executeSql: (text: string, values: unknown[]) => pool.query(text, values) },
+    schema: o.schema ?? "deltasync_boss",
+    supervise: o.supervise,
+    schedule: false,
+    maintenanceIntervalSeconds: o.maintenanceIntervalSeconds ?? 60,
+  });
+  boss.on("error", () => {
+    // Maintenance errors (a lost connection) are retried by pg-boss on its next interval.
+  });
+  await boss.start();
+  if (!(await boss.getQueue(SYNC_QUEUE))) {
+    try {
+      await boss.createQueue(SYNC_QUEUE, {
+        policy: "short",
+        retryLimit: 5,
+        retryDelay: 1,
+        expireInSeconds: o.expireInSeconds ?? 900,
+      });
+    } catch (error) {
+      // Another process created it first.
+      if (!(await boss.getQueue(SYNC_QUEUE))) throw error;
+    }
+  }
+  const job = (key: string, debounceMs: number) => ({
+    name: SYNC_QUEUE,
+    data: { key },
+    singletonKey: key,
+    ...(debounceMs > 0 ? { startAfter: new Date(Date.now() + debounceMs).toISOString() } : {}),
+  });
+  return {
+    boss,
+    async enqueue(key, options) {
+      await boss.insert([job(key, options?.debounceMs ?? 0)]);
+    },
+    async enqueueMany(keys) {
+      if (keys.length > 0) await boss.insert(keys.map((k) => job(k, 0)));
+    },
+    async close() {
+      await boss.stop({ graceful: false, close: false, wait: true });
+    },
+  };
+}

@@ -1,0 +1,325 @@
+/**
+ * A sync worker: takes sync jobs (one per `<account>/<scope>` key) from a pg-boss queue in
+ * PostgreSQL and runs them, `concurrency` at a time, never two of one key at once across every
+ * process, at most `perAccount` of one account at once in this process. It also schedules the
+ * safety polls of every key (spread with jitter, backed off after failures), parks a key whose
+ * failure is permanent (an `AuthError`), and on `stop()` lets running jobs finish their batch,
+ * save their state and hand their key back to the queue.
+ */
+import { AuthError } from "../core/errors.js";
+import { sleep } from "../core/sleep.js";
+import { describeError } from "../orchestrator/redact.js";
+import { openPgPool, type PgClient, type PgPool, pgError } from "../stores/postgres.js";
+import { type AccountRecord, createAccountRegistry } from "./accounts.js";
+import { type BossLike, openQueue, SYNC_QUEUE, type SyncQueue } from "./queue.js";
+
+/** What `sync` is given for one job. */
+export interface SyncJob {
+  key: string;
+  account: AccountRecord;
+  scope: string;
+  /** What `getCredentials(account.id)` resolved with. */
+  credentials: unknown;
+  /** Aborted when the worker stops: pass it to `runSync`, which then ends after its batch. */
+  signal: AbortSignal;
+}
+
+export interface WorkerOptions {
+  /** A connection string, or your `pg` pool (`pool`; not closed by `stop()`). */
+  connectionString?: string;
+  pool?: PgPool;
+  /** Jobs at once in this process. Default 8. */
+  concurrency?: number;
+  /** Jobs of one account at once in this process (its rate limits are shared). Default 1. */
+  perAccount?: number;
+  /** The account's credentials, asked for at every job; the library never stores them. */
+  getCredentials(accountId: string): unknown;
+  /** Runs one sync of a key, typically `runSync(…, { signal, …mirror.syncOptions })`. */
+  sync(job: SyncJob): Promise<unknown>;
+  /** Safety-poll interval of every key (ms). Default 300 000. */
+  pollIntervalMs?: number;
+  /** Spread of each poll interval, ± this fraction. Default 0.2. */
+  jitter?: number;
+  /** Backoff after failures in a row: `minMs * 2^(failures-1)`, at most `maxMs`. Default 5 s .. 1 h. */
+  backoff?: { minMs?: number; maxMs?: number };
+  /** Failures that park the key instead of backing off. Default: `AuthError`. */
+  isPermanent?(error: unknown): boolean;
+  /** How often to look for due polls and, when idle, for jobs (ms). Default 1000. */
+  tickMs?: number;
+  /** A job running longer than this is given to another worker (pg-boss expiry). Default 900. */
+  expireInSeconds?: number;
+  /** pg-boss maintenance (expiry) interval. Default 60. */
+  maintenanceIntervalSeconds?: number;
+  /** Debounce of `notify` (ms). Default 1000. */
+  debounceMs?: number;
+  /** The pg-boss schema. Default `deltasync_boss`. */
+  schema?: string;
+  /** Told of failures the worker survives (an unreachable database, a failed job's bookkeeping). */
+  onError?(error: unknown, during: "fetch" | "poll" | "job"): void;
+}
+
+export interface Worker {
+  /** Requests a sync of `key` soon (debounced; coalesced with a queued one). */
+  notify(key: string, options?: { debounceMs?: number }): Promise<void>;
+  /** Jobs running now. */
+  readonly running: number;
+  /** Finishes running batches, saves their states, hands their keys back; safe twice. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a worker.
+ * @example
+ * const worker = await createWorker({
+ *   connectionString: process.env.DATABASE_URL,
+ *   concurrency: 16,
+ *   getCredentials: (id) => vault.read(id),
+ *   sync: async ({ account, scope, credentials, signal }) => {
+ *     const mirror = await createPostgresMirror({ pool, source: `${account.id}/${scope}` });
+ *     await runSync(open(account, scope, credentials), { ...mirror.syncOptions, key: mirror.source, signal });
+ *   },
+ * });
+ * process.on("SIGTERM", () => worker.stop());
+ */
+export async function createWorker(options: WorkerOptions): Promise<Worker> {
+  const concurrency = options.concurrency ?? 8;
+  const perAccount = options.perAccount ?? 1;
+  const pollMs = options.pollIntervalMs ?? 300_000;
+  const jitter = options.jitter ?? 0.2;
+  const minBackoff = options.backoff?.minMs ?? 5_000;
+  const maxBackoff = options.backoff?.maxMs ?? 3_600_000;
+  const tickMs = options.tickMs ?? 1000;
+  const isPermanent = options.isPermanent ?? ((e: unknown) => e instanceof AuthError);
+  const owned = options.pool === undefined;
+  const pool =
+    options.pool ??
+    (await openPgPool(options.connectionString ?? "", Math.max(4, concurrency + 2)));
+  await createAccountRegistry({ pool });
+  const queue = await openQueue(pool, {
+    schema: options.schema,
+    expireInSeconds: options.expireInSeconds,
+    maintenanceIntervalSeconds: options.maintenanceIntervalSeconds,
+    supervise: true,
+  });
+  const boss: BossLike = queue.boss;
+  // Advisory locks on one session: held while a key runs, released by PostgreSQL if we die.
+  const session: PgClient = await pool.connect();
+  // One query at a time on the session (pg queues them, but deprecates doing so).
+  let chain: Promise<unknown> = Promise.resolve();
+  const lease = {
+    query(text: string, values: unknown[]) {
+      const next = chain.then(() => session.query(text, values));
+      chain = next.catch(() => {});
+      return next;
+    },
+  };
+  const query = async (text: string, values?: unknown[]) => {
+    try {
+      return await pool.query(text, values);
+    } catch (cause) {
+      throw pgError("sync worker", cause);
+    }
+  };
+
+  let stopping = false;
+  const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  const gates = new Map<string, { active: number; waiters: (() => void)[] }>();
+  let wake: (() => void) | undefined;
+  const nudge = () => wake?.();
+  (session as unknown as NodeJS.EventEmitter).on?.("error", () => {
+    // Without the session our locks are gone: stop every run before another worker starts it.
+    for (const r of running.values()) r.controller.abort(new Error("lock session lost"));
+  });
+
+  const acquire = async (account: string) => {
+    let g = gates.get(account);
+    if (!g) gates.set(account, (g = { active: 0, waiters: [] }));
+    while (g.active >= perAccount) await new Promise<void>((r) => g?.waiters.push(r));
+    g.active++;
+  };
+  const release = (account: string) => {
+    const g = gates.get(account);
+    if (!g) return;
+    g.active--;
+    const next = g.waiters.shift();
+    if (next) next();
+    else if (g.active === 0) gates.delete(account);
+  };
+  const spread = (ms: number) => Math.round(ms * (1 - jitter + 2 * jitter * Math.random()));
+
+  const runJob = async (key: string, controller: AbortController) => {
+    const r = await query(
+      `SELECT k.scope, k.parked_reason, a.id, a.adapter, a.scopes, a.push, a.created_at
+        FROM deltasync_keys k JOIN deltasync_accounts a ON a.id = k.account WHERE k.key = $1`,
+      [key],
+    );
+    const row = r.rows[0];
+    // A removed account or a parked key: the job has nothing to do.
+    if (!row || row.parked_reason !== null) return;
+    const account: AccountRecord = {
+      id: String(row.id),
+      adapter: String(row.adapter),
+      scopes: row.scopes as string[],
+      push: (row.push as Record<string, unknown> | null) ?? null,
+      createdAt: (row.created_at as Date).toISOString(),
+    };
+    await acquire(account.id);
+    try {
+      const got = await lease.query("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok", [
+        `deltasync:${key}`,
+      ]);
+      if (got.rows[0]?.ok !== true) {
+        // Running elsewhere: one follow-up after it (coalesced with any queued one).
+        await queue.enqueue(key, { debounceMs: tickMs });
+        return;
+      }
+      try {
+        if (controller.signal.aborted) throw controller.signal.reason;
+        const credentials = await options.getCredentials(account.id);
+        await options.sync({
+          key,
+          account,
+          scope: String(row.scope),
+          credentials,
+          signal: controller.signal,
+        });
+        await query(
+          `UPDATE deltasync_keys SET failures = 0, last_error = NULL, last_ok_at = now(),
+            next_poll_at = now() + $2::float8 * interval '1 millisecond' WHERE key = $1`,
+          [key, spread(pollMs)],
+        );
+      } catch (error) {
+        if (controller.signal.aborted) {
+          // Stopped mid-run: the state is at the last saved batch; another worker goes on.
+          await queue.enqueue(key, { debounceMs: 0 });
+        } else if (isPermanent(error)) {
+          await query(
+            "UPDATE deltasync_keys SET parked_reason = $2, last_error = $2, failures = failures + 1 WHERE key = $1",
+            [key, describeError(error)],
+          );
+        } else {
+          await query(
+            `UPDATE deltasync_keys SET failures = failures + 1, last_error = $2,
+              next_poll_at = now() + least($4::float8, $3::float8 * power(2, failures)) * $5::float8 * interval '1 millisecond'
+              WHERE key = $1`,
+            [
+              key,
+              describeError(error),
+              minBackoff,
+              maxBackoff,
+              1 - jitter + 2 * jitter * Math.random(),
+            ],
+          );
+        }
+      } finally {
+        await lease
+          .query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [`deltasync:${key}`])
+          .catch(() => {});
+      }
+    } finally {
+      release(account.id);
+    }
+  };
+
+  const start = (job: { id: string; data: unknown }) => {
+    const key = String((job.data as { key?: unknown } | null)?.key ?? "");
+    const controller = new AbortController();
+    const done = runJob(key, controller)
+      .then(
+        () => boss.complete(SYNC_QUEUE, job.id),
+        // A bookkeeping failure (the database went away): pg-boss retries the job.
+        (error: unknown) => {
+          options.onError?.(error, "job");
+          return boss.fail(SYNC_QUEUE, job.id, { message: describeError(error) });
+        },
+      )
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        running.delete(job.id);
+        nudge();
+      });
+    running.set(job.id, { controller, done });
+  };
+
+  const fetchLoop = (async () => {
+    while (!stopping) {
+      const free = concurrency - running.size;
+      let fetched = 0;
+      if (free > 0) {
+        try {
+          const jobs = await boss.fetch(SYNC_QUEUE, { batchSize: free });
+          fetched = jobs.length;
+          for (const job of jobs) start(job);
+        } catch (error) {
+          // The database is unreachable: try again on the next tick.
+          options.onError?.(error, "fetch");
+        }
+      }
+      if (fetched === 0 || running.size >= concurrency) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, tickMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+      }
+    }
+  })();
+
+  // Safety polls: claim due keys (skipping those another worker is claiming), move their next
+  // poll on by a jittered interval, and queue a job for each.
+  const pollLoop = (async () => {
+    while (!stopping) {
+      try {
+        const due = await query(
+          `UPDATE deltasync_keys SET next_poll_at = now() + $1::float8 * (1 - $2::float8 + 2 * $2::float8 * random()) * interval '1 millisecond'
+            WHERE key IN (SELECT key FROM deltasync_keys WHERE parked_reason IS NULL AND next_poll_at <= now()
+              ORDER BY next_poll_at LIMIT 500 FOR UPDATE SKIP LOCKED)
+            RETURNING key`,
+          [pollMs, jitter],
+        );
+        const keys = due.rows.map((k) => String(k.key));
+        if (keys.length > 0) {
+          await queue.enqueueMany(keys);
+          nudge();
+        }
+      } catch (error) {
+        // Unreachable database: the next tick tries again; no poll is lost (they stay due).
+        options.onError?.(error, "poll");
+      }
+      await sleep(spread(tickMs)).catch(() => {});
+    }
+  })();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    get running() {
+      return running.size;
+    },
+    notify: async (key, o) => {
+      await queue.enqueue(key, { debounceMs: o?.debounceMs ?? options.debounceMs ?? 1000 });
+      nudge();
+    },
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        nudge();
+        for (const r of running.values()) r.controller.abort(new Error("worker stopping"));
+        await Promise.all([...running.values()].map((r) => r.done));
+        await fetchLoop;
+        await pollLoop;
+        session.release();
+        await queue.close();
+        if (owned) await pool.end?.();
+      })();
+      return stopped;
+    },
+  };
+}
+
+export type { SyncQueue };

@@ -1,0 +1,180 @@
+import { isDeepStrictEqual } from "node:util";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuthError, TransientError } from "../../src/core/errors.js";
+import { createPostgresMirror } from "../../src/orchestrator/postgres-mirror.js";
+import { runSync } from "../../src/orchestrator/run-sync.js";
+import { createAccountRegistry } from "../../src/scale/accounts.js";
+import { createWorker, type Worker } from "../../src/scale/worker.js";
+import type { PgPool } from "../../src/stores/postgres.js";
+import { actualRows, advance, type Backend, createBackend, expectedRows } from "./backend.js";
+import { createTestDatabase, pgReachable } from "./pg.js";
+
+const up = await pgReachable();
+if (!up && process.env.CI) throw new Error("PostgreSQL on 127.0.0.1:5432 is unreachable");
+
+/** Polls `check` until it holds (no deadline of its own: the test timeout bounds it). */
+async function until(check: () => Promise<boolean> | boolean): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 50));
+}
+
+describe.skipIf(!up)("accounts registry and workers", () => {
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let pool: pg.Pool;
+  beforeAll(async () => {
+    db = await createTestDatabase("ds_worker");
+    pool = new pg.Pool({ connectionString: db.url, max: 6 });
+    pool.on("error", () => {});
+  });
+  let stopAll: () => Promise<unknown> = async () => {};
+  afterAll(async () => {
+    await stopAll();
+    await pool?.end();
+    await db?.drop();
+  });
+
+  it("adds, lists and removes accounts; each scope is a key; bad input is refused", async () => {
+    const accounts = await createAccountRegistry({ pool: pool as unknown as PgPool });
+    await accounts.add({
+      id: "r1",
+      adapter: "google",
+      scopes: ["calendar", "contacts"],
+      push: { topic: "t" },
+    });
+    await accounts.add({ id: "r2", adapter: "imap", scopes: ["mail"] });
+    expect(
+      (await accounts.list())
+        .filter((a) => a.id.startsWith("r"))
+        .map((a) => [a.id, a.adapter, a.scopes, a.push]),
+    ).toEqual([
+      ["r1", "google", ["calendar", "contacts"], { topic: "t" }],
+      ["r2", "imap", ["mail"], null],
+    ]);
+    expect((await accounts.keys("r1")).map((k) => k.key)).toEqual(["r1/calendar", "r1/contacts"]);
+    await accounts.add({ id: "r1", adapter: "google", scopes: ["calendar"] });
+    expect((await accounts.keys("r1")).map((k) => k.key)).toEqual(["r1/calendar"]);
+    expect(await accounts.remove("r1")).toBe(true);
+    expect(await accounts.remove("r1")).toBe(false);
+    expect(await accounts.keys("r1")).toEqual([]);
+    await expect(accounts.add({ id: "a/b", adapter: "x", scopes: ["s"] })).rejects.toThrow(
+      /without "\/"/,
+    );
+    await expect(accounts.add({ id: "c", adapter: "x", scopes: [] })).rejects.toThrow(/scopes/);
+    await accounts.remove("r2");
+  });
+
+  it("two nodes: a push on either syncs its key once, on one of them; AuthError parks, failures back off", async () => {
+    const accounts = await createAccountRegistry({ pool: pool as unknown as PgPool, spreadMs: 0 });
+    const backends = new Map<string, Backend>();
+    for (const id of ["p1", "p2", "p3"]) {
+      backends.set(id, createBackend(id, 30, 10));
+      await accounts.add({ id, adapter: "memory", scopes: ["items"] });
+    }
+    await accounts.add({ id: "bad", adapter: "memory", scopes: ["items"] });
+    await accounts.add({ id: "flaky", adapter: "memory", scopes: ["items"] });
+    const runs: { node: string; key: string }[] = [];
+    const active = new Set<string>();
+    let overlap = false;
+    const errors: unknown[] = [];
+    const node = (name: string) =>
+      createWorker({
+        pool: pool as unknown as PgPool,
+        concurrency: 4,
+        pollIntervalMs: 3_600_000,
+        tickMs: 100,
+        debounceMs: 50,
+        onError: (error) => errors.push(error),
+        backoff: { minMs: 60_000 },
+        getCredentials: (id) => {
+          if (id === "bad") throw new AuthError("invalid_grant for bad");
+          return { token: "t" };
+        },
+        async sync({ key, account, signal }) {
+          if (account.id === "flaky") throw new TransientError("backend 503");
+          const backend = backends.get(account.id) as Backend;
+          const mirror = await createPostgresMirror({
+            pool: pool as unknown as PgPool,
+            source: key,
+          });
+          if (active.has(key)) overlap = true;
+          active.add(key);
+          runs.push({ node: name, key });
+          try {
+            await runSync(backend.server.store("alice").items, {
+              ...mirror.syncOptions,
+              key,
+              signal,
+            });
+          } finally {
+            active.delete(key);
+          }
+        },
+      });
+    const workers: Worker[] = [await node("A"), await node("B")];
+    stopAll = () => Promise.all(workers.map((w) => w.stop()));
+    const mirrored = async (id: string) => {
+      const mirror = await createPostgresMirror({
+        pool: pool as unknown as PgPool,
+        source: `${id}/items`,
+      });
+      const b = backends.get(id) as Backend;
+      return isDeepStrictEqual(actualRows(await mirror.rows()), expectedRows(b.server));
+    };
+    // The first safety poll (spread over 0 ms here) full-syncs every key.
+    await until(
+      async () => (await mirrored("p1")) && (await mirrored("p2")) && (await mirrored("p3")),
+    );
+    await until(async () => (await accounts.keys("bad"))[0]?.parkedReason != null);
+    await until(async () => ((await accounts.keys("flaky"))[0]?.failures ?? 0) > 0);
+    const before = runs.length;
+    // A webhook on node B for p2: one run, on either node.
+    advance(backends.get("p2") as Backend, "p2", 1, 5);
+    await (workers[1] as Worker).notify("p2/items");
+    await until(() => mirrored("p2"));
+    expect(runs.slice(before).map((r) => r.key)).toEqual(["p2/items"]);
+    // Pushes for the same key while it is queued coalesce into one run.
+    advance(backends.get("p3") as Backend, "p3", 1, 5);
+    await Promise.all([
+      (workers[0] as Worker).notify("p3/items", { debounceMs: 200 }),
+      (workers[1] as Worker).notify("p3/items", { debounceMs: 200 }),
+      (workers[0] as Worker).notify("p3/items", { debounceMs: 200 }),
+    ]);
+    await until(() => mirrored("p3"));
+    await until(
+      async () =>
+        (
+          await pool.query(
+            "SELECT count(*)::int AS n FROM deltasync_boss.job WHERE state IN ('created', 'active', 'retry')",
+          )
+        ).rows[0].n === 0,
+    );
+    expect(runs.slice(before).map((r) => r.key)).toEqual(["p2/items", "p3/items"]);
+    // Parked: visible with its reason, not polled; a push for it is consumed without a run.
+    const [bad] = await accounts.keys("bad");
+    expect(bad).toMatchObject({
+      parkedReason: expect.stringContaining("invalid_grant"),
+      nextPollAt: null,
+    });
+    await (workers[0] as Worker).notify("bad/items", { debounceMs: 0 });
+    await until(
+      async () =>
+        (
+          await pool.query(
+            "SELECT count(*)::int AS n FROM deltasync_boss.job WHERE state IN ('created', 'active', 'retry')",
+          )
+        ).rows[0].n === 0,
+    );
+    // Backoff: the flaky key's next poll is at least the minimum backoff (less jitter) away.
+    const [flaky] = await accounts.keys("flaky");
+    expect(flaky?.lastError).toContain("503");
+    expect(Date.parse(flaky?.nextPollAt ?? "") - Date.now()).toBeGreaterThan(60_000 * 0.8 - 5_000);
+    expect(runs.filter((r) => r.key === "bad/items")).toEqual([]);
+    expect(overlap).toBe(false);
+    expect(errors).toEqual([]);
+    // Adding the account again (new credentials) unparks it.
+    await accounts.add({ id: "bad", adapter: "memory", scopes: ["items"] });
+    expect((await accounts.keys("bad"))[0]?.parkedReason).toBeNull();
+    await Promise.all(workers.map((w) => w.stop()));
+    expect(new Set(runs.map((r) => r.node)).size).toBeGreaterThan(0);
+  });
+});
