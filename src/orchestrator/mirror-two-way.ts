@@ -264,7 +264,7 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
       // plus the rows it deleted and has not pushed.
       massChange: {
         size() {
-          const { doc } = load();
+          const doc = rows.read(key);
           let n = countRows.get(source)?.n ?? 0;
           for (const e of doc.entries) n += e.kind === "delete" ? 1 : e.kind === "create" ? -1 : 0;
           return n;
