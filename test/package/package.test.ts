@@ -106,7 +106,9 @@ describe.skipIf(!isBuilt)("the installed package (after npm run build)", () => {
     walk(pkgDir);
     expect(files.filter((f) => f.endsWith(".map"))).toEqual([]);
     const size = files.reduce((n, f) => n + statSync(f).size, 0);
-    expect(size).toBeLessThan(1_500_000);
+    // ESM + CJS + types + docs of every adapter, two-way and scale-out: ~1.75 MB. The bound
+    // catches a dependency bundled by mistake (imapflow alone would add ~1 MB), not growth.
+    expect(size).toBeLessThan(2_000_000);
     const pkg = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
     // undici 7 needs >= 20.18.1; the README says the same.
     expect(pkg.engines.node).toBe(">=20.18.1");
