@@ -96,17 +96,33 @@ export async function openQueue(
   const PgBoss = ((mod as { default?: unknown }).default ?? mod) as new (
     options: Record<string, unknown>,
   ) => BossLike;
-  const boss = new PgBoss({
-    db: { executeSql: (text: string, values: unknown[]) => pool.query(text, values) },
-    schema: o.schema ?? "deltasync_boss",
-    supervise: o.supervise,
-    schedule: false,
-    maintenanceIntervalSeconds: o.maintenanceIntervalSeconds ?? 60,
-  });
-  boss.on("error", () => {
-    // Maintenance errors (a lost connection) are retried by pg-boss on its next interval.
-  });
-  await boss.start();
+  const makeBoss = () => {
+    const made = new PgBoss({
+      db: { executeSql: (text: string, values: unknown[]) => pool.query(text, values) },
+      schema: o.schema ?? "deltasync_boss",
+      supervise: o.supervise,
+      schedule: false,
+      maintenanceIntervalSeconds: o.maintenanceIntervalSeconds ?? 60,
+    });
+    made.on("error", () => {
+      // Maintenance errors (a lost connection) are retried by pg-boss on its next interval.
+    });
+    return made;
+  };
+  let boss = makeBoss();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await boss.start();
+      break;
+    } catch (error) {
+      // pg-boss 10 creates its schema without IF NOT EXISTS, so processes starting together on
+      // a fresh database race on it (23505 / 42P06 / 42P07): the loser starts again, with a new
+      // instance (a failed one stays "starting"), and finds the schema installed.
+      const code = (error as { code?: unknown }).code;
+      if (attempt >= 3 || !(code === "23505" || code === "42P06" || code === "42P07")) throw error;
+      boss = makeBoss();
+    }
+  }
   if (!(await boss.getQueue(SYNC_QUEUE))) {
     try {
       await boss.createQueue(SYNC_QUEUE, {

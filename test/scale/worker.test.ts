@@ -5,6 +5,7 @@ import { AuthError, TransientError } from "../../src/core/errors.js";
 import { createPostgresMirror } from "../../src/orchestrator/postgres-mirror.js";
 import { runSync } from "../../src/orchestrator/run-sync.js";
 import { createAccountRegistry } from "../../src/scale/accounts.js";
+import { createSyncQueue } from "../../src/scale/queue.js";
 import { createWorker, type Worker } from "../../src/scale/worker.js";
 import type { PgPool } from "../../src/stores/postgres.js";
 import { actualRows, advance, type Backend, createBackend, expectedRows } from "./backend.js";
@@ -32,6 +33,28 @@ describe.skipIf(!up)("accounts registry and workers", () => {
     await pool?.end();
     await db?.drop();
   });
+
+  it("queues opened at once on a fresh schema all start (pg-boss creates its schema without IF NOT EXISTS)", async () => {
+    for (let round = 0; round < 3; round++)
+      await raceOnce(`race_${process.pid}_${Date.now()}_${round}`);
+  });
+
+  async function raceOnce(schema: string): Promise<void> {
+    const pools = Array.from({ length: 8 }, () => {
+      const p = new pg.Pool({ connectionString: db.url, max: 2 });
+      p.on("error", () => {});
+      return p;
+    });
+    try {
+      const queues = await Promise.all(
+        pools.map((p) => createSyncQueue({ pool: p as unknown as PgPool, schema })),
+      );
+      await Promise.all(queues.map((q, i) => q.enqueue(`race/${i}`)));
+      await Promise.all(queues.map((q) => q.close()));
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
+  }
 
   it("adds, lists and removes accounts; each scope is a key; bad input is refused", async () => {
     const accounts = await createAccountRegistry({ pool: pool as unknown as PgPool });
