@@ -279,7 +279,9 @@ export class GraphEmulator {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse, body: string): Promise<unknown> {
-    const url = new URL(req.url ?? "/", "http://emulator");
+    // Behind a TLS-terminating proxy (`X-Forwarded-Proto: https`) links are https, as Graph's are.
+    const scheme = req.headers["x-forwarded-proto"] === "https" ? "https" : "http";
+    const url = new URL(req.url ?? "/", `${scheme}://emulator`);
     const method = req.method ?? "GET";
     const prefer = [req.headers.prefer ?? ""].flat().join(", ");
     this.requests.push({ method, path: url.pathname, query: url.searchParams, prefer });
@@ -572,7 +574,9 @@ export class GraphEmulator {
       for (const id of gone) items.push({ id, "@removed": { reason: "deleted" } });
     }
     const more = i < log.length && (log[i] as { seq: number }).seq <= token.u;
-    const origin = this.options.linkOrigin ?? this.url.replace(/\/$/, "");
+    const origin =
+      this.options.linkOrigin ??
+      this.url.replace(/\/$/, "").replace(/^http:/, url.protocol === "https:" ? "https:" : "http:");
     const link = (name: string, t: Token) => `${origin}${url.pathname}?${name}=${encode(t)}`;
     const body: Record<string, unknown> = {
       "@odata.context": `${this.baseUrl}$metadata#Collection`,
