@@ -1,7 +1,7 @@
 /**
  * `deltasync sync <source>` and `deltasync watch <source>`.
  */
-import { ArgumentError, errorMessage } from "../core/errors.js";
+import { ArgumentError, errorMessage, MassChangeError } from "../core/errors.js";
 import { registerSecret } from "../orchestrator/redact.js";
 import { type RunSyncOptions, runSync, type SyncResult } from "../orchestrator/run-sync.js";
 import { watch } from "../orchestrator/watch.js";
@@ -9,6 +9,7 @@ import { createFileStateStore } from "../stores/file.js";
 import { createMemoryStateStore } from "../stores/memory.js";
 import { createSqliteStateStore } from "../stores/sqlite.js";
 import type { StateStore } from "../stores/types.js";
+import { formatError } from "./errors.js";
 import type { Output } from "./output.js";
 import { loadCliSource, parseSourceUrl } from "./registry.js";
 import { type ChangeSink, openSink } from "./sinks.js";
@@ -23,6 +24,8 @@ export interface SourceFlags {
   daysWithin?: number;
   timeMin?: string;
   timeMax?: string;
+  /** `sync`: apply a mass delete the mirror's guard paused (one run). */
+  confirmMassChange?: boolean;
 }
 
 export interface WatchFlags extends SourceFlags {
@@ -120,6 +123,7 @@ async function withSource(
       daysWithin: flags.daysWithin,
       timeMin: flags.timeMin,
       timeMax: flags.timeMax,
+      confirmMassChange: flags.confirmMassChange,
     });
   } finally {
     sink.close();
@@ -155,7 +159,12 @@ export function watchCommand(source: string, flags: WatchFlags, out: Output, sig
         const sub = watch(opened.syncable, {
           ...options,
           pollIntervalMs: flags.poll * 1000,
-          onError: (e) => out.note(`deltasync: sync failed, backing off: ${errorMessage(e)}`),
+          onError: (e) =>
+            out.note(
+              e instanceof MassChangeError
+                ? `${formatError(e, false)} (with the same source, --state and --out), then watch again`
+                : `deltasync: sync failed, backing off: ${errorMessage(e)}`,
+            ),
         }).subscribe({
           next: (r) =>
             out.emit(resultEvent(r, { trigger: r.trigger }), `[${r.trigger}] ${summary(r)}`),

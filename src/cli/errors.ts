@@ -6,6 +6,7 @@ import {
   AuthError,
   ConflictError,
   isTransient,
+  MassChangeError,
   NotFoundError,
   NotSupportedError,
   PushBlockedError,
@@ -21,7 +22,10 @@ export const EXIT = {
   auth: 3,
   unreachable: 4,
   state: 5,
-  /** `push`: a conflict pauses the pair until `conflicts resolve`. */
+  /**
+   * Paused, waiting for a decision: a conflict (`push`, until `conflicts resolve`) or a mass
+   * delete (`sync`/`push`, until rerun with `--confirm-mass-change`).
+   */
   conflict: 6,
   /** 128 + SIGINT, what shells expect after Ctrl-C. */
   interrupted: 130,
@@ -36,6 +40,7 @@ export function exitCodeOf(error: unknown): number {
     return code === EXIT.auth || code === EXIT.unreachable ? code : EXIT.failure;
   }
   if (error instanceof ArgumentError || error instanceof NotSupportedError) return EXIT.usage;
+  if (error instanceof MassChangeError) return EXIT.conflict;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && code.startsWith("commander.")) return EXIT.usage;
   if (error instanceof AuthError) return EXIT.auth;
@@ -59,12 +64,24 @@ export function formatError(error: unknown, verbose: boolean): string {
   else if (isTransient(error)) kind = "unreachable";
   else if (error instanceof ArgumentError) kind = "bad argument";
   else if (error instanceof PushBlockedError) kind = "push blocked";
+  else if (error instanceof MassChangeError) kind = "paused";
   const message =
-    e && typeof e.message === "string"
-      ? redact(e.message.replace(/\s*\n\s*/g, " "))
-      : describeError(error);
+    error instanceof MassChangeError
+      ? massChangeHint(error)
+      : e && typeof e.message === "string"
+        ? redact(e.message.replace(/\s*\n\s*/g, " "))
+        : describeError(error);
   const line = `deltasync: ${kind}: ${message}`;
   if (!verbose) return line;
   const stack = error instanceof Error && error.stack ? redact(error.stack) : "";
   return `${line}\n${stack}`;
+}
+
+/** The library's message names the API option; the CLI user needs the flag. */
+function massChangeHint(error: MassChangeError): string {
+  const what =
+    error.direction === "pull"
+      ? "the server's deletes would remove them from the mirror"
+      : "the mirror's pending deletes would remove them from the server";
+  return `${error.direction} of ${error.pair} would delete ${error.deletes} of ${error.size} objects (${what}); nothing was deleted. If that is intended, run the same \`deltasync ${error.direction === "pull" ? "sync" : "push"}\` again with --confirm-mass-change`;
 }

@@ -164,11 +164,16 @@ function buildProgram(state: CliState): Command {
     program
       .command("sync <source>")
       .description("one full or incremental sync of a source URL (see `deltasync sources`)"),
-  ).action(async (source: string, opts) => {
-    await stoppable(state, stopSignal(undefined, GRACE_MS), (signal) =>
-      syncCommand(source, opts, out(opts.out === "-"), signal),
-    );
-  });
+  )
+    .option(
+      "--confirm-mass-change",
+      "apply deletes that would remove more than half of the mirror (paused otherwise, exit 6)",
+    )
+    .action(async (source: string, opts) => {
+      await stoppable(state, stopSignal(undefined, GRACE_MS), (signal) =>
+        syncCommand(source, opts, out(opts.out === "-"), signal),
+      );
+    });
 
   sourceOptions(
     program
@@ -193,6 +198,10 @@ function buildProgram(state: CliState): Command {
     .option("--out <mirror>", "the SQLite mirror file holding the local edits (as for sync --out)")
     .addOption(
       new Option("--policy <policy>", "what to do on a conflict").choices(POLICIES).default("ask"),
+    )
+    .option(
+      "--confirm-mass-change",
+      "apply pending deletes that would remove more than half of the collection (paused otherwise, exit 6)",
     )
     .option("--password <secret>", "password (prefer the adapter's env var); never printed")
     .option("--token <secret>", "OAuth access token (prefer the adapter's env var); never printed")

@@ -18,6 +18,8 @@ export const POLICIES = ["ask", "server-wins", "client-wins", "newest-wins"] as 
 
 export interface PushFlags extends Pick<SourceFlags, "out" | "password" | "token"> {
   policy: (typeof POLICIES)[number];
+  /** Apply pending deletes that the mass-change guard paused (this push only). */
+  confirmMassChange?: boolean;
 }
 
 /** The mirror file a two-way command works on: it must exist (sync or watch made it). */
@@ -73,6 +75,7 @@ export async function pushCommand(
         pair: opened.key,
         policy: flags.policy,
         signal,
+        confirmMassChange: flags.confirmMassChange,
         ...mirror.pushCallbacks,
         onPushed: (entry, res, info) => {
           mirror.pushCallbacks.onPushed(entry, res, info);

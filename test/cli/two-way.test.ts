@@ -196,3 +196,90 @@ describe("deltasync push / conflicts", () => {
     }
   });
 });
+
+describe("the mirror's mass-change guard from the CLI", () => {
+  const f = fixture("mass");
+  const state = join(dir, "mass.state");
+  const inbox = () => {
+    const m = f.mirror();
+    const rows = m.rows();
+    m.close();
+    return rows;
+  };
+  const serverKeys = () => {
+    const folder = inbox()[0]?.parentKey;
+    return f
+      .server()
+      .allItems()
+      .filter((i) => i.parentKey === folder)
+      .map((i) => i.sourcekey)
+      .sort();
+  };
+
+  it("sync pauses a mass delete (exit 6, nothing deleted) until rerun with --confirm-mass-change", () => {
+    const folder = inbox()[0]?.parentKey as string;
+    f.remote((s) => {
+      for (let i = 0; i < 30; i++) s.folder(folder).createItem({ subject: `remote ${i}` });
+    });
+    expect(cli(["sync", f.source, "--out", f.mirrorFile, "--state", state]).code).toBe(0);
+    const rows = inbox();
+    expect(rows.length).toBeGreaterThan(30);
+    f.remote((s) => {
+      for (const r of rows.slice(0, 25)) s.deleteItem(r.sourcekey);
+    });
+    const paused = cli(["sync", f.source, "--out", f.mirrorFile, "--state", state]);
+    expect(paused.code).toBe(6);
+    expect(paused.stderr).toBe(
+      `deltasync: paused: pull of ${f.key} would delete 25 of ${rows.length} objects (the server's deletes would remove them from the mirror); nothing was deleted. If that is intended, run the same \`deltasync sync\` again with --confirm-mass-change\n`,
+    );
+    expect(inbox().length).toBe(rows.length);
+    // Paused means paused: the next plain run refuses again.
+    expect(cli(["sync", f.source, "--out", f.mirrorFile, "--state", state]).code).toBe(6);
+
+    const confirmed = cli([
+      "sync",
+      f.source,
+      "--out",
+      f.mirrorFile,
+      "--state",
+      state,
+      "--confirm-mass-change",
+    ]);
+    expect(confirmed.stderr).toBe("");
+    expect(confirmed.code).toBe(0);
+    expect(inbox().length).toBe(rows.length - 25);
+    expect(
+      inbox()
+        .map((r) => r.sourcekey)
+        .sort(),
+    ).toEqual(serverKeys());
+  });
+
+  it("push pauses local mass deletes the same way; the server keeps them until confirmed", () => {
+    const folder = inbox()[0]?.parentKey as string;
+    f.remote((s) => {
+      for (let i = 0; i < 25; i++) s.folder(folder).createItem({ subject: `more ${i}` });
+    });
+    expect(cli(["sync", f.source, "--out", f.mirrorFile, "--state", state]).code).toBe(0);
+    const m = f.mirror();
+    const rows = m.rows();
+    for (const r of rows.slice(0, 28)) m.edits.remove(r.id);
+    m.close();
+    const paused = cli(["push", f.source, "--out", f.mirrorFile]);
+    expect(paused.code).toBe(6);
+    expect(paused.stderr).toBe(
+      `deltasync: paused: push of ${f.key} would delete 28 of ${rows.length} objects (the mirror's pending deletes would remove them from the server); nothing was deleted. If that is intended, run the same \`deltasync push\` again with --confirm-mass-change\n`,
+    );
+    expect(serverKeys()).toHaveLength(rows.length);
+    const confirmed = cli(["push", f.source, "--out", f.mirrorFile, "--confirm-mass-change"]);
+    expect(confirmed.stderr).toBe("");
+    expect(confirmed.code).toBe(0);
+    expect(confirmed.stdout).toBe(`${f.key}: pushed 28 changes\n`);
+    expect(serverKeys()).toEqual(
+      rows
+        .slice(28)
+        .map((r) => r.sourcekey)
+        .sort(),
+    );
+  });
+});
