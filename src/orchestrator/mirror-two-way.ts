@@ -216,14 +216,36 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     is_read: isReadOf(obj),
   });
 
+  const insertRow = (r: Row, updatedAt: string) => {
+    insert.run({
+      source,
+      sourcekey: r.sourcekey,
+      id: r.id,
+      type: r.type,
+      parentKey: r.parent_key,
+      changeKey: r.change_key,
+      data: r.data,
+      isRead: r.is_read,
+      now: new Date().toISOString(),
+      updatedAt,
+    });
+  };
   const onPushed = db.transaction(
     (
       entry: { localId: string },
       result: { sourcekey: string; changeKey?: string; object?: SyncObject } | null,
       info: { last: boolean },
     ) => {
+      if (!result) return;
       const r = byId.get(source, entry.localId);
-      if (!r || !result) return;
+      if (!r) {
+        // A delete that left the object in the collection (a message in Trash), found done
+        // after a crash: the server's version, which a pull skipped while the delete was pending.
+        if (!result.object || !info.last) return;
+        deleteOtherByKey.run(source, result.sourcekey, entry.localId);
+        insertRow(fromObject(entry.localId, result.object), source);
+        return;
+      }
       // A server that picks the key (IMAP's APPENDUID, Graph's ids) may have had the object
       // pulled under it before this write-back (a crash between its write and the commit): same
       // object, one row.
@@ -239,19 +261,7 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
   const onRemote = db.transaction((entry: { localId: string }, remote: SyncObject | null) => {
     deleteById.run(source, entry.localId);
     if (!remote) return;
-    const r = fromObject(entry.localId, remote);
-    insert.run({
-      source,
-      sourcekey: r.sourcekey,
-      id: r.id,
-      type: r.type,
-      parentKey: r.parent_key,
-      changeKey: r.change_key,
-      data: r.data,
-      isRead: r.is_read,
-      now: new Date().toISOString(),
-      updatedAt: source,
-    });
+    insertRow(fromObject(entry.localId, remote), source);
   });
 
   return {

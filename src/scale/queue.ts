@@ -6,6 +6,7 @@
  * worker bounds running jobs per key itself, with an advisory lock.
  */
 import { ArgumentError } from "../core/errors.js";
+import { sleep } from "../core/sleep.js";
 import { openPgPool, type PgPool } from "../stores/postgres.js";
 
 export const SYNC_QUEUE = "deltasync-sync";
@@ -123,7 +124,7 @@ export async function openQueue(
       boss = makeBoss();
     }
   }
-  if (!(await boss.getQueue(SYNC_QUEUE))) {
+  for (let attempt = 1; !(await boss.getQueue(SYNC_QUEUE)); attempt++) {
     try {
       await boss.createQueue(SYNC_QUEUE, {
         policy: "short",
@@ -132,8 +133,10 @@ export async function openQueue(
         expireInSeconds: o.expireInSeconds ?? 900,
       });
     } catch (error) {
-      // Another process created it first.
-      if (!(await boss.getQueue(SYNC_QUEUE))) throw error;
+      // Processes creating it together race: a unique violation, or a deadlock (40P01) between
+      // their DDL, after which the winner may not have committed yet. Look again, a bit later.
+      if (attempt >= 5) throw error;
+      await sleep(20 * attempt + Math.random() * 50);
     }
   }
   const job = (key: string, debounceMs: number) => ({

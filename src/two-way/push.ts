@@ -49,7 +49,10 @@ export interface PushOptions {
   /**
    * After the server accepted an entry and before the outbox forgets it: write the result (new
    * sourcekey and changeKey, the server's object when known) back to the local copy. Called
-   * again for the same entry after a crash; must be idempotent. `result` is null for a delete.
+   * again for the same entry after a crash; must be idempotent. `result` is null for a delete,
+   * except a delete found done after a crash that left the object in the collection (Aurinko
+   * moves a deleted message to Trash): then `result.object` is that object, to put back in the
+   * copy (a pull in between skipped it while the delete was pending).
    * When `info.last` (no later pending entry of this object) and `result.object` is given, the
    * copy should take `result.object` whole: the pull skipped the object while it was pending,
    * and the server's version may carry changes a conditional write does not guard (a read flag
@@ -168,9 +171,8 @@ async function drain(
     if (e.kind === "delete" && !remote) return { ok: true, result: null };
     if (remote && target.applied(e, remote)) {
       // Our own earlier write (it landed before a crash): done, nothing conflicts. A delete
-      // that leaves an object (a message moved to Trash) ends like a delete that answered: no
-      // result, so the server's object is not remembered as our echo (the pull delivers it).
-      if (e.kind === "delete") return { ok: true, result: null };
+      // that leaves the object in the collection (a message moved to Trash) hands it over too:
+      // a pull between the crash and now skipped that version while the delete was pending.
       return {
         ok: true,
         result: { sourcekey: remote.sourcekey, changeKey: remote.changeKey, object: remote },

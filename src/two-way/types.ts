@@ -94,7 +94,9 @@ export interface WriteTarget {
   fetch(sourcekey: string, ctx: WriteContext): Promise<SyncObject | undefined>;
   /**
    * True when `remote` already holds what `entry` writes: a write that landed before a crash
-   * (or one the server answered with a conflict because it was ours) counts as done.
+   * (or one the server answered with a conflict because it was ours) counts as done. True for
+   * a delete only when the object it leaves (a message in Trash) still belongs to the pair's
+   * collection: the pusher then hands it to `onPushed` as the server's version.
    */
   applied(entry: OutboxEntry, remote: SyncObject): boolean;
   /** The remote object's last-modified time (ms), for `newest-wins`; undefined when unknown. */

@@ -35,7 +35,7 @@ describe.skipIf(!up)("accounts registry and workers", () => {
   });
 
   it("queues opened at once on a fresh schema all start (pg-boss creates its schema without IF NOT EXISTS)", async () => {
-    for (let round = 0; round < 3; round++)
+    for (let round = 0; round < 5; round++)
       await raceOnce(`race_${process.pid}_${Date.now()}_${round}`);
   });
 

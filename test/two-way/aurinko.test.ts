@@ -613,6 +613,16 @@ describe("two-way against the Aurinko emulator", () => {
     ]);
   });
 
+  it("email: a Trash replayed after a crash past the write, then a pull, keeps the message in Trash", async () => {
+    // Found by CI's random histories (seed -198758079): the pull between the crash and the
+    // replay sees the message in Trash while the delete is still pending.
+    await mailHistory("client-wins", [
+      { t: "ldelete", pick: 0 },
+      { t: "push", crashAt: 1, after: true },
+      { t: "pull" },
+    ]);
+  });
+
   it(`email: ${RUNS} histories of read flags and Trash with crashes converge`, async () => {
     await fc.assert(fc.asyncProperty(policies, mailOps, mailHistory), { numRuns: RUNS });
   });
