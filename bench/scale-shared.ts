@@ -14,19 +14,27 @@ import type { PgClient, PgPool } from "../src/stores/postgres.js";
 const here = dirname(fileURLToPath(import.meta.url));
 const gc = (globalThis as { gc?: () => void }).gc;
 
-/** A memory server with one Inbox of `n` messages of a realistic size (~300 bytes of fields). */
+/** A message's fields, of a realistic size (~300 bytes). */
+export function messageFields(i: number): Record<string, unknown> {
+  return {
+    subject: `Quarterly report ${i}: figures and next steps`,
+    from: `user${i % 97}@example.org`,
+    to: ["alice@example.org"],
+    size: 2048 + (i % 9000),
+    snippet: `Hello Alice, please find the numbers for week ${i % 52} attached. `.repeat(3),
+  };
+}
+
+/** Adds a mailbox (store `name`, one Inbox of `n` messages); returns the messages' keys. */
+export function addMailbox(server: MemoryServer, name: string, n: number): string[] {
+  const inbox = server.createStore(name).createFolder({ name: "Inbox", kind: "mail" });
+  return Array.from({ length: n }, (_, i) => inbox.createItem(messageFields(i)));
+}
+
+/** A memory server with one mailbox, `alice`, of `n` messages. */
 export function buildItemServer(n: number): MemoryServer {
   const server = createMemoryServer();
-  const inbox = server.createStore("alice").createFolder({ name: "Inbox", kind: "mail" });
-  for (let i = 0; i < n; i++) {
-    inbox.createItem({
-      subject: `Quarterly report ${i}: figures and next steps`,
-      from: `user${i % 97}@example.org`,
-      to: ["alice@example.org"],
-      size: 2048 + (i % 9000),
-      snippet: `Hello Alice, please find the numbers for week ${i % 52} attached. `.repeat(3),
-    });
-  }
+  addMailbox(server, "alice", n);
   return server;
 }
 
@@ -261,4 +269,34 @@ export async function startEmulator(
   );
   const url = await lineFrom(child, "READY");
   return { url: url.trim(), stop: () => child.kill("SIGTERM") };
+}
+
+/**
+ * Round-trip times (ms, ascending) of a trivial query and of a durable commit (an autocommitted
+ * insert: a WAL flush). A job's bookkeeping is a handful of each, so they set its overhead.
+ */
+export async function roundTrips(
+  url: string,
+  n = 200,
+): Promise<{ select: number[]; commit: number[] }> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const timed = async (text: string, values: unknown[] = []) => {
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      await c.query(text, values);
+      times.push(performance.now() - t);
+    }
+    return times.sort((a, b) => a - b);
+  };
+  try {
+    await c.query("CREATE TABLE IF NOT EXISTS bench_commit (n INTEGER)");
+    const select = await timed("SELECT 1");
+    const commit = await timed("INSERT INTO bench_commit VALUES (1)");
+    await c.query("DROP TABLE bench_commit");
+    return { select, commit };
+  } finally {
+    await c.end();
+  }
 }
