@@ -38,11 +38,17 @@ export function buildItemServer(n: number): MemoryServer {
   return server;
 }
 
-/** Heap and RSS in bytes, after a full GC when the process runs with --expose-gc. */
-export function memorySnapshot(): { rss: number; heapUsed: number } {
+/** Heap and RSS in bytes after a full GC (with --expose-gc), and the process's CPU time so far. */
+export function memorySnapshot(): { rss: number; heapUsed: number; cpuMs: number } {
   gc?.();
   const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed };
+  return { rss: m.rss, heapUsed: m.heapUsed, cpuMs: cpuMs() };
+}
+
+/** User + system CPU time of this process (ms). */
+export function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 /** The p-quantile of an ascending list (nearest rank). */
@@ -193,11 +199,12 @@ function lineFrom(child: ChildProcess, marker: string): Promise<string> {
 }
 
 export interface WorkerProcess {
-  ready: { rss: number; heapUsed: number };
+  ready: { rss: number; heapUsed: number; cpuMs: number };
   /** Memory after a GC, and the sync times the process measured so far. */
   memory(): Promise<{
     rss: number;
     heapUsed: number;
+    cpuMs: number;
     syncs: number;
     syncP50: number;
     syncP95: number;

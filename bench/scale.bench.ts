@@ -29,6 +29,7 @@ import {
   activityDelta,
   addMailbox,
   countingPool,
+  cpuMs,
   dbNow,
   type JobTimes,
   messageFields,
@@ -157,6 +158,7 @@ async function workerRound(server: MemoryServer, keys: string[], c: number) {
   const syncMs = new Map<string, number>();
   let queueQueries = 0;
   let syncQueries = 0;
+  let cpu = 0;
   const [times, load] = await measured(() =>
     withPool(c + 4, (workerPg) =>
       withPool(c + 2, async (mirrorPg) => {
@@ -177,7 +179,9 @@ async function workerRound(server: MemoryServer, keys: string[], c: number) {
           },
         });
         const startQueries = workerPool.queries();
+        const cpu0 = cpuMs();
         const r = await round(keys);
+        cpu = cpuMs() - cpu0;
         queueQueries = workerPool.queries() - startQueries;
         syncQueries = mirrorPool.queries();
         await worker.stop();
@@ -188,7 +192,7 @@ async function workerRound(server: MemoryServer, keys: string[], c: number) {
   const overhead = sorted(
     [...times.inWorker].map(([key, t]) => t - (syncMs.get(key) ?? Number.NaN)),
   );
-  return { times, load, syncMs, overhead, queueQueries, syncQueries };
+  return { times, load, syncMs, overhead, queueQueries, syncQueries, cpu };
 }
 
 async function queueOverhead() {
@@ -212,9 +216,11 @@ async function queueOverhead() {
   touch(server, mailboxes, keys, 1);
   const loopMs = new Map<string, number>();
   let loopQueries = 0;
+  let loopCpu = 0;
   const [loopWall, loopLoad] = await measured(() =>
     withPool(2, async (pg_) => {
       const counted = countingPool(pg_);
+      const cpu0 = cpuMs();
       const t0 = performance.now();
       for (const key of keys) {
         const t = performance.now();
@@ -222,6 +228,7 @@ async function queueOverhead() {
         loopMs.set(key, performance.now() - t);
       }
       loopQueries = counted.queries();
+      loopCpu = cpuMs() - cpu0;
       return performance.now() - t0;
     }),
   );
@@ -275,6 +282,9 @@ async function queueOverhead() {
   console.log(
     `| wait in the queue, concurrency ${C} (backlog, not overhead) | ${ms(percentile(wide.times.queued, 0.5))} ms | ${ms(percentile(wide.times.queued, 0.95))} ms | |`,
   );
+  console.log(
+    `\nCPU time of this process per job (load-independent, unlike the times above): \`runSync\` loop ${ms(loopCpu / N)} ms, worker at concurrency ${C} ${ms(wide.cpu / wide.times.jobs)} ms, at concurrency 1 ${ms(serial.cpu / serial.times.jobs)} ms.`,
+  );
   console.log("\n| PostgreSQL per job | queries | pg_stat_database |");
   console.log("| --- | ---: | --- |");
   console.log(
@@ -290,34 +300,20 @@ async function queueOverhead() {
 
 /** One worker process: warm-up, then a first sync and a safety poll (no change) of `keys`. */
 async function ioLeg(emulator: string, keys: string[], warm: string[], c: number) {
-  let first: JobTimes | undefined;
-  let poll: JobTimes | undefined;
-  let mem:
-    | { before: { rss: number; heapUsed: number }; after: { rss: number; heapUsed: number } }
-    | undefined;
-  let syncP50 = 0;
-  const [, load] = await measured(async () => {
+  const [leg, load] = await measured(async () => {
     const w: WorkerProcess = await spawnWorker("io", URL_, c, emulator);
     try {
       await round(warm);
       await round(warm);
       const before = await w.memory();
-      first = await round(keys);
-      poll = await round(keys);
-      const after = await w.memory();
-      syncP50 = after.syncP50;
-      mem = { before, after };
+      const first = await round(keys);
+      const poll = await round(keys);
+      return { first, poll, mem: { before, after: await w.memory() } };
     } finally {
       await w.stop();
     }
   });
-  return {
-    first: first as JobTimes,
-    poll: poll as JobTimes,
-    mem: mem as NonNullable<typeof mem>,
-    load,
-    syncP50,
-  };
+  return { ...leg, load };
 }
 
 async function ioBound() {
@@ -351,6 +347,11 @@ async function ioBound() {
     const lat = (t: JobTimes) => sorted(t.inWorker.values());
     console.log(
       `\nJob time in the worker (fetch → complete), safety poll: concurrency 1 p50 ${ms(percentile(lat(one.poll), 0.5))} ms, concurrency 64 p50 ${ms(percentile(lat(wide.poll), 0.5))} / p95 ${ms(percentile(lat(wide.poll), 0.95))} ms.`,
+    );
+    const cpuPerJob = (leg: typeof wide, jobs: number) =>
+      ms((leg.mem.after.cpuMs - leg.mem.before.cpuMs) / jobs);
+    console.log(
+      `Worker CPU time per job (first sync and poll together): concurrency 1 ${cpuPerJob(one, 2 * IO_SERIAL)} ms, concurrency 64 ${cpuPerJob(wide, 2 * IO)} ms.`,
     );
     const perAccount = (k: "rss" | "heapUsed") => (wide.mem.after[k] - wide.mem.before[k]) / IO;
     console.log(
