@@ -1,6 +1,8 @@
 /**
  * Runs the Google emulator in its own process (as a real server would be), for benchmarks and
  * manual CLI runs: `node --import tsx test/google/emulator-main.ts --events 100000 --latency 0`.
+ * `--calendars N --calendar-events E` adds calendars `cal0` … `cal<N-1>` with E events each
+ * (one per account in the scale benchmark).
  * Prints `READY <url>` on stdout once listening.
  */
 import { GoogleEmulator } from "./emulator.js";
@@ -19,6 +21,16 @@ async function main(): Promise<void> {
       summary: `Bench event ${i} with a realistic title`,
       day: i % 365,
     });
+  }
+  const perCalendar = arg("calendar-events", 5);
+  for (let c = 0; c < arg("calendars", 0); c++) {
+    emulator.model.addCalendar(`cal${c}`);
+    for (let i = 0; i < perCalendar; i++) {
+      emulator.model.insertEvent(`cal${c}`, {
+        summary: `Event ${i} of calendar ${c}`,
+        day: i % 365,
+      });
+    }
   }
   for (let i = 0; i < arg("people", 0); i++) emulator.model.addPerson(`person${i}`);
   for (let i = 0; i < arg("messages", 0); i++) emulator.model.receiveMessage(`message ${i}`);
