@@ -139,7 +139,18 @@ export async function runWorker(flags: WorkerFlags): Promise<void> {
       tickMs: flags.tick * 1000,
       expireInSeconds: flags.expire,
       isPermanent,
-      getCredentials: (accountId) => credentialsOf(accountId, getCredentials),
+      getCredentials: async (accountId) => {
+        try {
+          return await credentialsOf(accountId, getCredentials);
+        } catch (error) {
+          log("sync-failed", {
+            account: accountId,
+            error: describeError(error),
+            parked: isPermanent(error),
+          });
+          throw error;
+        }
+      },
       sync: (job) => syncJob(job, pool, flags),
       onError: (error, during) => log("worker-error", { during, error: describeError(error) }),
     });
