@@ -6,6 +6,7 @@
  * worker bounds running jobs per key itself, with an advisory lock.
  */
 import { ArgumentError } from "../core/errors.js";
+import { sleep } from "../core/sleep.js";
 import { openPgPool, type PgPool } from "../stores/postgres.js";
 
 export const SYNC_QUEUE = "deltasync-sync";
@@ -123,7 +124,7 @@ export async function openQueue(
       boss = makeBoss();
     }
   }
-  if (!(await boss.getQueue(SYNC_QUEUE))) {
+  for (let attempt = 1; !(await boss.getQueue(SYNC_QUEUE)); attempt++) {
     try {
       await boss.createQueue(SYNC_QUEUE, {
         policy: "short",
@@ -132,8 +133,14 @@ export async function openQueue(
         expireInSeconds: o.expireInSeconds ?? 900,
       });
     } catch (error) {
-      // Another process created it first.
-      if (!(await boss.getQueue(SYNC_QUEUE))) throw error;
+      // Processes creating it together collide: a deadlock (40P01) or a duplicate (23505) while
+      // the winner has not committed yet. Look again; the queue is there once it has.
+      const code = (error as { code?: unknown }).code;
+      if (attempt >= 5 || !(code === "40P01" || code === "23505" || code === "42P07")) {
+        if (await boss.getQueue(SYNC_QUEUE)) break;
+        throw error;
+      }
+      await sleep(50 * attempt);
     }
   }
   const job = (key: string, debounceMs: number) => ({
