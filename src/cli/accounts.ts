@@ -5,9 +5,11 @@
 import type { Command } from "commander";
 import { ArgumentError } from "../core/errors.js";
 import { createAccountRegistry } from "../scale/accounts.js";
+import { sourceUrlOf } from "./account-source.js";
 import type { Output } from "./output.js";
 
-function dbUrl(opts: { db?: string }): string {
+/** The database of a fleet command: `--db`, else `DATABASE_URL`. */
+export function dbUrl(opts: { db?: string }): string {
   const url = opts.db ?? process.env.DATABASE_URL;
   if (!url) throw new ArgumentError("give --db <postgres-url> or set DATABASE_URL");
   return url;
@@ -19,10 +21,14 @@ export function accountsCommand(program: Command, out: (dataOnStdout?: boolean) 
     .description("manage the accounts a worker fleet keeps in sync (PostgreSQL)");
   accounts
     .command("add <id> <adapter> <scopes...>")
-    .description("add or replace an account (adding again unparks its keys)")
+    .description(
+      "add or replace an account (adding again unparks its keys); adapter: a scheme (google) or a source URL with {scope}",
+    )
     .option("--db <url>", "PostgreSQL URL (default $DATABASE_URL)")
     .option("--push <json>", "push settings, as JSON")
     .action(async (id: string, adapter: string, scopes: string[], opts) => {
+      // A scheme or URL template the worker could not open is refused now, not at its first job.
+      for (const scope of scopes) sourceUrlOf(adapter, scope);
       const registry = await createAccountRegistry({ connectionString: dbUrl(opts) });
       try {
         const push =

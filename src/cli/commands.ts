@@ -33,6 +33,40 @@ export interface WatchFlags extends SourceFlags {
   duration?: number;
 }
 
+/** Environment variable names that hold secrets (redacted, and never inherited by worker jobs). */
+export const SECRET_NAME = /PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|API_?KEY/i;
+
+/**
+ * `env` with `password` / `token` copied to the variables the adapter names in
+ * `credentialFlags`; a credential the source does not take is a bad-argument error.
+ */
+export function withCredentialFlags(
+  env: Record<string, string | undefined>,
+  credentials: { password?: string | undefined; token?: string | undefined },
+  source: Pick<CliSource, "credentialFlags" | "schemes">,
+): Record<string, string | undefined> {
+  const out = { ...env };
+  for (const flag of ["password", "token"] as const) {
+    const value = credentials[flag];
+    if (value === undefined) continue;
+    const name = source.credentialFlags?.[flag];
+    if (!name) {
+      throw new ArgumentError(
+        `the ${source.schemes[0]}: source takes no --${flag}${source.credentialFlags?.password || source.credentialFlags?.token ? ` (use --${flag === "password" ? "token" : "password"})` : ""}`,
+      );
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+/** The values of the secret-looking variables of `env`. */
+export function secretsOf(env: Record<string, string | undefined>): string[] {
+  return Object.entries(env)
+    .filter(([name, value]) => value !== undefined && SECRET_NAME.test(name))
+    .map(([, value]) => value as string);
+}
+
 /**
  * The environment an adapter reads credentials from: the process's, plus `--password` /
  * `--token` copied to the variables the adapter names in `credentialFlags`. Every secret is
@@ -42,22 +76,10 @@ export function credentialEnv(
   flags: SourceFlags,
   source: Pick<CliSource, "credentialFlags" | "schemes">,
 ): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = { ...process.env };
-  for (const flag of ["password", "token"] as const) {
-    const value = flags[flag];
-    if (value === undefined) continue;
-    registerSecret(value);
-    const name = source.credentialFlags?.[flag];
-    if (!name) {
-      throw new ArgumentError(
-        `the ${source.schemes[0]}: source takes no --${flag}${source.credentialFlags?.password || source.credentialFlags?.token ? ` (use --${flag === "password" ? "token" : "password"})` : ""}`,
-      );
-    }
-    env[name] = value;
-  }
-  for (const [name, value] of Object.entries(env)) {
-    if (/PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|API_?KEY/i.test(name)) registerSecret(value);
-  }
+  registerSecret(flags.password);
+  registerSecret(flags.token);
+  const env = withCredentialFlags({ ...process.env }, flags, source);
+  for (const secret of secretsOf(env)) registerSecret(secret);
   return env;
 }
 

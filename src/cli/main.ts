@@ -1,29 +1,19 @@
 #!/usr/bin/env node
 /**
  * The `deltasync` command: `demo`, `sync <source>`, `watch <source>`, `push <source>`,
- * `conflicts list|resolve`, `sources`.
+ * `conflicts list|resolve`, `sources`, and for a worker fleet `accounts add|list|remove`, `worker`.
  * Errors are one line (a stack only with `--verbose`) and a non-zero exit code.
  */
-import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
 import { accountsCommand } from "./accounts.js";
 import { syncCommand, watchCommand } from "./commands.js";
 import { demoCommand } from "./demo.js";
 import { EXIT, exitCodeOf, formatError } from "./errors.js";
 import { Output } from "./output.js";
+import { positiveInt, positiveNumber } from "./parse.js";
 import { listSources, packageVersion } from "./registry.js";
 import { conflictsList, conflictsResolve, POLICIES, pushCommand } from "./two-way.js";
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("must be a positive integer");
-  return n;
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("must be a positive number");
-  return n;
-}
+import { workerCommand } from "./worker.js";
 
 /** How a command was stopped: by a signal (exit 128 + its number) or by `--duration`. */
 export interface StopSignal {
@@ -189,6 +179,7 @@ function buildProgram(state: CliState): Command {
     });
 
   accountsCommand(program, out);
+  workerCommand(program);
 
   program
     .command("push <source>")

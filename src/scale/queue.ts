@@ -133,10 +133,14 @@ export async function openQueue(
         expireInSeconds: o.expireInSeconds ?? 900,
       });
     } catch (error) {
-      // Processes creating it together race: a unique violation, or a deadlock (40P01) between
-      // their DDL, after which the winner may not have committed yet. Look again, a bit later.
-      if (attempt >= 5) throw error;
-      await sleep(20 * attempt + Math.random() * 50);
+      // Processes creating it together collide: a deadlock (40P01) or a duplicate (23505) while
+      // the winner has not committed yet. Look again; the queue is there once it has.
+      const code = (error as { code?: unknown }).code;
+      if (attempt >= 5 || !(code === "40P01" || code === "23505" || code === "42P07")) {
+        if (await boss.getQueue(SYNC_QUEUE)) break;
+        throw error;
+      }
+      await sleep(50 * attempt);
     }
   }
   const job = (key: string, debounceMs: number) => ({

@@ -124,6 +124,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   let stopping = false;
   const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   const gates = new Map<string, { active: number; waiters: (() => void)[] }>();
+  /** Keys with a run in this process (holding their advisory lock). */
+  const runningKeys = new Set<string>();
   let wake: (() => void) | undefined;
   const nudge = () => wake?.();
   (session as unknown as NodeJS.EventEmitter).on?.("error", () => {
@@ -164,11 +166,17 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       createdAt: (row.created_at as Date).toISOString(),
     };
     await acquire(account.id);
+    // Session advisory locks are re-entrant: a second job of a key this process runs would get
+    // the lock again, so keys running here are checked first (synchronously, no await between).
+    const mine = !runningKeys.has(key);
+    if (mine) runningKeys.add(key);
     try {
-      const got = await lease.query("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok", [
-        `deltasync:${key}`,
-      ]);
-      if (got.rows[0]?.ok !== true) {
+      const got = mine
+        ? await lease.query("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok", [
+            `deltasync:${key}`,
+          ])
+        : undefined;
+      if (got?.rows[0]?.ok !== true) {
         // Running elsewhere: one follow-up after it (coalesced with any queued one).
         await queue.enqueue(key, { debounceMs: tickMs });
         return;
@@ -217,6 +225,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
           .catch(() => {});
       }
     } finally {
+      if (mine) runningKeys.delete(key);
       release(account.id);
     }
   };

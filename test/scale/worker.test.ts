@@ -5,7 +5,7 @@ import { AuthError, TransientError } from "../../src/core/errors.js";
 import { createPostgresMirror } from "../../src/orchestrator/postgres-mirror.js";
 import { runSync } from "../../src/orchestrator/run-sync.js";
 import { createAccountRegistry } from "../../src/scale/accounts.js";
-import { createSyncQueue } from "../../src/scale/queue.js";
+import { createSyncQueue, enqueueSync } from "../../src/scale/queue.js";
 import { createWorker, type Worker } from "../../src/scale/worker.js";
 import type { PgPool } from "../../src/stores/postgres.js";
 import { actualRows, advance, type Backend, createBackend, expectedRows } from "./backend.js";
@@ -200,4 +200,95 @@ describe.skipIf(!up)("accounts registry and workers", () => {
     await Promise.all(workers.map((w) => w.stop()));
     expect(new Set(runs.map((r) => r.node)).size).toBeGreaterThan(0);
   });
+
+  it.each([
+    { where: "another node", id: "own1", holderSlots: 1, second: true },
+    // Session advisory locks are re-entrant: the holder's own second slot must not run it too.
+    { where: "the same node's second job slot", id: "own2", holderSlots: 2, second: false },
+  ])(
+    "a push taken by a node that doesn't hold the key ($where) still syncs it, after the holder's run",
+    async ({ id, holderSlots, second }) => {
+      const accounts = await createAccountRegistry({
+        pool: pool as unknown as PgPool,
+        spreadMs: 0,
+      });
+      const backend = createBackend(id, 30, 10);
+      await accounts.add({ id, adapter: "memory", scopes: ["items"] });
+      const key = `${id}/items`;
+      let runs = 0;
+      let active = 0;
+      let overlap = false;
+      // The first run holds the key (its lock) after syncing, until released.
+      let release: () => void = () => {};
+      const held = new Promise<void>((r) => (release = r));
+      let holding: () => void = () => {};
+      const isHolding = new Promise<void>((r) => (holding = r));
+      const node = (slots: number) =>
+        createWorker({
+          pool: pool as unknown as PgPool,
+          concurrency: slots,
+          perAccount: slots,
+          pollIntervalMs: 3_600_000,
+          tickMs: 100,
+          debounceMs: 50,
+          getCredentials: () => ({}),
+          async sync({ key: k, signal }) {
+            if (k !== key) return;
+            if (active > 0) overlap = true;
+            active++;
+            runs++;
+            try {
+              const mirror = await createPostgresMirror({
+                pool: pool as unknown as PgPool,
+                source: k,
+              });
+              await runSync(backend.server.store("alice").items, {
+                ...mirror.syncOptions,
+                key: k,
+                signal,
+              });
+              if (runs === 1) {
+                holding();
+                await held;
+              }
+            } finally {
+              active--;
+            }
+          },
+        });
+      const a = await node(holderSlots);
+      const workers: Worker[] = [a];
+      stopAll = () => Promise.all(workers.map((w) => w.stop()));
+      await isHolding;
+      const other = second ? await node(1) : a;
+      if (second) workers.push(other);
+      const mirrored = async () => {
+        const mirror = await createPostgresMirror({ pool: pool as unknown as PgPool, source: key });
+        return isDeepStrictEqual(actualRows(await mirror.rows()), expectedRows(backend.server));
+      };
+      // A change after the holder's sync; pushes arrive at the other node and at a receiver.
+      advance(backend, id, 1, 5);
+      expect(await mirrored()).toBe(false);
+      await other.notify(key, { debounceMs: 0 });
+      const receiver = await createSyncQueue({ pool: pool as unknown as PgPool });
+      await enqueueSync(receiver, key);
+      await receiver.close();
+      // A push job taken while the key is held is completed by re-queueing it behind the run.
+      await until(
+        async () =>
+          (
+            await pool.query(
+              "SELECT count(*)::int AS n FROM deltasync_boss.job WHERE singleton_key = $1 AND state = 'completed'",
+              [key],
+            )
+          ).rows[0].n >= 1,
+      );
+      expect(runs).toBe(1);
+      release();
+      await until(mirrored);
+      expect(runs).toBeGreaterThanOrEqual(2);
+      expect(overlap).toBe(false);
+      await Promise.all(workers.map((w) => w.stop()));
+    },
+  );
 });
