@@ -26,9 +26,9 @@ import { createTestDatabase, pgReachable } from "./pg.js";
 
 const up = await pgReachable();
 if (!up && process.env.CI) throw new Error("PostgreSQL on 127.0.0.1:5432 is unreachable");
-const ACCOUNTS = Number(process.env.DELTASYNC_FLEET_ACCOUNTS ?? 100);
+const ACCOUNTS = Number(process.env.DELTASYNC_FLEET_ACCOUNTS ?? 300);
 const WORKERS = Number(process.env.DELTASYNC_FLEET_WORKERS ?? 3);
-const KILLS = Number(process.env.DELTASYNC_FLEET_KILLS ?? 2);
+const KILLS = Number(process.env.DELTASYNC_FLEET_KILLS ?? 3);
 const child = fileURLToPath(new URL("./fleet-child.ts", import.meta.url));
 
 interface Node {
@@ -172,5 +172,5 @@ describe.skipIf(!up)("a fleet of worker processes", () => {
     const runs = Number((await pool.query("SELECT count(*) AS n FROM runs")).rows[0].n);
     expect(runs).toBeGreaterThanOrEqual(ACCOUNTS);
     console.log(`fleet: ${runs} runs by ${spawned} worker processes, ${KILLS} SIGKILLed`);
-  }, 120_000);
+  }, 240_000);
 });
