@@ -2,14 +2,14 @@
  * aurinko: full sync of N contacts (pages of 250) from the Aurinko emulator, deltasync (zod-
  * validated, default read-ahead) vs a hand-written undici loop (POST sync, the updated stream
  * by deltaToken then pageToken, the deleted stream; no validation: the wire limit), into a
- * no-op importer. Same run, same server. The emulator runs in this process, so both clients
- * share the CPU with it: the ratio bounds deltasync's overhead from above only loosely.
+ * no-op importer. Same run, same server, which runs in its own process (as Aurinko is remote):
+ * the clients' own CPU is what differs. Runs alternate after one untimed run of each; medians.
  *
  * AURINKO_BENCH_CONTACTS (20000), AURINKO_BENCH_ROUNDS (3, median).
  */
 import { Agent, request } from "undici";
 import { createAurinkoAccount } from "../adapters/aurinko/index.js";
-import { AurinkoEmulator } from "../test/aurinko/emulator.js";
+import { startEmulatorProcess } from "./emulator-process.js";
 
 const N = Number(process.env.AURINKO_BENCH_CONTACTS ?? 20_000);
 const ROUNDS = Number(process.env.AURINKO_BENCH_ROUNDS ?? 3);
@@ -67,12 +67,17 @@ async function time(fn: () => Promise<number>): Promise<number> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-const emulator = await AurinkoEmulator.start({ pageSize: 250 });
+const emulator = await startEmulatorProcess("test/aurinko/emulator-main.ts", [
+  "--contacts",
+  String(N),
+  "--page",
+  "250",
+]);
 try {
-  const model = emulator.account("bench");
-  for (let i = 0; i < N; i++) model.insert("contacts", { name: { displayName: `person ${i}` } });
   const hand: number[] = [];
   const ds: number[] = [];
+  await handLoop(emulator.url, "bench");
+  await deltasync(emulator.url, "bench");
   for (let r = 0; r < ROUNDS; r++) {
     hand.push(await time(() => handLoop(emulator.url, "bench")));
     ds.push(await time(() => deltasync(emulator.url, "bench")));
@@ -87,5 +92,5 @@ try {
   );
   console.log(`\ndeltasync / hand-written throughput: ${(h / d).toFixed(2)}×`);
 } finally {
-  await emulator.close();
+  emulator.stop();
 }

@@ -13,17 +13,16 @@
  * GOOGLE_BENCH_EVENTS (100000), GOOGLE_BENCH_ROUNDS (3, median), GOOGLE_BENCH_LATENCY_EVENTS
  * (20000), GOOGLE_BENCH_LATENCY ("5,10,20,50" ms, comma-separated; "0" skips scenario 2).
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import Database from "better-sqlite3";
 import { google } from "googleapis";
 import { Agent, request } from "undici";
 import { createGoogleAccount } from "../adapters/google/index.js";
 import { runSync } from "../src/orchestrator/index.js";
 import { createMemoryStateStore } from "../src/stores/index.js";
+import { startEmulatorProcess } from "./emulator-process.js";
 
 const EVENTS = Number(process.env.GOOGLE_BENCH_EVENTS ?? 100_000);
 const ROUNDS = Number(process.env.GOOGLE_BENCH_ROUNDS ?? 3);
@@ -33,7 +32,6 @@ const LATENCIES = (process.env.GOOGLE_BENCH_LATENCY ?? "5,10,20,50")
   .map(Number)
   .filter((n) => n > 0);
 const PAGE = 250;
-const here = dirname(fileURLToPath(import.meta.url));
 
 interface EventJson {
   id: string;
@@ -177,34 +175,13 @@ async function deltasync(base: string, sink: Sink, prefetch: boolean): Promise<v
   await account.close();
 }
 
-async function startEmulator(
-  events: number,
-  latency: number,
-): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      join(here, "../test/google/emulator-main.ts"),
-      "--events",
-      String(events),
-      "--latency",
-      String(latency),
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /READY (\S+)/.exec(out);
-      if (m) resolve(m[1] as string);
-    });
-    child.once("exit", (code) => reject(new Error(`emulator exited with ${code}`)));
-  });
-  return { url, child };
-}
+const startEmulator = (events: number, latency: number) =>
+  startEmulatorProcess("test/google/emulator-main.ts", [
+    "--events",
+    String(events),
+    "--latency",
+    String(latency),
+  ]);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
@@ -224,7 +201,7 @@ async function scenario(
   latency: number,
   importers: [string, (name: string) => Sink][],
 ): Promise<Map<string, Map<string, number>>> {
-  const { url, child } = await startEmulator(events, latency);
+  const { url, stop } = await startEmulator(events, latency);
   const result = new Map<string, Map<string, number>>();
   try {
     // Warm up every client (JIT, sockets) on the same server.
@@ -263,7 +240,7 @@ async function scenario(
       console.log("");
     }
   } finally {
-    child.kill("SIGTERM");
+    stop();
   }
   return result;
 }

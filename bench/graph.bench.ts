@@ -8,9 +8,6 @@
  *
  * GRAPH_BENCH_MESSAGES (100000), GRAPH_BENCH_ROUNDS (3, median), GRAPH_BENCH_PAGE (100).
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   Client,
   type Context,
@@ -20,11 +17,11 @@ import {
 } from "@microsoft/microsoft-graph-client";
 import { Agent, request } from "undici";
 import { createGraphAccount, DEFAULT_MESSAGE_SELECT } from "../adapters/graph/index.js";
+import { startEmulatorProcess } from "./emulator-process.js";
 
 const MESSAGES = Number(process.env.GRAPH_BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.GRAPH_BENCH_ROUNDS ?? 3);
 const PAGE = Number(process.env.GRAPH_BENCH_PAGE ?? 100);
-const here = dirname(fileURLToPath(import.meta.url));
 
 interface Counter {
   n: number;
@@ -119,30 +116,6 @@ async function deltasync(base: string, sink: Counter, prefetch: boolean): Promis
   await account.close();
 }
 
-async function startEmulator(messages: number): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      join(here, "../test/graph/emulator-main.ts"),
-      "--messages",
-      String(messages),
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /READY (\S+)/.exec(out);
-      if (m) resolve(m[1] as string);
-    });
-    child.once("exit", (code) => reject(new Error(`emulator exited with ${code}`)));
-  });
-  return { url, child };
-}
-
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 type Variant = [string, (url: string, sink: Counter) => Promise<void>];
@@ -154,7 +127,10 @@ const VARIANTS: Variant[] = [
 ];
 
 async function main(): Promise<void> {
-  const { url, child } = await startEmulator(MESSAGES);
+  const { url, stop } = await startEmulatorProcess("test/graph/emulator-main.ts", [
+    "--messages",
+    String(MESSAGES),
+  ]);
   try {
     for (const [, run] of VARIANTS) await run(url, { n: 0 });
     const times = new Map<string, number[]>();
@@ -184,7 +160,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    child.kill("SIGTERM");
+    stop();
   }
 }
 

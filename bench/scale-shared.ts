@@ -3,15 +3,12 @@
  * (bench/scale-worker.ts): test data, memory snapshots, query counting, PostgreSQL activity
  * counters and the pg-boss job table's timings.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { createMemoryServer, type MemoryServer } from "../adapters/memory/index.js";
 import { SYNC_QUEUE } from "../src/scale/queue.js";
 import type { PgClient, PgPool } from "../src/stores/postgres.js";
+import { lineFrom, spawnScript, startEmulatorProcess } from "./emulator-process.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
 const gc = (globalThis as { gc?: () => void }).gc;
 
 /** A message's fields, of a realistic size (~300 bytes). */
@@ -181,23 +178,6 @@ export async function dbNow(pool: pg.Pool): Promise<string> {
 }
 
 /** A child process that prints `<marker> …` lines; resolves with the first one's rest. */
-function lineFrom(child: ChildProcess, marker: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = new RegExp(`^${marker} (.*)$`, "m").exec(out);
-      if (m) {
-        child.stdout?.off("data", onData);
-        child.off("exit", onExit);
-        resolve(m[1] as string);
-      }
-    };
-    const onExit = (code: number | null) => reject(new Error(`process exited with ${code}`));
-    child.stdout?.on("data", onData);
-    child.once("exit", onExit);
-  });
-}
 
 export interface WorkerProcess {
   ready: { rss: number; heapUsed: number; cpuMs: number };
@@ -221,19 +201,10 @@ export async function spawnWorker(
   concurrency: number,
   emulatorUrl = "",
 ): Promise<WorkerProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      "--expose-gc",
-      join(here, "scale-worker.ts"),
-      mode,
-      url,
-      String(concurrency),
-      emulatorUrl,
-    ],
-    { stdio: ["pipe", "pipe", "inherit"] },
+  const child = spawnScript(
+    "bench/scale-worker.ts",
+    [mode, url, String(concurrency), emulatorUrl],
+    ["--expose-gc"],
   );
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
   const ready = JSON.parse(await lineFrom(child, "READY"));
@@ -258,25 +229,16 @@ export async function startEmulator(
   eventsPerCalendar: number,
   latency: number,
 ): Promise<{ url: string; stop(): void }> {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      join(here, "../test/google/emulator-main.ts"),
-      "--events",
-      "0",
-      "--calendars",
-      String(calendars),
-      "--calendar-events",
-      String(eventsPerCalendar),
-      "--latency",
-      String(latency),
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const url = await lineFrom(child, "READY");
-  return { url: url.trim(), stop: () => child.kill("SIGTERM") };
+  return startEmulatorProcess("test/google/emulator-main.ts", [
+    "--events",
+    "0",
+    "--calendars",
+    String(calendars),
+    "--calendar-events",
+    String(eventsPerCalendar),
+    "--latency",
+    String(latency),
+  ]);
 }
 
 /**
