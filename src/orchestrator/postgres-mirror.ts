@@ -396,10 +396,9 @@ export async function createPostgresMirror(
     pushCallbacks: two.pushCallbacks,
     async close() {
       if (closed) return;
-      await two.outbox.close();
-      if (!owned) return;
       closed = true;
-      await db.end?.();
+      await two.outbox.close();
+      if (owned) await db.end?.();
     },
   };
   return mirror;

@@ -161,7 +161,9 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
           const r = await pool.query(`SELECT version FROM ${table}_ob_meta WHERE key = $1`, [key]);
           const cached = cache.get(key);
           const version = Number(r.rows[0]?.version ?? 0);
-          if (cached && version > 0 && cached.meta.version === version) return readCopy(cached);
+          // Busy again meanwhile: the cached copy may hold what is not committed yet.
+          const current = !busy.has(key) && version > 0 && cached?.meta.version === version;
+          if (cached && current) return readCopy(cached);
         }
         return readCopy(await fetch(pool, key, 0));
       } catch (error) {

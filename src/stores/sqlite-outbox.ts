@@ -79,8 +79,11 @@ export function sqliteOutboxRows(db: SqliteDatabase, table: string): SqliteOutbo
 
   const cache = new Map<string, RowSnapshot>();
   const inTransaction = () => (db as { inTransaction?: boolean }).inTransaction === true;
-  const synchronous = () =>
-    (db.pragma("synchronous") as { synchronous?: number }[] | undefined)?.[0]?.synchronous;
+  // Prepared once: `db.pragma()` prepares its statement on every call (three per commit).
+  const getSync = db.prepare<[], { synchronous: number }>("PRAGMA synchronous");
+  const setNormal = db.prepare("PRAGMA synchronous = NORMAL");
+  const setFull = db.prepare("PRAGMA synchronous = FULL");
+  const synchronous = () => getSync.get()?.synchronous;
 
   /** The pair's document as stored now (the cache when its version is current). */
   const load = (key: string): RowSnapshot => {
@@ -136,7 +139,7 @@ export function sqliteOutboxRows(db: SqliteDatabase, table: string): SqliteOutbo
       // checkpoint) makes it durable with everything before it. Only outside a transaction:
       // inside one (the mirror's) the pragma can't change.
       const relax = options.replayable === true && !inTransaction() && synchronous() === FULL;
-      if (relax) db.pragma("synchronous = NORMAL");
+      if (relax) setNormal.run();
       try {
         // BEGIN IMMEDIATE: another process's writer waits, so the version read is the latest.
         return transact.immediate(key, fn) as ReturnType<typeof fn>;
@@ -145,7 +148,7 @@ export function sqliteOutboxRows(db: SqliteDatabase, table: string): SqliteOutbo
         cache.delete(key);
         throw error;
       } finally {
-        if (relax) db.pragma("synchronous = FULL");
+        if (relax) setFull.run();
       }
     },
     keys() {
