@@ -5,6 +5,7 @@ export type { MirrorRow } from "./mirror-rows.js";
 export {
   createPostgresMirror,
   type PostgresMirror,
+  type PostgresMirrorEdits,
   type PostgresMirrorOptions,
   type PostgresMirrorSyncOptions,
 } from "./postgres-mirror.js";

@@ -18,6 +18,14 @@ import {
   type MirrorRow,
   timeOrderedId,
 } from "./mirror-rows.js";
+import {
+  type PostgresMirrorEdits,
+  type PostgresMirrorTwoWay,
+  type PostgresPullGuard,
+  postgresMirrorTwoWay,
+} from "./postgres-mirror-two-way.js";
+
+export type { PostgresMirrorEdits } from "./postgres-mirror-two-way.js";
 
 export interface PostgresMirrorOptions {
   /** Names the origin of every row, e.g. `google:alice/primary`; also the state's key. */
@@ -29,6 +37,11 @@ export interface PostgresMirrorOptions {
   table?: string;
   /** Reads an item's read flag from its data. Default: `data.read` when it is a boolean. */
   readOf?(obj: SyncObject): boolean | undefined;
+  /**
+   * Two-way sync: the sourcekey a row created through `edits.create` gets (pass the write
+   * target's `keyFor`, so a create replayed after a crash finds its object). Default `local:<id>`.
+   */
+  keyFor?(localId: string): string;
 }
 
 /** What `runSync` needs from the mirror: the collecting callbacks and the committing state. */
@@ -52,8 +65,22 @@ export interface PostgresMirror {
   count(): Promise<number>;
   /** The saved state of this source. */
   state(): Promise<string | undefined>;
-  /** Deletes this source's rows and state together (the next sync is a full one). */
+  /**
+   * Deletes this source's rows and state together (the next sync is a full one), except rows
+   * with pending local edits.
+   */
   clear(): Promise<void>;
+  /**
+   * Two-way sync: local edits of rows, each recorded in the outbox (`outbox`, pair = `source`)
+   * in the same transaction. Pulls leave rows with pending edits alone (in the pull's own
+   * transaction) and do not bounce our own pushes back; push with
+   * `push(target, mirror.outbox, { pair: mirror.source, ...mirror.pushCallbacks })`.
+   */
+  readonly edits: PostgresMirrorEdits;
+  /** The outbox of this mirror's source: row tables `<table>_outbox_ob_*` in the same database. */
+  readonly outbox: PostgresMirrorTwoWay["outbox"];
+  /** Write-back callbacks for `push`: results and conflict resolutions update the rows. */
+  readonly pushCallbacks: PostgresMirrorTwoWay["pushCallbacks"];
   /** Closes the pool if the mirror opened it; safe twice. */
   close(): Promise<void>;
 }
@@ -96,7 +123,8 @@ export async function createPostgresMirror(
   };
 
   let ops: MirrorOp[] = [];
-  const apply = async (client: PgClient, list: MirrorOp[]) => {
+  /** Writes a pull's collected changes, leaving rows with pending local edits alone. */
+  const apply = async (client: PgClient, list: MirrorOp[], guard: PostgresPullGuard) => {
     const now = new Date().toISOString();
     const genOf = async () =>
       Number(
@@ -114,27 +142,42 @@ export async function createPostgresMirror(
         gen = Number(r.rows[0]?.gen);
       } else if (op.kind === "end") {
         gen ??= await genOf();
-        // Rows the full sync did not touch are gone on the server.
-        await client.query(`DELETE FROM ${table} WHERE source = $1 AND sync_gen < $2`, [
-          source,
-          gen,
-        ]);
+        // Rows the full sync did not touch are gone on the server (pending local edits stay).
+        await client.query(
+          `DELETE FROM ${table} WHERE source = $1 AND sync_gen < $2 AND NOT (sourcekey = ANY($3))`,
+          [source, gen, guard.pending()],
+        );
       } else if (op.kind === "reset") {
-        await client.query(`DELETE FROM ${table} WHERE source = $1`, [source]);
+        await client.query(`DELETE FROM ${table} WHERE source = $1 AND NOT (sourcekey = ANY($2))`, [
+          source,
+          guard.pending(),
+        ]);
       } else if (op.kind === "updated") {
         gen ??= await genOf();
-        const records = lastPerKey(op.records, (r) => r.sourcekey).map((obj) => {
-          const read = readOf(obj);
-          return {
-            sourcekey: obj.sourcekey,
-            id: timeOrderedId(),
-            type: obj.type,
-            parent_key: obj.parentKey ?? null,
-            change_key: obj.changeKey ?? null,
-            data: obj.data ?? null,
-            is_read: read ?? null,
-          };
-        });
+        const latest = lastPerKey(op.records, (r) => r.sourcekey);
+        // A row the pull leaves alone still counts as seen by a running full sync (not swept).
+        const left = latest.filter((r) => guard.skip(r.sourcekey, r)).map((r) => r.sourcekey);
+        if (left.length > 0) {
+          await client.query(
+            `UPDATE ${table} SET sync_gen = $3 WHERE source = $1 AND sourcekey = ANY($2)`,
+            [source, left, gen],
+          );
+        }
+        const skipped = new Set(left);
+        const records = latest
+          .filter((r) => !skipped.has(r.sourcekey))
+          .map((obj) => {
+            const read = readOf(obj);
+            return {
+              sourcekey: obj.sourcekey,
+              id: timeOrderedId(),
+              type: obj.type,
+              parent_key: obj.parentKey ?? null,
+              change_key: obj.changeKey ?? null,
+              data: obj.data ?? null,
+              is_read: read ?? null,
+            };
+          });
         await client.query(
           `INSERT INTO ${table} (source, sourcekey, id, type, parent_key, change_key, data, is_read,
               created_locally, updated_locally, updated_at_source, sync_gen)
@@ -152,6 +195,7 @@ export async function createPostgresMirror(
         const folders: string[] = [];
         const others: string[] = [];
         for (const [i, k] of op.keys.entries()) {
+          if (guard.skip(k)) continue;
           (op.objects?.[i]?.type === "folder" ? folders : others).push(k);
         }
         if (others.length > 0) {
@@ -172,10 +216,12 @@ export async function createPostgresMirror(
           );
         }
       } else {
-        const changes = lastPerKey(op.changes, (c) => c.sourcekey).map((c) => ({
-          sourcekey: c.sourcekey,
-          is_read: c.isRead,
-        }));
+        const changes = lastPerKey(op.changes, (c) => c.sourcekey)
+          .filter((c) => !guard.skip(c.sourcekey))
+          .map((c) => ({
+            sourcekey: c.sourcekey,
+            is_read: c.isRead,
+          }));
         // The read flag lives in `is_read`; a `read` boolean inside the data follows it.
         await client.query(
           `UPDATE ${table} t SET is_read = r.is_read, updated_locally = $3,
@@ -221,6 +267,40 @@ export async function createPostgresMirror(
     }
   };
 
+  const two = await postgresMirrorTwoWay({
+    pool: db,
+    table,
+    source,
+    keyFor: options.keyFor ?? ((id) => `local:${id}`),
+    newId: timeOrderedId,
+    readOf,
+    transaction,
+  });
+  type Guarded = <T>(write: (guard: PostgresPullGuard) => Promise<T>) => Promise<T>;
+  /**
+   * A transaction in which `guarded(write)` locks the source's outbox (after what `fn` locked
+   * first, e.g. the state row) and runs `write` with the pull-side guard; what the guard changed
+   * (forgotten echoes) commits with the transaction.
+   */
+  const guardedTransaction = async <R>(
+    fn: (client: PgClient, guarded: Guarded) => Promise<R | undefined>,
+  ): Promise<R | undefined> => {
+    let entered = false;
+    try {
+      const result = await transaction((client) =>
+        fn(client, (write) => {
+          entered = true;
+          return two.guarded(client, write);
+        }),
+      );
+      if (entered) two.ended(result !== undefined);
+      return result;
+    } catch (error) {
+      if (entered) two.ended(false);
+      throw error;
+    }
+  };
+
   const collect = (op: MirrorOp) => {
     ops.push(op);
   };
@@ -239,7 +319,7 @@ export async function createPostgresMirror(
     async saveState(next, previous) {
       const list = ops;
       ops = [];
-      const saved = await transaction(async (client) => {
+      const saved = await guardedTransaction(async (client, guarded) => {
         // The state row first: it locks this source, so a racing worker waits, then loses.
         const r =
           previous === undefined
@@ -252,7 +332,7 @@ export async function createPostgresMirror(
                 [source, next, previous],
               );
         if (r.rowCount !== 1) return undefined;
-        await apply(client, list);
+        await guarded((guard) => apply(client, list, guard));
         return true;
       });
       return saved === true;
@@ -300,16 +380,25 @@ export async function createPostgresMirror(
       return typeof s === "string" ? s : undefined;
     },
     async clear() {
-      await transaction(async (client) => {
+      await guardedTransaction(async (client, guarded) => {
         await client.query(`DELETE FROM ${table}_state WHERE key = $1`, [source]);
-        await client.query(`DELETE FROM ${table} WHERE source = $1`, [source]);
+        await guarded((guard) =>
+          client.query(`DELETE FROM ${table} WHERE source = $1 AND NOT (sourcekey = ANY($2))`, [
+            source,
+            guard.pending(),
+          ]),
+        );
         return true;
       });
     },
+    edits: two.edits,
+    outbox: two.outbox,
+    pushCallbacks: two.pushCallbacks,
     async close() {
-      if (closed || !owned) return;
+      if (closed) return;
       closed = true;
-      await db.end?.();
+      await two.outbox.close();
+      if (owned) await db.end?.();
     },
   };
   return mirror;

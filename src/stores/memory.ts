@@ -1,3 +1,5 @@
+import type { OutboxRows } from "../two-way/outbox-rows.js";
+import { memoryOutboxRows } from "./memory-outbox.js";
 import type { StateStore } from "./types.js";
 
 /**
@@ -8,6 +10,7 @@ import type { StateStore } from "./types.js";
  */
 export function createMemoryStateStore(initial?: Record<string, string>): StateStore {
   const states = new Map<string, string>(Object.entries(initial ?? {}));
+  let rows: OutboxRows | undefined;
   return {
     async get(key) {
       return states.get(key);
@@ -24,5 +27,13 @@ export function createMemoryStateStore(initial?: Record<string, string>): StateS
       return [...states.keys()].sort();
     },
     async close() {},
+    outboxRows: () => {
+      rows ??= memoryOutboxRows({
+        get: (key) => states.get(key),
+        delete: (key) => void states.delete(key),
+        keys: () => states.keys(),
+      });
+      return rows;
+    },
   };
 }

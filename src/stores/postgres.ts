@@ -1,4 +1,6 @@
 import { ArgumentError, TransientError } from "../core/errors.js";
+import type { OutboxRows } from "../two-way/outbox-rows.js";
+import { postgresOutboxRows } from "./postgres-outbox.js";
 import { checkTable } from "./sqlite.js";
 import type { StateStore } from "./types.js";
 
@@ -66,7 +68,11 @@ export function pgError(what: string, cause: unknown): unknown {
 export interface PostgresStateStoreOptions {
   /** A connection string (`postgres://user@host:5432/db`); the password may come from `PGPASSWORD`. */
   connectionString?: string;
-  /** Or your own pool/client; it is not closed by `close()`. */
+  /**
+   * Or your own pool/client; it is not closed by `close()`. An outbox over this store keeps its
+   * entries in rows when it is a pool (`connect()`: one transaction per commit), else one
+   * document per pair.
+   */
   pool?: PgQueryable;
   /** Table name. Default `deltasync_state`. */
   table?: string;
@@ -102,7 +108,17 @@ export async function createPostgresStateStore(
     `CREATE TABLE IF NOT EXISTS ${table} (key TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
   );
   let closed = false;
+  let rows: OutboxRows | undefined;
+  const canTransact = typeof (db as Partial<PgPool>).connect === "function";
   return {
+    ...(canTransact
+      ? {
+          outboxRows: () => {
+            rows ??= postgresOutboxRows(db as PgPool, table);
+            return rows;
+          },
+        }
+      : {}),
     async get(key) {
       const r = await query(`SELECT state FROM ${table} WHERE key = $1`, [key]);
       const state = r.rows[0]?.state;

@@ -3,7 +3,7 @@
  * Keys are credential-free ids such as `imap:alice@host/INBOX` or `memory:alice:mail`.
  */
 
-import type { OutboxRows } from "./sqlite-outbox.js";
+import type { OutboxRows } from "../two-way/outbox-rows.js";
 
 /** Persists sync states by key. Every store implements these members (one is optional). */
 export interface StateStore {

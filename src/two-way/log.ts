@@ -115,7 +115,11 @@ export function parseDoc(key: string, text: string | undefined, trusted = false)
   } catch {
     throw new StateError(`outbox ${key} is corrupt: not JSON`);
   }
-  if (trusted) return json as OutboxDoc;
+  return trusted ? (json as OutboxDoc) : checkDoc(key, json);
+}
+
+/** Checks a parsed document's shape; a wrong one is a `StateError` naming the pair's key. */
+export function checkDoc(key: string, json: unknown): OutboxDoc {
   const parsed = docSchema.safeParse(json);
   if (!parsed.success) throw new StateError(`outbox ${key} is corrupt: ${parsed.error.message}`);
   return json as OutboxDoc;
@@ -128,33 +132,34 @@ export const serializeDoc = (doc: OutboxDoc): string => JSON.stringify(doc);
  * pending create or update (keeping its base and place), read flags and moves into the previous
  * one, a delete of a pending create cancels both. The head entry is never changed: a pusher may
  * be writing it right now. Returns the new entry (or the one it was folded into), or undefined
- * when the change cancelled out.
+ * when the change cancelled out. Entries are values: a changed entry is a new object in the
+ * list (the row outboxes find what to write by identity).
  */
 export function record(doc: OutboxDoc, change: LocalChange, now: number): OutboxEntry | undefined {
   const head = doc.entries[0];
   const mine = doc.entries.filter((e) => e.localId === change.localId && e !== head);
   const last = mine.at(-1);
+  const fold = (next: OutboxEntry): OutboxEntry => {
+    doc.entries[doc.entries.lastIndexOf(last as OutboxEntry)] = next;
+    return next;
+  };
   switch (change.kind) {
     case "update":
       if (last?.kind === "create" || last?.kind === "update") {
-        last.data = change.data;
-        if (change.parentKey !== undefined) last.parentKey = change.parentKey;
-        last.at = now;
-        return last;
+        return fold({
+          ...last,
+          data: change.data,
+          ...(change.parentKey !== undefined ? { parentKey: change.parentKey } : {}),
+          at: now,
+        });
       }
       break;
     case "read":
-      if (last?.kind === "read") {
-        last.isRead = change.isRead;
-        last.at = now;
-        return last;
-      }
+      if (last?.kind === "read") return fold({ ...last, isRead: change.isRead, at: now });
       break;
     case "move":
       if (last?.kind === "move" || last?.kind === "create") {
-        last.parentKey = change.parentKey;
-        last.at = now;
-        return last;
+        return fold({ ...last, parentKey: change.parentKey, at: now });
       }
       break;
     case "delete": {
@@ -205,14 +210,16 @@ export function complete(doc: OutboxDoc, seq: number, result: WriteResult | null
   // The object left its old key: what we remembered of it there is history.
   if (head.replaces !== undefined) forgetEcho(doc, head.replaces);
   if (result) {
-    for (const e of doc.entries) {
-      if (e.localId !== head.localId) continue;
-      e.sourcekey = result.sourcekey;
-      if (e.kind !== "create") {
-        if (result.changeKey !== undefined) e.changeKey = result.changeKey;
-        else delete e.changeKey;
+    // Rebased entries are new objects (entries are values, see `record`).
+    doc.entries.forEach((e, i) => {
+      if (e.localId !== head.localId) return;
+      const next = { ...e, sourcekey: result.sourcekey };
+      if (next.kind !== "create") {
+        if (result.changeKey !== undefined) next.changeKey = result.changeKey;
+        else delete next.changeKey;
       }
-    }
+      doc.entries[i] = next;
+    });
     // A write that gave the object a new key (IMAP's MOVE) leaves the old key behind: forget
     // its echo. No pull has reported the new key, which may be gone before one does (a server
     // may never report an object that appeared and vanished between two syncs): like a

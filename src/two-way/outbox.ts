@@ -1,11 +1,11 @@
 /**
  * The outbox: local changes waiting to be pushed, one ordered log per pair, kept in any
- * `StateStore` (one document per pair, saved with compare-and-set).
+ * `StateStore`: in rows where the store has them (`outboxRows`), else one document per pair,
+ * saved with compare-and-set.
  */
 import { type Observable, Subject } from "rxjs";
 import { ArgumentError, NotFoundError, TransientError } from "../core/errors.js";
 import type { SyncObject } from "../core/types.js";
-import type { OutboxRows } from "../stores/sqlite-outbox.js";
 import type { StateStore } from "../stores/types.js";
 import {
   checkChange,
@@ -17,6 +17,7 @@ import {
   record,
   serializeDoc,
 } from "./log.js";
+import type { OutboxRows } from "./outbox-rows.js";
 import type { Conflict, LocalChange, OutboxEntry, Resolution } from "./types.js";
 
 /** The pending local changes of every pair, their conflicts, and what was pushed last. */
@@ -71,7 +72,7 @@ export interface Outbox {
 export interface OutboxOptions {
   /**
    * The row-per-entry storage to use instead of one document per pair. Default: the store's own
-   * (`store.outboxRows()`, SQLite), else documents.
+   * (`store.outboxRows()`: SQLite, PostgreSQL, memory), else documents (the file store).
    */
   rows?: OutboxRows;
   /** Key prefix in the store. Default `outbox:`. */
@@ -174,7 +175,7 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
           c.resolution = resolution;
           c.resolvedBy = "app";
         }
-        return c;
+        return structuredClone(c);
       });
       if (!resolved) throw new NotFoundError(`outbox: no conflict ${conflictId}`);
       events.next(resolved);
@@ -183,7 +184,7 @@ export function createOutbox(store: StateStore, options: OutboxOptions = {}): Ou
     recorded: () => changes.asObservable(),
     announce: (pair) => changes.next(pair),
     async pairs() {
-      return (rows ? rows.keys() : await store.keys())
+      return (await (rows ? rows.keys() : store.keys()))
         .filter((k) => k.startsWith(prefix))
         .map((k) => k.slice(prefix.length));
     },
