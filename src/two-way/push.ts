@@ -261,16 +261,12 @@ async function drain(
     if (result.ok) {
       const last = !doc.entries.some((e, i) => i > 0 && e.localId === head.localId);
       await options.onPushed?.(head, result.result, { last });
-      // A version found by `fetch` is an echo by its changeKey alone: a GET and the pull's sync
-      // report may serialise one version differently (Cyrus, Radicale; found by the two-way kit).
-      const echo =
-        result.fetched && result.result ? { ...result.result, object: undefined } : result.result;
       // Replayable: lost to a power cut, the entry is written again and meets its own result.
       const done = await outbox.update(
         pair,
         (d) => {
           latest = d;
-          return complete(d, head.seq, echo);
+          return complete(d, head.seq, result.result, { fetched: result.fetched });
         },
         { replayable: true },
       );

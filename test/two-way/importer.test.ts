@@ -63,3 +63,18 @@ describe("twoWayImporter: moves for an importer without `moved`", () => {
     expect(calls).toEqual([]);
   });
 });
+
+describe("an echo found by fetch (a replayed write)", () => {
+  it("is matched by changeKey and folder: a remote move that keeps the changeKey is news", async () => {
+    const outbox = createOutbox(createMemoryStateStore());
+    await outbox.update(PAIR, (doc) => {
+      const update = { kind: "update", localId: "l1", sourcekey: "m1", data: {} } as const;
+      const entry = record(doc, { ...update, changeKey: "ck1" }, 0);
+      const found = { sourcekey: "m1", changeKey: "ck2", object: ours };
+      complete(doc, entry?.seq as number, found, { fetched: true });
+    });
+    // A GET may serialise the data differently: the contents are not compared.
+    expect(await outbox.isEcho(PAIR, { ...ours, data: { isRead: true, extra: 1 } })).toBe(true);
+    expect(await outbox.isEcho(PAIR, { ...ours, parentKey: "inbox" })).toBe(false);
+  });
+});
