@@ -19,11 +19,6 @@ export interface Echo {
   /** Fingerprint of the object the write's answer carried, when it carried one. */
   fp?: string;
   /**
-   * The folder of a version known by its changeKey alone (found by `fetch`): a backend may
-   * keep the changeKey through a move (the memory server does), and a remote move is not ours.
-   */
-  parentKey?: string;
-  /**
    * Set when the write created the object: the local id it belongs to. A pull may never report
    * it (servers may omit an object created and deleted between two sync tokens), so
    * `settlePushed` checks such objects on the server.
@@ -206,7 +201,7 @@ export function complete(
   doc: OutboxDoc,
   seq: number,
   result: WriteResult | null,
-  options: { fetched?: boolean } = {},
+  options: { byChangeKey?: boolean } = {},
 ): boolean {
   const head = doc.entries[0];
   if (!head || head.seq !== seq) return false;
@@ -236,15 +231,12 @@ export function complete(
       remember(doc, { sourcekey: result.sourcekey, created });
       return true;
     }
-    // A version found by `fetch` is matched by its changeKey and folder, not its contents: a
-    // GET and the pull's sync report may serialise one version differently (Cyrus, Radicale;
-    // found by the two-way kit).
-    const { object } = result;
     remember(doc, {
       sourcekey: result.sourcekey,
       changeKey: result.changeKey,
-      fp: object && !options.fetched ? fingerprint(object) : undefined,
-      parentKey: options.fetched ? object?.parentKey : undefined,
+      // By changeKey alone when asked (a version `fetch` found on a backend whose changeKey
+      // covers everything): a GET and the pull may serialise one version differently.
+      fp: result.object && !options.byChangeKey ? fingerprint(result.object) : undefined,
       created,
     });
   }
@@ -256,7 +248,6 @@ function remember(doc: OutboxDoc, echo: Echo): void {
   const clean: Echo = { sourcekey: echo.sourcekey };
   if (echo.changeKey !== undefined) clean.changeKey = echo.changeKey;
   if (echo.fp !== undefined) clean.fp = echo.fp;
-  if (echo.parentKey !== undefined) clean.parentKey = echo.parentKey;
   if (echo.created !== undefined) clean.created = echo.created;
   doc.echoes.push(clean);
   if (doc.echoes.length > ECHO_LIMIT) doc.echoes.splice(0, doc.echoes.length - ECHO_LIMIT);
@@ -270,12 +261,6 @@ export function isEcho(doc: OutboxDoc, obj: SyncObject): boolean {
   if (obj.changeKey === undefined) return false;
   const echo = doc.echoes.find((e) => e.sourcekey === obj.sourcekey);
   if (!echo || echo.changeKey !== obj.changeKey) return false;
-  if (
-    echo.parentKey !== undefined &&
-    obj.parentKey !== undefined &&
-    echo.parentKey !== obj.parentKey
-  )
-    return false;
   return echo.fp === undefined || echo.fp === fingerprint(obj);
 }
 

@@ -261,12 +261,17 @@ async function drain(
     if (result.ok) {
       const last = !doc.entries.some((e, i) => i > 0 && e.localId === head.localId);
       await options.onPushed?.(head, result.result, { last });
+      // A version `fetch` found is known by its contents, unless the target's changeKey covers
+      // everything: a GET and the pull's sync report may serialise one version differently
+      // (Cyrus, Radicale), while a changeKey that ignores folders and flags (the memory
+      // server's) would take a remote move or flag change for ours (both found by the kit).
+      const byChangeKey = result.fetched === true && target.changeKeyCoversAll === true;
       // Replayable: lost to a power cut, the entry is written again and meets its own result.
       const done = await outbox.update(
         pair,
         (d) => {
           latest = d;
-          return complete(d, head.seq, result.result, { fetched: result.fetched });
+          return complete(d, head.seq, result.result, { byChangeKey });
         },
         { replayable: true },
       );

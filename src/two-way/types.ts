@@ -81,6 +81,12 @@ export interface WriteContext {
 export interface WriteTarget {
   /** Names the collection in errors and logs (no credentials). */
   readonly id: string;
+  /**
+   * True when every change of an object (contents, folder, flags) gives it a new `changeKey`,
+   * as a WebDAV etag does: a version `fetch` found after a crashed write is then recognised as
+   * our echo by its changeKey alone, however the GET serialised it. Default: by its contents.
+   */
+  readonly changeKeyCoversAll?: boolean;
   /** The sourcekey a new object with this local id gets (a client-chosen id, stable per input). */
   keyFor(localId: string): string;
   create(entry: Extract<OutboxEntry, { kind: "create" }>, ctx: WriteContext): Promise<WriteResult>;

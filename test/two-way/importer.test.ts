@@ -65,16 +65,26 @@ describe("twoWayImporter: moves for an importer without `moved`", () => {
 });
 
 describe("an echo found by fetch (a replayed write)", () => {
-  it("is matched by changeKey and folder: a remote move that keeps the changeKey is news", async () => {
+  const found = async (byChangeKey: boolean) => {
     const outbox = createOutbox(createMemoryStateStore());
     await outbox.update(PAIR, (doc) => {
       const update = { kind: "update", localId: "l1", sourcekey: "m1", data: {} } as const;
       const entry = record(doc, { ...update, changeKey: "ck1" }, 0);
-      const found = { sourcekey: "m1", changeKey: "ck2", object: ours };
-      complete(doc, entry?.seq as number, found, { fetched: true });
+      const result = { sourcekey: "m1", changeKey: "ck2", object: ours };
+      complete(doc, entry?.seq as number, result, { byChangeKey });
     });
-    // A GET may serialise the data differently: the contents are not compared.
-    expect(await outbox.isEcho(PAIR, { ...ours, data: { isRead: true, extra: 1 } })).toBe(true);
+    return outbox;
+  };
+
+  it("is matched by its contents: a remote move or flag that kept the changeKey is news", async () => {
+    const outbox = await found(false);
+    expect(await outbox.isEcho(PAIR, ours)).toBe(true);
     expect(await outbox.isEcho(PAIR, { ...ours, parentKey: "inbox" })).toBe(false);
+    expect(await outbox.isEcho(PAIR, { ...ours, data: { isRead: false } })).toBe(false);
+  });
+
+  it("by changeKey alone where the changeKey covers everything (a GET may serialise it apart)", async () => {
+    const outbox = await found(true);
+    expect(await outbox.isEcho(PAIR, { ...ours, data: { isRead: true, extra: 1 } })).toBe(true);
   });
 });

@@ -28,6 +28,19 @@ describe("two-way conformance (memory)", () => {
             { t: "rmove", pick: 3, folder: 6 },
           ],
         ],
+        // The same with a remote read flag (the memory server's changeKey ignores flags too).
+        [
+          "merge",
+          [
+            { t: "rcreate", folder: 7, label: "b" },
+            { t: "rupdate", pick: 13, label: "b" },
+            { t: "lread", pick: 13, read: false },
+            { t: "lupdate", pick: 0, label: "b" },
+            { t: "push", at: 2, fault: "writeback" },
+            { t: "push", at: 2, fault: "before" },
+            { t: "rread", pick: 8, read: true },
+          ],
+        ],
       ],
     });
   }, 600_000);
