@@ -93,8 +93,8 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
   const countRows = db.prepare<[string], { n: number }>(
     `SELECT count(*) AS n FROM ${table} WHERE source = ?`,
   );
-  const deleteOtherByKey = db.prepare(
-    `DELETE FROM ${table} WHERE source = ? AND sourcekey = ? AND id <> ?`,
+  const otherByKey = db.prepare<[string, string, string], { id: string }>(
+    `SELECT id FROM ${table} WHERE source = ? AND sourcekey = ? AND id <> ?`,
   );
 
   const row = (id: string): Row => {
@@ -227,7 +227,17 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
       // A server that picks the key (IMAP's APPENDUID, Graph's ids) may have had the object
       // pulled under it before this write-back (a crash between its write and the commit): same
       // object, one row.
-      if (result.sourcekey !== r.sourcekey) deleteOtherByKey.run(source, result.sourcekey, r.id);
+      if (result.sourcekey !== r.sourcekey) {
+        const other = otherByKey.get(source, result.sourcekey, r.id);
+        if (other) {
+          // The app may have edited the pulled row already: its pending changes are now the
+          // kept row's (they are pushed after this entry and written back to that row).
+          rows.update(key, (doc) => {
+            for (const e of doc.entries) if (e.localId === other.id) e.localId = r.id;
+          });
+          deleteById.run(source, other.id);
+        }
+      }
       if (info.last && result.object) {
         // The server's version whole: the pull skipped this row while it was pending.
         write(fromObject(r.id, result.object), source);

@@ -327,6 +327,18 @@ describe("two-way histories against the Graph emulator", () => {
     ]);
   });
 
+  it("an edit of the row a pull made between a create's write and its replay is not lost", async () => {
+    // The pull copies the contact under its Graph id and the app edits that row; the create's
+    // write-back merges it into the app's row and must take its pending edit along.
+    await history(contacts, "client-wins", [
+      { t: "local", op: 0, pick: 0, v: "a" },
+      { t: "push", crashAt: 1, after: true },
+      { t: "pull" },
+      { t: "local", op: 3, pick: 0, v: "a" },
+      { t: "local", op: 1, pick: 0, v: "a" },
+    ]);
+  });
+
   it("a remote move after our move, then our read flag: the pull does not hand our version back", async () => {
     // Seed 1263523549 of the random histories. The pull meets the message's removal from
     // archive first and resolves it as a move back to inbox; delivered as a delete and an
