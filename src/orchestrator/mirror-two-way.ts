@@ -216,6 +216,19 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     is_read: isReadOf(obj),
   });
 
+  /**
+   * Same object, one row: another row holding `sourcekey` (a pull delivered it under the key
+   * the server picked) is merged into the row `keep`. The app may have edited that row already:
+   * its pending changes become `keep`'s (pushed later, written back to that row).
+   */
+  const mergeInto = (keep: string, sourcekey: string) => {
+    const other = otherByKey.get(source, sourcekey, keep);
+    if (!other) return;
+    rows.update(key, (doc) => {
+      for (const e of doc.entries) if (e.localId === other.id) e.localId = keep;
+    });
+    deleteById.run(source, other.id);
+  };
   const onPushed = db.transaction(
     (
       entry: { localId: string },
@@ -227,17 +240,7 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
       // A server that picks the key (IMAP's APPENDUID, Graph's ids) may have had the object
       // pulled under it before this write-back (a crash between its write and the commit): same
       // object, one row.
-      if (result.sourcekey !== r.sourcekey) {
-        const other = otherByKey.get(source, result.sourcekey, r.id);
-        if (other) {
-          // The app may have edited the pulled row already: its pending changes are now the
-          // kept row's (they are pushed after this entry and written back to that row).
-          rows.update(key, (doc) => {
-            for (const e of doc.entries) if (e.localId === other.id) e.localId = r.id;
-          });
-          deleteById.run(source, other.id);
-        }
-      }
+      if (result.sourcekey !== r.sourcekey) mergeInto(r.id, result.sourcekey);
       if (info.last && result.object) {
         // The server's version whole: the pull skipped this row while it was pending.
         write(fromObject(r.id, result.object), source);
@@ -249,6 +252,7 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
   const onRemote = db.transaction((entry: { localId: string }, remote: SyncObject | null) => {
     deleteById.run(source, entry.localId);
     if (!remote) return;
+    mergeInto(entry.localId, remote.sourcekey);
     const r = fromObject(entry.localId, remote);
     insert.run({
       source,

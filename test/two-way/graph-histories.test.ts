@@ -339,6 +339,20 @@ describe("two-way histories against the Graph emulator", () => {
     ]);
   });
 
+  it("a local delete of a create's row that yields to the server leaves one row, not two", async () => {
+    // The pull copies the event under its Graph id, the app edits that copy and deletes its own
+    // row; the delete conflicts with the edit and yields, so the copy takes the server's event
+    // for that row while the pulled copy still holds its key.
+    await history(events, "client-wins", [
+      { t: "local", op: 0, pick: 0, v: "a" },
+      { t: "push", crashAt: 1, after: true },
+      { t: "pull" },
+      { t: "local", op: 1, pick: 2, v: "a" },
+      { t: "local", op: 3, pick: 0, v: "a" },
+      { t: "push", crashAt: 0, after: false },
+    ]);
+  });
+
   it("a remote move after our move, then our read flag: the pull does not hand our version back", async () => {
     // Seed 1263523549 of the random histories. The pull meets the message's removal from
     // archive first and resolves it as a move back to inbox; delivered as a delete and an
