@@ -58,7 +58,8 @@ export interface PushOptions {
   onPushed?(entry: OutboxEntry, result: WriteResult | null, info: { last: boolean }): unknown;
   /**
    * A conflict was resolved for the server: the local copy must take `remote` (null: the object
-   * is gone) instead of the dropped local changes. Must be idempotent.
+   * is gone) instead of the dropped local changes. Also called after a delete replayed after a
+   * crash found the object still there, moved (a message in Trash). Must be idempotent.
    */
   onRemote?(entry: OutboxEntry, remote: SyncObject | null): unknown;
   /** Each conflict met, as it is recorded (also on `outbox.conflictEvents()`). */
@@ -102,7 +103,7 @@ export function push(
 }
 
 type Attempt =
-  | { ok: true; result: WriteResult | null; fetched?: true }
+  | { ok: true; result: WriteResult | null; fetched?: true; left?: SyncObject }
   | { ok: false; conflict: Conflict };
 
 async function drain(
@@ -169,8 +170,10 @@ async function drain(
     if (remote && target.applied(e, remote)) {
       // Our own earlier write (it landed before a crash): done, nothing conflicts. A delete
       // that leaves an object (a message moved to Trash) ends like a delete that answered: no
-      // result, so the server's object is not remembered as our echo (the pull delivers it).
-      if (e.kind === "delete") return { ok: true, result: null };
+      // result, so the server's object is not remembered as our echo. A pull since the crash
+      // skipped that object (its delete was pending) and will not report it again: the copy
+      // takes it through `onRemote`.
+      if (e.kind === "delete") return { ok: true, result: null, left: remote };
       return {
         ok: true,
         result: { sourcekey: remote.sourcekey, changeKey: remote.changeKey, object: remote },
@@ -261,6 +264,7 @@ async function drain(
     if (result.ok) {
       const last = !doc.entries.some((e, i) => i > 0 && e.localId === head.localId);
       await options.onPushed?.(head, result.result, { last });
+      if (result.left) await options.onRemote?.(head, result.left);
       // A version `fetch` found is known by its contents, unless the target's changeKey covers
       // everything: a GET and the pull's sync report may serialise one version differently
       // (Cyrus, Radicale), while a changeKey that ignores folders and flags (the memory

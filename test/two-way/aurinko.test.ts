@@ -613,6 +613,16 @@ describe("two-way against the Aurinko emulator", () => {
     ]);
   });
 
+  it("email: a Trash replayed after a crash and a pull leaves the trashed message in the copy", async () => {
+    // The pull between the crash and the replay skipped the trashed message (its delete was
+    // pending) and does not report it again: the replay hands it to the copy.
+    await mailHistory("client-wins", [
+      { t: "ldelete", pick: 0 },
+      { t: "push", crashAt: 1, after: true },
+      { t: "pull" },
+    ]);
+  });
+
   it(`email: ${RUNS} histories of read flags and Trash with crashes converge`, async () => {
     await fc.assert(fc.asyncProperty(policies, mailOps, mailHistory), { numRuns: RUNS });
   });
