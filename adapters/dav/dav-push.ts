@@ -52,6 +52,9 @@ export function davWriteTarget(
   };
   return {
     id: `dav:${collection}`,
+    // RFC 4918 §8.6: the etag changes with the resource's body, and a member has no folder or
+    // flags of its own; GET and REPORT bodies of one version may differ (Cyrus, Radicale).
+    changeKeyCoversAll: true,
     // RFC 4791 §5.3.2: the client names the resource; the app's local id makes it stable.
     keyFor: (localId) => `${collection}${encodeURIComponent(localId)}${extension}`,
     async create(e, { signal }) {

@@ -10,6 +10,7 @@ import {
   ProtocolError,
   StateError,
 } from "./errors.js";
+import { isPromiseLike, moveAsDeleteAndCreate } from "./move.js";
 import { quote } from "./quote.js";
 import { ReadAhead } from "./read-ahead.js";
 import type { ChangeSource, Page, PageRequest, ResumePoint, ScopeDefinition } from "./source.js";
@@ -233,27 +234,6 @@ export function applyChange(importer: Importer, change: Change): PromiseLike<unk
     throw new ImporterError(change, cause);
   }
   return isPromiseLike(result) ? result : undefined;
-}
-
-function moveAsDeleteAndCreate(
-  importer: Importer,
-  change: Extract<Change, { kind: "move" }>,
-): unknown {
-  const { sourcekey, type } = change.object;
-  const removed = importer.delete?.(
-    { sourcekey, type, parentKey: change.fromParentKey },
-    { soft: false },
-  );
-  const create = () => importer.update?.(change.object, { created: true });
-  return isPromiseLike(removed) ? Promise.resolve(removed).then(create) : create();
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === "object" || typeof value === "function") &&
-    typeof (value as { then?: unknown }).then === "function"
-  );
 }
 
 function checkArguments(def: ScopeDefinition, importer: Importer, options: SyncOptions): void {

@@ -93,8 +93,8 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
   const countRows = db.prepare<[string], { n: number }>(
     `SELECT count(*) AS n FROM ${table} WHERE source = ?`,
   );
-  const deleteOtherByKey = db.prepare(
-    `DELETE FROM ${table} WHERE source = ? AND sourcekey = ? AND id <> ?`,
+  const otherByKey = db.prepare<[string, string, string], { id: string }>(
+    `SELECT id FROM ${table} WHERE source = ? AND sourcekey = ? AND id <> ?`,
   );
 
   const row = (id: string): Row => {
@@ -216,19 +216,18 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     is_read: isReadOf(obj),
   });
 
-  const insertRow = (r: Row, updatedAt: string) => {
-    insert.run({
-      source,
-      sourcekey: r.sourcekey,
-      id: r.id,
-      type: r.type,
-      parentKey: r.parent_key,
-      changeKey: r.change_key,
-      data: r.data,
-      isRead: r.is_read,
-      now: new Date().toISOString(),
-      updatedAt,
+  /**
+   * Same object, one row: another row holding `sourcekey` (a pull delivered it under the key
+   * the server picked) is merged into the row `keep`. The app may have edited that row already:
+   * its pending changes become `keep`'s (pushed later, written back to that row).
+   */
+  const mergeInto = (keep: string, sourcekey: string) => {
+    const other = otherByKey.get(source, sourcekey, keep);
+    if (!other) return;
+    rows.update(key, (doc) => {
+      for (const e of doc.entries) if (e.localId === other.id) e.localId = keep;
     });
+    deleteById.run(source, other.id);
   };
   const onPushed = db.transaction(
     (
@@ -236,20 +235,12 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
       result: { sourcekey: string; changeKey?: string; object?: SyncObject } | null,
       info: { last: boolean },
     ) => {
-      if (!result) return;
       const r = byId.get(source, entry.localId);
-      if (!r) {
-        // A delete that left the object in the collection (a message in Trash), found done
-        // after a crash: the server's version, which a pull skipped while the delete was pending.
-        if (!result.object || !info.last) return;
-        deleteOtherByKey.run(source, result.sourcekey, entry.localId);
-        insertRow(fromObject(entry.localId, result.object), source);
-        return;
-      }
+      if (!r || !result) return;
       // A server that picks the key (IMAP's APPENDUID, Graph's ids) may have had the object
       // pulled under it before this write-back (a crash between its write and the commit): same
       // object, one row.
-      if (result.sourcekey !== r.sourcekey) deleteOtherByKey.run(source, result.sourcekey, r.id);
+      if (result.sourcekey !== r.sourcekey) mergeInto(r.id, result.sourcekey);
       if (info.last && result.object) {
         // The server's version whole: the pull skipped this row while it was pending.
         write(fromObject(r.id, result.object), source);
@@ -261,7 +252,20 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
   const onRemote = db.transaction((entry: { localId: string }, remote: SyncObject | null) => {
     deleteById.run(source, entry.localId);
     if (!remote) return;
-    insertRow(fromObject(entry.localId, remote), source);
+    mergeInto(entry.localId, remote.sourcekey);
+    const r = fromObject(entry.localId, remote);
+    insert.run({
+      source,
+      sourcekey: r.sourcekey,
+      id: r.id,
+      type: r.type,
+      parentKey: r.parent_key,
+      changeKey: r.change_key,
+      data: r.data,
+      isRead: r.is_read,
+      now: new Date().toISOString(),
+      updatedAt: source,
+    });
   });
 
   return {

@@ -262,6 +262,9 @@ export function createSqliteMirror(
       update: (obj) => onUpdated([obj]),
       delete: (obj) => onDeleted([obj.sourcekey], [obj]),
       read: (obj, isRead) => onRead([{ sourcekey: obj.sourcekey, isRead }]),
+      // A move is an upsert under its new parent (as `onUpdated` gets it in batches): split into
+      // a delete and an update, the delete would consume the echo of our own version.
+      moved: (obj) => onUpdated([obj]),
       reset: clear,
       beginFullSync,
       endFullSync,

@@ -2,6 +2,7 @@
  * The pull side of two-way sync: an importer wrapper that keeps pending local edits and our own
  * pushes from coming back as remote changes.
  */
+import { moveAsDeleteAndCreate } from "../core/move.js";
 import type { Importer, SyncObject } from "../core/types.js";
 import { forgetEcho, hasEcho, hasPending, isEcho } from "./log.js";
 import type { Outbox } from "./outbox.js";
@@ -10,7 +11,8 @@ import type { Outbox } from "./outbox.js";
  * Wraps the importer of a pair's pull so that:
  * - an object with local changes not yet pushed is left alone (the push's conditional write
  *   meets the remote change as a conflict instead of the pull overwriting the local edit);
- * - the version one of our pushes produced (echo) is not delivered as a remote edit.
+ * - the version one of our pushes produced (echo) is not delivered as a remote edit; a move is
+ *   checked as one change, then handed to `moved` or, without it, as `delete` + `update`.
  *
  * A full sync delivers every object, our own pushes' versions included (a sweeping importer
  * must see them), except objects with pending changes: a sweep at `endFullSync` must keep
@@ -65,13 +67,16 @@ export function twoWayImporter<T>(
       if (await skip(obj.sourcekey)) return;
       return importer.read?.(obj, isRead);
     },
-    ...(importer.moved
-      ? {
-          async moved(obj, flags) {
-            if (await skip(obj.sourcekey, obj)) return;
-            return importer.moved?.(obj, flags);
-          },
-        }
-      : {}),
+    // Always a move here, even for an importer without `moved`: split into a delete and an
+    // update, the delete would consume the echo and the update re-deliver our own version.
+    async moved(obj, flags) {
+      if (await skip(obj.sourcekey, obj)) return;
+      if (importer.moved) return importer.moved(obj, flags);
+      return moveAsDeleteAndCreate(importer, {
+        kind: "move",
+        object: obj,
+        fromParentKey: flags.fromParentKey,
+      });
+    },
   };
 }

@@ -49,10 +49,7 @@ export interface PushOptions {
   /**
    * After the server accepted an entry and before the outbox forgets it: write the result (new
    * sourcekey and changeKey, the server's object when known) back to the local copy. Called
-   * again for the same entry after a crash; must be idempotent. `result` is null for a delete,
-   * except a delete found done after a crash that left the object in the collection (Aurinko
-   * moves a deleted message to Trash): then `result.object` is that object, to put back in the
-   * copy (a pull in between skipped it while the delete was pending).
+   * again for the same entry after a crash; must be idempotent. `result` is null for a delete.
    * When `info.last` (no later pending entry of this object) and `result.object` is given, the
    * copy should take `result.object` whole: the pull skipped the object while it was pending,
    * and the server's version may carry changes a conditional write does not guard (a read flag
@@ -61,7 +58,8 @@ export interface PushOptions {
   onPushed?(entry: OutboxEntry, result: WriteResult | null, info: { last: boolean }): unknown;
   /**
    * A conflict was resolved for the server: the local copy must take `remote` (null: the object
-   * is gone) instead of the dropped local changes. Must be idempotent.
+   * is gone) instead of the dropped local changes. Also called after a delete replayed after a
+   * crash found the object still there, moved (a message in Trash). Must be idempotent.
    */
   onRemote?(entry: OutboxEntry, remote: SyncObject | null): unknown;
   /** Each conflict met, as it is recorded (also on `outbox.conflictEvents()`). */
@@ -105,7 +103,7 @@ export function push(
 }
 
 type Attempt =
-  | { ok: true; result: WriteResult | null; fetched?: true }
+  | { ok: true; result: WriteResult | null; fetched?: true; left?: SyncObject }
   | { ok: false; conflict: Conflict };
 
 async function drain(
@@ -171,8 +169,11 @@ async function drain(
     if (e.kind === "delete" && !remote) return { ok: true, result: null };
     if (remote && target.applied(e, remote)) {
       // Our own earlier write (it landed before a crash): done, nothing conflicts. A delete
-      // that leaves the object in the collection (a message moved to Trash) hands it over too:
-      // a pull between the crash and now skipped that version while the delete was pending.
+      // that leaves an object (a message moved to Trash) ends like a delete that answered: no
+      // result, so the server's object is not remembered as our echo. A pull since the crash
+      // skipped that object (its delete was pending) and will not report it again: the copy
+      // takes it through `onRemote`.
+      if (e.kind === "delete") return { ok: true, result: null, left: remote };
       return {
         ok: true,
         result: { sourcekey: remote.sourcekey, changeKey: remote.changeKey, object: remote },
@@ -263,16 +264,18 @@ async function drain(
     if (result.ok) {
       const last = !doc.entries.some((e, i) => i > 0 && e.localId === head.localId);
       await options.onPushed?.(head, result.result, { last });
-      // A version found by `fetch` is an echo by its changeKey alone: a GET and the pull's sync
-      // report may serialise one version differently (Cyrus, Radicale; found by the two-way kit).
-      const echo =
-        result.fetched && result.result ? { ...result.result, object: undefined } : result.result;
+      if (result.left) await options.onRemote?.(head, result.left);
+      // A version `fetch` found is known by its contents, unless the target's changeKey covers
+      // everything: a GET and the pull's sync report may serialise one version differently
+      // (Cyrus, Radicale), while a changeKey that ignores folders and flags (the memory
+      // server's) would take a remote move or flag change for ours (both found by the kit).
+      const byChangeKey = result.fetched === true && target.changeKeyCoversAll === true;
       // Replayable: lost to a power cut, the entry is written again and meets its own result.
       const done = await outbox.update(
         pair,
         (d) => {
           latest = d;
-          return complete(d, head.seq, echo);
+          return complete(d, head.seq, result.result, { byChangeKey });
         },
         { replayable: true },
       );
@@ -293,8 +296,7 @@ async function drain(
       // A rewritten entry keeps its seq and may conflict again: number its conflicts.
       const earlier = d.conflicts.filter((c) => c.entry.seq === head.seq).length;
       conflict.id = `${pair}#${head.seq}${earlier ? `.${earlier}` : ""}`;
-      // A copy: the stored conflict changes later (resolved, applied), the emitted one does not.
-      d.conflicts.push(structuredClone(conflict));
+      d.conflicts.push(conflict);
       return true;
     });
     if (!saved)

@@ -81,6 +81,12 @@ export interface WriteContext {
 export interface WriteTarget {
   /** Names the collection in errors and logs (no credentials). */
   readonly id: string;
+  /**
+   * True when every change of an object (contents, folder, flags) gives it a new `changeKey`,
+   * as a WebDAV etag does: a version `fetch` found after a crashed write is then recognised as
+   * our echo by its changeKey alone, however the GET serialised it. Default: by its contents.
+   */
+  readonly changeKeyCoversAll?: boolean;
   /** The sourcekey a new object with this local id gets (a client-chosen id, stable per input). */
   keyFor(localId: string): string;
   create(entry: Extract<OutboxEntry, { kind: "create" }>, ctx: WriteContext): Promise<WriteResult>;
@@ -96,7 +102,7 @@ export interface WriteTarget {
    * True when `remote` already holds what `entry` writes: a write that landed before a crash
    * (or one the server answered with a conflict because it was ours) counts as done. True for
    * a delete only when the object it leaves (a message in Trash) still belongs to the pair's
-   * collection: the pusher then hands it to `onPushed` as the server's version.
+   * collection: the pusher then hands it to `onRemote` as the server's version.
    */
   applied(entry: OutboxEntry, remote: SyncObject): boolean;
   /** The remote object's last-modified time (ms), for `newest-wins`; undefined when unknown. */
