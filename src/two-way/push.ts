@@ -296,7 +296,8 @@ async function drain(
       // A rewritten entry keeps its seq and may conflict again: number its conflicts.
       const earlier = d.conflicts.filter((c) => c.entry.seq === head.seq).length;
       conflict.id = `${pair}#${head.seq}${earlier ? `.${earlier}` : ""}`;
-      d.conflicts.push(conflict);
+      // A copy: the stored conflict changes later (resolved, applied), the emitted one does not.
+      d.conflicts.push(structuredClone(conflict));
       return true;
     });
     if (!saved)
