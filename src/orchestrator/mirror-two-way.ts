@@ -15,6 +15,7 @@ import {
   isEcho,
   type OutboxDoc,
   pendingKeys,
+  reassign,
   record,
 } from "../two-way/log.js";
 import type { MassChangeGuard } from "../two-way/mass-change.js";
@@ -224,9 +225,7 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
   const mergeInto = (keep: string, sourcekey: string) => {
     const other = otherByKey.get(source, sourcekey, keep);
     if (!other) return;
-    rows.update(key, (doc) => {
-      for (const e of doc.entries) if (e.localId === other.id) e.localId = keep;
-    });
+    rows.update(key, (doc) => reassign(doc, other.id, keep));
     deleteById.run(source, other.id);
   };
   const onPushed = db.transaction(

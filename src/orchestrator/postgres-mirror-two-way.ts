@@ -16,6 +16,7 @@ import {
   isEcho,
   type OutboxDoc,
   pendingKeys,
+  reassign,
   record,
 } from "../two-way/log.js";
 import type { MassChangeGuard } from "../two-way/mass-change.js";
@@ -233,28 +234,38 @@ export async function postgresMirrorTwoWay(d: Deps): Promise<PostgresMirrorTwoWa
       }),
   };
 
+  /**
+   * Same object, one row: another row holding `sourcekey` (a pull delivered it under the key the
+   * server picked) is merged into the row `keep`. The app may have edited that row already: its
+   * pending changes become `keep`'s (pushed later, written back to that row).
+   */
+  const mergeInto = async (client: PgClient, doc: OutboxDoc, keep: string, sourcekey: string) => {
+    const other = await client.query(
+      `SELECT id FROM ${table} WHERE source = $1 AND sourcekey = $2 AND id <> $3 FOR UPDATE`,
+      [source, sourcekey, keep],
+    );
+    const id = other.rows[0]?.id as string | undefined;
+    if (id === undefined) return;
+    reassign(doc, id, keep);
+    await client.query(`DELETE FROM ${table} WHERE source = $1 AND id = $2`, [source, id]);
+  };
   const onPushed: PostgresMirrorTwoWay["pushCallbacks"]["onPushed"] = async (
     entry,
     result,
     info,
   ) => {
     if (!result) return;
-    await d.transaction(async (client) => {
+    await withOutbox(async (client, doc) => {
       const found = await client.query(
         `SELECT id, sourcekey, type, parent_key, change_key, data, is_read FROM ${table}
           WHERE source = $1 AND id = $2 FOR UPDATE`,
         [source, entry.localId],
       );
       const r = found.rows[0] as Row | undefined;
-      if (!r) return true;
+      if (!r) return;
       // A server that picks the key may have had the object pulled under it before this
       // write-back (a crash between its write and the commit): same object, one row.
-      if (result.sourcekey !== r.sourcekey) {
-        await client.query(
-          `DELETE FROM ${table} WHERE source = $1 AND sourcekey = $2 AND id <> $3`,
-          [source, result.sourcekey, r.id],
-        );
-      }
+      if (result.sourcekey !== r.sourcekey) await mergeInto(client, doc, r.id, result.sourcekey);
       if (info.last && result.object) {
         // The server's version whole: the pull skipped this row while it was pending.
         await write(client, fromObject(r.id, result.object), source);
@@ -262,17 +273,17 @@ export async function postgresMirrorTwoWay(d: Deps): Promise<PostgresMirrorTwoWa
         const next = { ...r, sourcekey: result.sourcekey, change_key: result.changeKey ?? null };
         await write(client, next, "local");
       }
-      return true;
     });
   };
   const onRemote: PostgresMirrorTwoWay["pushCallbacks"]["onRemote"] = async (entry, remote) => {
-    await d.transaction(async (client) => {
+    await withOutbox(async (client, doc) => {
       await client.query(`DELETE FROM ${table} WHERE source = $1 AND id = $2`, [
         source,
         entry.localId,
       ]);
-      if (remote) await insert(client, fromObject(entry.localId, remote), source);
-      return true;
+      if (!remote) return;
+      await mergeInto(client, doc, entry.localId, remote.sourcekey);
+      await insert(client, fromObject(entry.localId, remote), source);
     });
   };
 

@@ -275,6 +275,15 @@ export function isEcho(doc: OutboxDoc, obj: SyncObject): boolean {
 export const hasEcho = (doc: OutboxDoc, sourcekey: string): boolean =>
   doc.echoes.some((e) => e.sourcekey === sourcekey);
 
+/**
+ * Gives the pending entries of the local object `from` to `to` (two rows of the copy turned out
+ * to be one object). New entry objects, as every change here: the row outboxes save what changed
+ * by identity.
+ */
+export function reassign(doc: OutboxDoc, from: string, to: string): void {
+  doc.entries = doc.entries.map((e) => (e.localId === from ? { ...e, localId: to } : e));
+}
+
 /** Forgets the echo of `sourcekey`: the pull has seen the object since our write. */
 export function forgetEcho(doc: OutboxDoc, sourcekey: string): void {
   doc.echoes = doc.echoes.filter((e) => e.sourcekey !== sourcekey);

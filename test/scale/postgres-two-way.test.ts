@@ -19,7 +19,7 @@ import type { StateStore } from "../../src/stores/types.js";
 import { checkTwoWayConformance } from "../../src/testing/two-way.js";
 import { createOutbox } from "../../src/two-way/outbox.js";
 import { push } from "../../src/two-way/push.js";
-import type { WriteTarget } from "../../src/two-way/types.js";
+import type { OutboxEntry, WriteTarget } from "../../src/two-way/types.js";
 import { memoryTwoWayHarness } from "../two-way/harnesses.js";
 import { applyOp, outboxOpArbitrary } from "../two-way/outbox-ops.js";
 import { createTestDatabase, pgReachable } from "./pg.js";
@@ -158,6 +158,57 @@ describe.skipIf(!up)("two-way on PostgreSQL", () => {
     await mirror.clear();
     await pull();
     expect((await mirror.rows()).some((r) => r.id === later)).toBe(true);
+    await mirror.close();
+  });
+
+  it("a pulled duplicate merged into a create's row (write-back or onRemote) hands over its pending edits", async () => {
+    const { keys, inbox, mirror, open } = await mirrored();
+    const [a, b] = keys as [string, string, string];
+    const owners = async (m = mirror) =>
+      (await m.outbox.pending(m.source)).map((e) => [e.kind, e.localId]);
+    // The server answers a create with the key a pull already delivered (and the app edited).
+    const created = await mirror.edits.create({
+      data: { fields: { s: "new" } },
+      parentKey: inbox.sourcekey,
+    });
+    const duplicate = (await mirror.get(a))?.id as string;
+    await mirror.edits.update(duplicate, { fields: { s: "edited" }, read: false });
+    const create = (await mirror.outbox.pending(mirror.source))[0] as OutboxEntry;
+    await mirror.pushCallbacks.onPushed(create, { sourcekey: a, changeKey: "1" }, { last: true });
+    expect(await owners()).toEqual([
+      ["create", created],
+      ["update", created],
+    ]);
+    expect((await mirror.rows()).filter((r) => r.sourcekey === a).map((r) => r.id)).toEqual([
+      created,
+    ]);
+    // A conflict resolved for the server puts its object in the entry's row; a row holding
+    // that key already is the same object.
+    const second = await mirror.edits.create({
+      data: { fields: { s: "two" } },
+      parentKey: inbox.sourcekey,
+    });
+    const other = (await mirror.get(b))?.id as string;
+    await mirror.edits.markRead(other, true);
+    const entry = (await mirror.outbox.pending(mirror.source)).find(
+      (e) => e.localId === second,
+    ) as OutboxEntry;
+    await mirror.pushCallbacks.onRemote(entry, {
+      sourcekey: b,
+      type: "item",
+      parentKey: inbox.sourcekey,
+      changeKey: "2",
+      data: { fields: { s: "b" }, read: false },
+    });
+    expect((await owners()).filter(([kind]) => kind === "read")).toEqual([["read", second]]);
+    const reopened = await open();
+    expect((await owners(reopened)).filter(([kind]) => kind === "read")).toEqual([
+      ["read", second],
+    ]);
+    expect((await reopened.rows()).filter((r) => r.sourcekey === b).map((r) => r.id)).toEqual([
+      second,
+    ]);
+    await reopened.close();
     await mirror.close();
   });
 

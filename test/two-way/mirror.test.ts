@@ -2,6 +2,9 @@
  * The SQLite mirror as the app's copy in two-way sync: local edits and their outbox entries in
  * one transaction, pulls that leave pending rows alone, write-back of push results.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { createMemoryServer, type MemoryServer } from "../../adapters/memory/index.js";
@@ -47,6 +50,53 @@ function same(mirror: SqliteMirror, server: MemoryServer) {
 }
 
 describe("SQLite mirror, two-way", () => {
+  it("a pulled duplicate merged into a create's row hands over its pending edits durably", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "deltasync-mirror-merge-"));
+    try {
+      const file = join(dir, "m.sqlite");
+      const server = createMemoryServer();
+      const store = server.createStore("alice");
+      const inbox = store.createFolder({ name: "Inbox", kind: "mail" });
+      const pulled = inbox.createItem({ s: "pulled" });
+      const target = memoryWriteTarget(server, inbox.sourcekey);
+      const open = () => createSqliteMirror(file, { source: SOURCE, keyFor: target.keyFor });
+      const mirror = open();
+      await runSync(store.items, {
+        ...mirror.callbacks,
+        store: createMemoryStateStore(),
+        key: SOURCE,
+      });
+      const created = mirror.edits.create({
+        data: { fields: { s: "new" } },
+        parentKey: inbox.sourcekey,
+      });
+      const duplicate = mirror.get(pulled)?.id as string;
+      mirror.edits.update(duplicate, { fields: { s: "edited" }, read: false });
+      const create = (await mirror.outbox.pending(SOURCE)).find((e) => e.kind === "create");
+      // The server answered the create with the key the pull had already delivered.
+      await mirror.pushCallbacks.onPushed(
+        create as NonNullable<typeof create>,
+        { sourcekey: pulled, changeKey: "1" },
+        { last: true },
+      );
+      const owners = async (m: SqliteMirror) =>
+        (await m.outbox.pending(SOURCE)).map((e) => [e.kind, e.localId]);
+      expect(await owners(mirror)).toEqual([
+        ["create", created],
+        ["update", created],
+      ]);
+      mirror.close();
+      const reopened = open();
+      expect(await owners(reopened)).toEqual([
+        ["create", created],
+        ["update", created],
+      ]);
+      reopened.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("local edits reach the server; results are written back; rows keep their id", async () => {
     const { server, keys, mirror, pull, pushAll, inbox } = await setup();
     const a = mirror.get(keys[0] as string);
