@@ -18,12 +18,14 @@ export interface Echo {
   changeKey?: string;
   /** Fingerprint of the object the write's answer carried, when it carried one. */
   fp?: string;
-  /**
-   * Set when the write created the object: the local id it belongs to. A pull may never report
-   * it (servers may omit an object created and deleted between two sync tokens), so
-   * `settlePushed` checks such objects on the server.
-   */
+  /** Set when the write created the object: the local id it belongs to. */
   created?: string;
+  /**
+   * The local id of the copy's row holding this version. A pull may never report the object
+   * (a server that diffs by content omits one created and deleted, or changed back, between two
+   * sync tokens), so `settlePushed` checks every echo no pull has reported.
+   */
+  localId?: string;
 }
 
 export interface OutboxDoc {
@@ -233,9 +235,10 @@ export function complete(
     const prior = doc.echoes.find((e) => e.sourcekey === head.sourcekey);
     if (prior && rekeyed) forgetEcho(doc, head.sourcekey);
     const created = head.kind === "create" || rekeyed ? head.localId : prior?.created;
+    const localId = head.localId;
     if (head.merged) {
       // The app's copy lacks the merged data: let the pull deliver it (no version to match).
-      remember(doc, { sourcekey: result.sourcekey, created });
+      remember(doc, { sourcekey: result.sourcekey, created, localId });
       return true;
     }
     remember(doc, {
@@ -245,9 +248,37 @@ export function complete(
       // covers everything): a GET and the pull may serialise one version differently.
       fp: result.object && !options.byChangeKey ? fingerprint(result.object) : undefined,
       created,
+      localId,
     });
   }
   return true;
+}
+
+/**
+ * The pusher handed `obj` to the app's copy (`onRemote`: a conflict resolved for the server, a
+ * delete that left the object elsewhere), so the copy holds a version no pull delivered. It is
+ * remembered like an echo: a pull reporting that version does not deliver it again, and
+ * `settlePushed` checks it if no pull reports the object (a server that diffs by content says
+ * nothing when the object changes back to the version the pull saw last: Xandikos).
+ */
+export function delivered(
+  doc: OutboxDoc,
+  localId: string,
+  obj: SyncObject,
+  options: { byChangeKey?: boolean } = {},
+): void {
+  remember(doc, {
+    sourcekey: obj.sourcekey,
+    changeKey: obj.changeKey,
+    fp: options.byChangeKey ? undefined : fingerprint(obj),
+    localId,
+  });
+}
+
+/** True when `obj` (as `fetch` found it) is the version `echo` remembers. */
+export function echoMatches(echo: Echo, obj: SyncObject): boolean {
+  if (echo.changeKey === undefined || echo.changeKey !== obj.changeKey) return false;
+  return echo.fp === undefined || echo.fp === fingerprint(obj);
 }
 
 function remember(doc: OutboxDoc, echo: Echo): void {
@@ -256,6 +287,7 @@ function remember(doc: OutboxDoc, echo: Echo): void {
   if (echo.changeKey !== undefined) clean.changeKey = echo.changeKey;
   if (echo.fp !== undefined) clean.fp = echo.fp;
   if (echo.created !== undefined) clean.created = echo.created;
+  if (echo.localId !== undefined) clean.localId = echo.localId;
   doc.echoes.push(clean);
   if (doc.echoes.length > ECHO_LIMIT) doc.echoes.splice(0, doc.echoes.length - ECHO_LIMIT);
 }
@@ -265,10 +297,8 @@ function remember(doc: OutboxDoc, echo: Echo): void {
  * contents when the write's answer carried them): the pull side must not treat it as a remote edit.
  */
 export function isEcho(doc: OutboxDoc, obj: SyncObject): boolean {
-  if (obj.changeKey === undefined) return false;
   const echo = doc.echoes.find((e) => e.sourcekey === obj.sourcekey);
-  if (!echo || echo.changeKey !== obj.changeKey) return false;
-  return echo.fp === undefined || echo.fp === fingerprint(obj);
+  return echo !== undefined && echoMatches(echo, obj);
 }
 
 /** True when an echo of `sourcekey` is remembered. */
@@ -282,6 +312,15 @@ export const hasEcho = (doc: OutboxDoc, sourcekey: string): boolean =>
  */
 export function reassign(doc: OutboxDoc, from: string, to: string): void {
   doc.entries = doc.entries.map((e) => (e.localId === from ? { ...e, localId: to } : e));
+  doc.echoes = doc.echoes.map((e) =>
+    e.localId === from || e.created === from
+      ? {
+          ...e,
+          ...(e.localId !== undefined ? { localId: to } : {}),
+          ...(e.created !== undefined ? { created: to } : {}),
+        }
+      : e,
+  );
 }
 
 /** Forgets the echo of `sourcekey`: the pull has seen the object since our write. */

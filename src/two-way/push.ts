@@ -14,7 +14,14 @@ import { type RetryPolicy, resolveRetryPolicy, retryDelay } from "../core/retry.
 import { sleep } from "../core/sleep.js";
 import type { SyncObject } from "../core/types.js";
 import { defaultRunner, type KeyedRunner } from "../orchestrator/keyed.js";
-import { complete, dropObject, type OutboxDoc, openConflict, rewriteHead } from "./log.js";
+import {
+  complete,
+  delivered,
+  dropObject,
+  type OutboxDoc,
+  openConflict,
+  rewriteHead,
+} from "./log.js";
 import { checkMassChange, type MassChangeGuard } from "./mass-change.js";
 import type { Outbox } from "./outbox.js";
 import type {
@@ -201,6 +208,8 @@ async function drain(
     return { ok: false, conflict };
   };
 
+  const coversAll = target.changeKeyCoversAll === true;
+
   /** Carries out a resolved conflict: drop the object's entries, or rewrite the head. */
   const apply = async (c: Conflict): Promise<void> => {
     const head = c.entry;
@@ -213,6 +222,7 @@ async function drain(
         const dropped = dropObject(doc, head.seq);
         const stored = doc.conflicts.find((x) => x.id === c.id);
         if (!dropped || !stored) return false;
+        if (c.remote) delivered(doc, head.localId, c.remote, { byChangeKey: coversAll });
         stored.applied = true;
         stored.dropped = dropped;
         return true;
@@ -269,13 +279,15 @@ async function drain(
       // everything: a GET and the pull's sync report may serialise one version differently
       // (Cyrus, Radicale), while a changeKey that ignores folders and flags (the memory
       // server's) would take a remote move or flag change for ours (both found by the kit).
-      const byChangeKey = result.fetched === true && target.changeKeyCoversAll === true;
+      const byChangeKey = result.fetched === true && coversAll;
       // Replayable: lost to a power cut, the entry is written again and meets its own result.
       const done = await outbox.update(
         pair,
         (d) => {
           latest = d;
-          return complete(d, head.seq, result.result, { byChangeKey });
+          if (!complete(d, head.seq, result.result, { byChangeKey })) return false;
+          if (result.left) delivered(d, head.localId, result.left, { byChangeKey: coversAll });
+          return true;
         },
         { replayable: true },
       );

@@ -1,24 +1,32 @@
 /**
- * After a pull: objects our pushes created that the pull has not reported yet may be gone
- * already, and some servers never report an object created and deleted between two sync
- * tokens (Xandikos). `settlePushed` asks the server about them.
+ * After a pull: the app's copy holds versions our pushes wrote (or the pusher handed it, see
+ * `onRemote`) that no pull has reported yet. Most servers report them on the next pull, but one
+ * that diffs by content (Xandikos) says nothing about an object created and deleted, or changed
+ * back to the version the pull saw last, between two sync tokens. `settlePushed` asks the server
+ * about those objects.
  */
 import type { SyncObject } from "../core/types.js";
-import { forgetEcho, hasPending } from "./log.js";
+import { type Echo, echoMatches, forgetEcho, hasPending, type OutboxDoc } from "./log.js";
 import type { Outbox } from "./outbox.js";
 import type { OutboxEntry, WriteTarget } from "./types.js";
 
 export interface SettleOptions {
   pair: string;
   signal?: AbortSignal;
-  /** Drops the object from the local copy (the pusher's `onRemote`, called with null). */
+  /**
+   * Puts the server's version in the local copy, or drops the object when it is `null` (the
+   * pusher's `onRemote`).
+   */
   onRemote?(entry: OutboxEntry, remote: SyncObject | null): unknown;
 }
 
 /**
- * Checks the objects pushed as creates that no pull has reported since: each one the server no
- * longer has (and with no pending local change) is dropped from the local copy. Call it after a
- * pull; it costs one `fetch` per such object. Resolves with the number dropped.
+ * Checks every object our pushes wrote (or the pusher handed the copy) that no pull has reported
+ * since: one the server no longer has is dropped from the local copy, one the server holds in
+ * another version is replaced by it (objects with pending local changes are left to the push).
+ * Each is checked once: a pull reports later changes as usual. Call it after a complete pull,
+ * never during one (a pull still to report our version would deliver it as a remote edit). It
+ * costs one `fetch` per such object. Resolves with the number of objects corrected.
  * @example
  * await runSync(scope, { ...mirror.callbacks, store });
  * await settlePushed(target, mirror.outbox, { pair, ...mirror.pushCallbacks });
@@ -31,23 +39,46 @@ export async function settlePushed(
   const { pair } = options;
   const signal = options.signal ?? new AbortController().signal;
   const doc = await outbox.read(pair);
-  let dropped = 0;
+  let corrected = 0;
   for (const echo of doc.echoes) {
-    if (echo.created === undefined || hasPending(doc, echo.sourcekey)) continue;
-    if (await target.fetch(echo.sourcekey, { signal })) continue;
-    const entry: OutboxEntry = {
-      kind: "delete",
-      seq: 0,
-      at: Date.now(),
-      localId: echo.created,
-      sourcekey: echo.sourcekey,
-    };
+    // Echoes written before the copy's local id was kept name only created objects.
+    const localId = echo.localId ?? echo.created;
+    if (localId === undefined || hasPending(doc, echo.sourcekey)) continue;
+    const remote = await target.fetch(echo.sourcekey, { signal });
+    // The pull or a push may have moved on meanwhile: act only on the echo we checked.
     const still = await outbox.read(pair);
-    if (hasPending(still, echo.sourcekey)) continue;
+    if (hasPending(still, echo.sourcekey) || !still.echoes.some((e) => sameEcho(e, echo))) continue;
+    if (remote && echoMatches(echo, remote)) {
+      await outbox.update(pair, (d) => forget(d, echo));
+      continue;
+    }
+    const entry: OutboxEntry = remote
+      ? {
+          kind: "update",
+          seq: 0,
+          at: Date.now(),
+          localId,
+          sourcekey: echo.sourcekey,
+          data: remote.data,
+        }
+      : { kind: "delete", seq: 0, at: Date.now(), localId, sourcekey: echo.sourcekey };
     // The copy first: a crash before the echo is forgotten just repeats this (idempotent).
-    await options.onRemote?.(entry, null);
-    await outbox.update(pair, (d) => forgetEcho(d, echo.sourcekey));
-    dropped++;
+    await options.onRemote?.(entry, remote ?? null);
+    await outbox.update(pair, (d) => forget(d, echo));
+    corrected++;
   }
-  return dropped;
+  return corrected;
+}
+
+const sameEcho = (a: Echo, b: Echo) =>
+  a.sourcekey === b.sourcekey &&
+  a.changeKey === b.changeKey &&
+  a.fp === b.fp &&
+  (a.localId ?? a.created) === (b.localId ?? b.created);
+
+/** Forgets `echo` if it is still the one remembered for its object. */
+function forget(doc: OutboxDoc, echo: Echo): boolean {
+  if (!doc.echoes.some((e) => sameEcho(e, echo))) return false;
+  forgetEcho(doc, echo.sourcekey);
+  return true;
 }

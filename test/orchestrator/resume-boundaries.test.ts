@@ -118,7 +118,7 @@ describe("SQLite mirror: full syncs are swept by generation", () => {
     await runSync(folder, { ...first.callbacks, store: states, batchSize: 2 });
     expect(first.count()).toBe(5);
     // A full sync that dies after one batch; meanwhile two messages are deleted on the server.
-    await states.delete("memory:folder:" + folder.sourcekey);
+    await states.delete(`memory:folder:${folder.sourcekey}`);
     await expect(
       runSync(folder, {
         ...first.callbacks,
