@@ -10,6 +10,18 @@ import { sleep } from "../core/sleep.js";
 import { openPgPool, type PgPool } from "../stores/postgres.js";
 
 export const SYNC_QUEUE = "deltasync-sync";
+export const DEFAULT_BOSS_SCHEMA = "deltasync_boss";
+
+/**
+ * SQL that completes one active job of the sync queue as pg-boss 10's `complete` does (state
+ * `completed`, `completed_on`, no output), for a worker to fold the completion into a statement
+ * it makes anyway. `idParam` is the job id's placeholder, e.g. `$3`. pg-boss has checked the
+ * schema name (letters, digits, underscores) and writes it unquoted too.
+ */
+export function completeJobSql(schema: string, idParam: string): string {
+  return `UPDATE ${schema}.job SET completed_on = now(), state = 'completed', output = NULL
+    WHERE name = '${SYNC_QUEUE}' AND id = ${idParam}::uuid AND state = 'active'`;
+}
 
 /** The part of a pg-boss instance the worker uses. */
 export interface BossLike {
@@ -100,7 +112,7 @@ export async function openQueue(
   const makeBoss = () => {
     const made = new PgBoss({
       db: { executeSql: (text: string, values: unknown[]) => pool.query(text, values) },
-      schema: o.schema ?? "deltasync_boss",
+      schema: o.schema ?? DEFAULT_BOSS_SCHEMA,
       supervise: o.supervise,
       schedule: false,
       maintenanceIntervalSeconds: o.maintenanceIntervalSeconds ?? 60,

@@ -11,7 +11,14 @@ import { sleep } from "../core/sleep.js";
 import { describeError } from "../orchestrator/redact.js";
 import { openPgPool, type PgClient, type PgPool, pgError } from "../stores/postgres.js";
 import { type AccountRecord, createAccountRegistry } from "./accounts.js";
-import { type BossLike, openQueue, SYNC_QUEUE, type SyncQueue } from "./queue.js";
+import {
+  type BossLike,
+  completeJobSql,
+  DEFAULT_BOSS_SCHEMA,
+  openQueue,
+  SYNC_QUEUE,
+  type SyncQueue,
+} from "./queue.js";
 
 /** What `sync` is given for one job. */
 export interface SyncJob {
@@ -149,38 +156,62 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   };
   const spread = (ms: number) => Math.round(ms * (1 - jitter + 2 * jitter * Math.random()));
 
-  const runJob = async (key: string, controller: AbortController) => {
-    const r = await query(
-      `SELECT k.scope, k.parked_reason, a.id, a.adapter, a.scopes, a.push, a.created_at
-        FROM deltasync_keys k JOIN deltasync_accounts a ON a.id = k.account WHERE k.key = $1`,
-      [key],
-    );
-    const row = r.rows[0];
-    // A removed account or a parked key: the job has nothing to do.
-    if (!row || row.parked_reason !== null) return;
-    const account: AccountRecord = {
-      id: String(row.id),
-      adapter: String(row.adapter),
-      scopes: row.scopes as string[],
-      push: (row.push as Record<string, unknown> | null) ?? null,
-      createdAt: (row.created_at as Date).toISOString(),
-    };
-    await acquire(account.id);
+  const bossSchema = options.schema ?? DEFAULT_BOSS_SCHEMA;
+  // Each way a run ends writes the key's row and completes its job in one statement ($3: the job
+  // id): one round trip instead of two, and the completion commits with the bookkeeping.
+  const finishOk = `WITH completed AS (${completeJobSql(bossSchema, "$3")})
+    UPDATE deltasync_keys SET failures = 0, last_error = NULL, last_ok_at = now(),
+      next_poll_at = now() + $2::float8 * interval '1 millisecond' WHERE key = $1`;
+  const finishParked = `WITH completed AS (${completeJobSql(bossSchema, "$3")})
+    UPDATE deltasync_keys SET parked_reason = $2, last_error = $2, failures = failures + 1 WHERE key = $1`;
+  const finishFailed = `WITH completed AS (${completeJobSql(bossSchema, "$6")})
+    UPDATE deltasync_keys SET failures = failures + 1, last_error = $2,
+      next_poll_at = now() + least($4::float8, $3::float8 * power(2, failures)) * $5::float8 * interval '1 millisecond'
+    WHERE key = $1`;
+  const lockName = (key: string) => `deltasync:${key}`;
+
+  /** Runs one job to its end, its completion included; throws if its bookkeeping failed. */
+  const runJob = async (key: string, jobId: string, controller: AbortController) => {
+    // Keys are `<account>/<scope>` and account ids have no "/" (the registry refuses them).
+    const slash = key.indexOf("/");
+    const accountId = slash < 0 ? key : key.slice(0, slash);
+    await acquire(accountId);
     // Session advisory locks are re-entrant: a second job of a key this process runs would get
     // the lock again, so keys running here are checked first (synchronously, no await between).
     const mine = !runningKeys.has(key);
     if (mine) runningKeys.add(key);
+    let locked = false;
     try {
-      const got = mine
-        ? await lease.query("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok", [
-            `deltasync:${key}`,
-          ])
-        : undefined;
-      if (got?.rows[0]?.ok !== true) {
-        // Running elsewhere: one follow-up after it (coalesced with any queued one).
-        await queue.enqueue(key, { debounceMs: tickMs });
+      // The key row and its lock in one statement on the lock session; the lock is tried only
+      // for a row that is there and not parked (and not for a key already running here).
+      const r = await lease.query(
+        `SELECT k.scope, a.id, a.adapter, a.scopes, a.push, a.created_at,
+            CASE WHEN $3::boolean THEN pg_try_advisory_lock(hashtextextended($2, 0)) END AS ok
+          FROM deltasync_keys k JOIN deltasync_accounts a ON a.id = k.account
+          WHERE k.key = $1 AND k.parked_reason IS NULL`,
+        [key, lockName(key), mine],
+      );
+      const row = r.rows[0];
+      locked = row?.ok === true;
+      // A removed account or a parked key: the job has nothing to do.
+      if (!row) {
+        await boss.complete(SYNC_QUEUE, jobId);
         return;
       }
+      if (!locked) {
+        // Running elsewhere: one follow-up after it (coalesced with any queued one).
+        await queue.enqueue(key, { debounceMs: tickMs });
+        await boss.complete(SYNC_QUEUE, jobId);
+        return;
+      }
+      const account: AccountRecord = {
+        id: String(row.id),
+        adapter: String(row.adapter),
+        scopes: row.scopes as string[],
+        push: (row.push as Record<string, unknown> | null) ?? null,
+        createdAt: (row.created_at as Date).toISOString(),
+      };
+      let failure: { error: unknown } | undefined;
       try {
         if (controller.signal.aborted) throw controller.signal.reason;
         const credentials = await options.getCredentials(account.id);
@@ -191,57 +222,49 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
           credentials,
           signal: controller.signal,
         });
-        await query(
-          `UPDATE deltasync_keys SET failures = 0, last_error = NULL, last_ok_at = now(),
-            next_poll_at = now() + $2::float8 * interval '1 millisecond' WHERE key = $1`,
-          [key, spread(pollMs)],
-        );
       } catch (error) {
-        if (controller.signal.aborted) {
-          // Stopped mid-run: the state is at the last saved batch; another worker goes on.
-          await queue.enqueue(key, { debounceMs: 0 });
-        } else if (isPermanent(error)) {
-          await query(
-            "UPDATE deltasync_keys SET parked_reason = $2, last_error = $2, failures = failures + 1 WHERE key = $1",
-            [key, describeError(error)],
-          );
-        } else {
-          await query(
-            `UPDATE deltasync_keys SET failures = failures + 1, last_error = $2,
-              next_poll_at = now() + least($4::float8, $3::float8 * power(2, failures)) * $5::float8 * interval '1 millisecond'
-              WHERE key = $1`,
-            [
-              key,
-              describeError(error),
-              minBackoff,
-              maxBackoff,
-              1 - jitter + 2 * jitter * Math.random(),
-            ],
-          );
-        }
-      } finally {
-        await lease
-          .query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [`deltasync:${key}`])
-          .catch(() => {});
+        failure = { error };
+      }
+      if (!failure) {
+        await query(finishOk, [key, spread(pollMs), jobId]);
+      } else if (controller.signal.aborted) {
+        // Stopped mid-run: the state is at the last saved batch; another worker goes on.
+        await queue.enqueue(key, { debounceMs: 0 });
+        await boss.complete(SYNC_QUEUE, jobId);
+      } else if (isPermanent(failure.error)) {
+        await query(finishParked, [key, describeError(failure.error), jobId]);
+      } else {
+        await query(finishFailed, [
+          key,
+          describeError(failure.error),
+          minBackoff,
+          maxBackoff,
+          1 - jitter + 2 * jitter * Math.random(),
+          jobId,
+        ]);
       }
     } finally {
+      // The unlock is not awaited: the session runs its queries in order, so any later lock of
+      // this key in this process comes after it (stop() waits for it before letting go).
+      if (locked) {
+        lease
+          .query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockName(key)])
+          .catch(() => {});
+      }
       if (mine) runningKeys.delete(key);
-      release(account.id);
+      release(accountId);
     }
   };
 
   const start = (job: { id: string; data: unknown }) => {
     const key = String((job.data as { key?: unknown } | null)?.key ?? "");
     const controller = new AbortController();
-    const done = runJob(key, controller)
-      .then(
-        () => boss.complete(SYNC_QUEUE, job.id),
+    const done = runJob(key, job.id, controller)
+      .catch((error: unknown) => {
         // A bookkeeping failure (the database went away): pg-boss retries the job.
-        (error: unknown) => {
-          options.onError?.(error, "job");
-          return boss.fail(SYNC_QUEUE, job.id, { message: describeError(error) });
-        },
-      )
+        options.onError?.(error, "job");
+        return boss.fail(SYNC_QUEUE, job.id, { message: describeError(error) });
+      })
       .then(
         () => undefined,
         () => undefined,
@@ -322,6 +345,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
         await Promise.all([...running.values()].map((r) => r.done));
         await fetchLoop;
         await pollLoop;
+        await chain;
         session.release();
         await queue.close();
         if (owned) await pool.end?.();
