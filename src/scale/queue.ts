@@ -36,7 +36,14 @@ export interface BossLike {
   createQueue(name: string, options: Record<string, unknown>): Promise<void>;
   send(name: string, data: object, options: Record<string, unknown>): Promise<string | null>;
   insert(jobs: Record<string, unknown>[]): Promise<unknown>;
-  fetch(name: string, options: { batchSize: number }): Promise<{ id: string; data: unknown }[]>;
+  fetch(
+    name: string,
+    options: {
+      batchSize: number;
+      /** Runs the fetch on this connection instead of the pool. */
+      db?: { executeSql(text: string, values: unknown[]): Promise<unknown> };
+    },
+  ): Promise<{ id: string; data: unknown }[]>;
   complete(name: string, id: string): Promise<unknown>;
   fail(name: string, id: string, data?: object): Promise<unknown>;
   on(event: "error", listener: (error: Error) => void): unknown;

@@ -11,6 +11,7 @@ import { sleep } from "../core/sleep.js";
 import { describeError } from "../orchestrator/redact.js";
 import { openPgPool, type PgClient, type PgPool, pgError } from "../stores/postgres.js";
 import { type AccountRecord, createAccountRegistry } from "./accounts.js";
+import { queryPrepared } from "./prepared.js";
 import {
   type BossLike,
   completeJobSql,
@@ -111,18 +112,31 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const boss: BossLike = queue.boss;
   // Advisory locks on one session: held while a key runs, released by PostgreSQL if we die.
   const session: PgClient = await pool.connect();
+  // The fetches run on this session too, committed without waiting for the WAL flush: a fetch
+  // lost in a PostgreSQL crash leaves its job queued, to be fetched again, and the crash ends
+  // this session and its locks anyway. The session does no other writes. Reset before release.
+  await session.query("SET synchronous_commit = off");
   // One query at a time on the session (pg queues them, but deprecates doing so).
   let chain: Promise<unknown> = Promise.resolve();
   const lease = {
     query(text: string, values: unknown[]) {
-      const next = chain.then(() => session.query(text, values));
+      const next = chain.then(() => queryPrepared(session, text, values));
       chain = next.catch(() => {});
       return next;
     },
   };
+  const fetchDb = { executeSql: (text: string, values: unknown[]) => lease.query(text, values) };
   const query = async (text: string, values?: unknown[]) => {
     try {
       return await pool.query(text, values);
+    } catch (cause) {
+      throw pgError("sync worker", cause);
+    }
+  };
+  /** `query` as a named statement: for the statements every job makes. */
+  const queryEachJob = async (text: string, values: unknown[]) => {
+    try {
+      return await queryPrepared(pool, text, values);
     } catch (cause) {
       throw pgError("sync worker", cause);
     }
@@ -226,15 +240,15 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
         failure = { error };
       }
       if (!failure) {
-        await query(finishOk, [key, spread(pollMs), jobId]);
+        await queryEachJob(finishOk, [key, spread(pollMs), jobId]);
       } else if (controller.signal.aborted) {
         // Stopped mid-run: the state is at the last saved batch; another worker goes on.
         await queue.enqueue(key, { debounceMs: 0 });
         await boss.complete(SYNC_QUEUE, jobId);
       } else if (isPermanent(failure.error)) {
-        await query(finishParked, [key, describeError(failure.error), jobId]);
+        await queryEachJob(finishParked, [key, describeError(failure.error), jobId]);
       } else {
-        await query(finishFailed, [
+        await queryEachJob(finishFailed, [
           key,
           describeError(failure.error),
           minBackoff,
@@ -282,7 +296,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       let fetched = 0;
       if (free > 0) {
         try {
-          const jobs = await boss.fetch(SYNC_QUEUE, { batchSize: free });
+          const jobs = await boss.fetch(SYNC_QUEUE, { batchSize: free, db: fetchDb });
           fetched = jobs.length;
           for (const job of jobs) start(job);
         } catch (error) {
@@ -346,7 +360,10 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
         await fetchLoop;
         await pollLoop;
         await chain;
-        session.release();
+        await session.query("RESET synchronous_commit").then(
+          () => session.release(),
+          (error: unknown) => session.release(error as Error),
+        );
         await queue.close();
         if (owned) await pool.end?.();
       })();
