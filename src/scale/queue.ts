@@ -13,6 +13,24 @@ export const SYNC_QUEUE = "deltasync-sync";
 export const DEFAULT_BOSS_SCHEMA = "deltasync_boss";
 
 /**
+ * SQL that fetches up to `limitParam` jobs of the sync queue as pg-boss 10's `fetch` does for a
+ * queue of policy `short` (oldest first, skipping rows other workers are fetching; `started_on`
+ * set, a retry counted) and returns each one's `id` and `key`, for a worker to read the keys'
+ * rows and take their locks in the same statement.
+ */
+export function fetchJobsSql(schema: string, limitParam: string): string {
+  return `WITH next AS (
+      SELECT id FROM ${schema}.job
+      WHERE name = '${SYNC_QUEUE}' AND state < 'active' AND start_after < now()
+      ORDER BY priority DESC, created_on, id LIMIT ${limitParam} FOR UPDATE SKIP LOCKED
+    )
+    UPDATE ${schema}.job j SET state = 'active', started_on = now(),
+      retry_count = CASE WHEN j.started_on IS NOT NULL THEN j.retry_count + 1 ELSE j.retry_count END
+    FROM next WHERE j.name = '${SYNC_QUEUE}' AND j.id = next.id
+    RETURNING j.id, j.data->>'key' AS key`;
+}
+
+/**
  * SQL that completes one active job of the sync queue as pg-boss 10's `complete` does (state
  * `completed`, `completed_on`, no output), for a worker to fold the completion into a statement
  * it makes anyway. `idParam` is the job id's placeholder, e.g. `$3`. pg-boss has checked the
@@ -36,14 +54,7 @@ export interface BossLike {
   createQueue(name: string, options: Record<string, unknown>): Promise<void>;
   send(name: string, data: object, options: Record<string, unknown>): Promise<string | null>;
   insert(jobs: Record<string, unknown>[]): Promise<unknown>;
-  fetch(
-    name: string,
-    options: {
-      batchSize: number;
-      /** Runs the fetch on this connection instead of the pool. */
-      db?: { executeSql(text: string, values: unknown[]): Promise<unknown> };
-    },
-  ): Promise<{ id: string; data: unknown }[]>;
+  fetch(name: string, options: { batchSize: number }): Promise<{ id: string; data: unknown }[]>;
   complete(name: string, id: string): Promise<unknown>;
   fail(name: string, id: string, data?: object): Promise<unknown>;
   on(event: "error", listener: (error: Error) => void): unknown;

@@ -16,6 +16,7 @@ import {
   type BossLike,
   completeJobSql,
   DEFAULT_BOSS_SCHEMA,
+  fetchJobsSql,
   openQueue,
   SYNC_QUEUE,
   type SyncQueue,
@@ -125,7 +126,6 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       return next;
     },
   };
-  const fetchDb = { executeSql: (text: string, values: unknown[]) => lease.query(text, values) };
   const query = async (text: string, values?: unknown[]) => {
     try {
       return await pool.query(text, values);
@@ -183,32 +183,33 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       next_poll_at = now() + least($4::float8, $3::float8 * power(2, failures)) * $5::float8 * interval '1 millisecond'
     WHERE key = $1`;
   const lockName = (key: string) => `deltasync:${key}`;
+  // One round trip per fetch on the lock session: the jobs, their keys' rows (none for a removed
+  // account or a parked key) and their locks. A lock is tried only for a key whose row is there,
+  // once per key in a batch ($2: keys running here; session locks are re-entrant, so those must
+  // not be locked again). Nothing can fail after a lock is taken but the commit, and a commit
+  // fails only with the session, which takes its locks with it.
+  const fetchSql = `WITH fetched AS (${fetchJobsSql(bossSchema, "$1")})
+    SELECT s.*, CASE WHEN s.scope IS NOT NULL AND s.first AND NOT (s.key = ANY($2::text[]))
+        THEN pg_try_advisory_lock(hashtextextended('deltasync:' || s.key, 0)) END AS ok
+      FROM (
+        SELECT f.id, f.key, k.scope, a.id AS account_id, a.adapter, a.scopes, a.push, a.created_at,
+          row_number() OVER (PARTITION BY f.key ORDER BY f.id) = 1 AS first
+        FROM fetched f
+        LEFT JOIN deltasync_keys k ON k.key = f.key AND k.parked_reason IS NULL
+        LEFT JOIN deltasync_accounts a ON a.id = k.account
+      ) s`;
 
-  /** Runs one job to its end, its completion included; throws if its bookkeeping failed. */
-  const runJob = async (key: string, jobId: string, controller: AbortController) => {
-    // Keys are `<account>/<scope>` and account ids have no "/" (the registry refuses them).
-    const slash = key.indexOf("/");
-    const accountId = slash < 0 ? key : key.slice(0, slash);
-    await acquire(accountId);
-    // Session advisory locks are re-entrant: a second job of a key this process runs would get
-    // the lock again, so keys running here are checked first (synchronously, no await between).
-    const mine = !runningKeys.has(key);
-    if (mine) runningKeys.add(key);
-    let locked = false;
+  /** Runs one fetched job to its end, its completion included; throws if its bookkeeping failed. */
+  const runJob = async (
+    row: Record<string, unknown>,
+    locked: boolean,
+    controller: AbortController,
+  ) => {
+    const key = String(row.key ?? "");
+    const jobId = String(row.id);
     try {
-      // The key row and its lock in one statement on the lock session; the lock is tried only
-      // for a row that is there and not parked (and not for a key already running here).
-      const r = await lease.query(
-        `SELECT k.scope, a.id, a.adapter, a.scopes, a.push, a.created_at,
-            CASE WHEN $3::boolean THEN pg_try_advisory_lock(hashtextextended($2, 0)) END AS ok
-          FROM deltasync_keys k JOIN deltasync_accounts a ON a.id = k.account
-          WHERE k.key = $1 AND k.parked_reason IS NULL`,
-        [key, lockName(key), mine],
-      );
-      const row = r.rows[0];
-      locked = row?.ok === true;
       // A removed account or a parked key: the job has nothing to do.
-      if (!row) {
+      if (row.scope === null) {
         await boss.complete(SYNC_QUEUE, jobId);
         return;
       }
@@ -219,75 +220,82 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
         return;
       }
       const account: AccountRecord = {
-        id: String(row.id),
+        id: String(row.account_id),
         adapter: String(row.adapter),
         scopes: row.scopes as string[],
         push: (row.push as Record<string, unknown> | null) ?? null,
         createdAt: (row.created_at as Date).toISOString(),
       };
-      let failure: { error: unknown } | undefined;
+      await acquire(account.id);
       try {
-        if (controller.signal.aborted) throw controller.signal.reason;
-        const credentials = await options.getCredentials(account.id);
-        await options.sync({
-          key,
-          account,
-          scope: String(row.scope),
-          credentials,
-          signal: controller.signal,
-        });
-      } catch (error) {
-        failure = { error };
-      }
-      if (!failure) {
-        await queryEachJob(finishOk, [key, spread(pollMs), jobId]);
-      } else if (controller.signal.aborted) {
-        // Stopped mid-run: the state is at the last saved batch; another worker goes on.
-        await queue.enqueue(key, { debounceMs: 0 });
-        await boss.complete(SYNC_QUEUE, jobId);
-      } else if (isPermanent(failure.error)) {
-        await queryEachJob(finishParked, [key, describeError(failure.error), jobId]);
-      } else {
-        await queryEachJob(finishFailed, [
-          key,
-          describeError(failure.error),
-          minBackoff,
-          maxBackoff,
-          1 - jitter + 2 * jitter * Math.random(),
-          jobId,
-        ]);
+        let failure: { error: unknown } | undefined;
+        try {
+          if (controller.signal.aborted) throw controller.signal.reason;
+          const credentials = await options.getCredentials(account.id);
+          await options.sync({
+            key,
+            account,
+            scope: String(row.scope),
+            credentials,
+            signal: controller.signal,
+          });
+        } catch (error) {
+          failure = { error };
+        }
+        if (!failure) {
+          await queryEachJob(finishOk, [key, spread(pollMs), jobId]);
+        } else if (controller.signal.aborted) {
+          // Stopped mid-run: the state is at the last saved batch; another worker goes on.
+          await queue.enqueue(key, { debounceMs: 0 });
+          await boss.complete(SYNC_QUEUE, jobId);
+        } else if (isPermanent(failure.error)) {
+          await queryEachJob(finishParked, [key, describeError(failure.error), jobId]);
+        } else {
+          await queryEachJob(finishFailed, [
+            key,
+            describeError(failure.error),
+            minBackoff,
+            maxBackoff,
+            1 - jitter + 2 * jitter * Math.random(),
+            jobId,
+          ]);
+        }
+      } finally {
+        release(account.id);
       }
     } finally {
-      // The unlock is not awaited: the session runs its queries in order, so any later lock of
-      // this key in this process comes after it (stop() waits for it before letting go).
       if (locked) {
+        // Not awaited: the session runs its queries in order, so any later lock of this key in
+        // this process comes after the unlock (stop() waits for it before letting go).
         lease
           .query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockName(key)])
           .catch(() => {});
+        runningKeys.delete(key);
       }
-      if (mine) runningKeys.delete(key);
-      release(accountId);
     }
   };
 
-  const start = (job: { id: string; data: unknown }) => {
-    const key = String((job.data as { key?: unknown } | null)?.key ?? "");
+  const start = (row: Record<string, unknown>) => {
+    const jobId = String(row.id);
+    const locked = row.ok === true;
+    // Synchronously, before the next fetch is sent: it must not lock this key again.
+    if (locked) runningKeys.add(String(row.key));
     const controller = new AbortController();
-    const done = runJob(key, job.id, controller)
+    const done = runJob(row, locked, controller)
       .catch((error: unknown) => {
         // A bookkeeping failure (the database went away): pg-boss retries the job.
         options.onError?.(error, "job");
-        return boss.fail(SYNC_QUEUE, job.id, { message: describeError(error) });
+        return boss.fail(SYNC_QUEUE, jobId, { message: describeError(error) });
       })
       .then(
         () => undefined,
         () => undefined,
       )
       .finally(() => {
-        running.delete(job.id);
+        running.delete(jobId);
         nudge();
       });
-    running.set(job.id, { controller, done });
+    running.set(jobId, { controller, done });
   };
 
   const fetchLoop = (async () => {
@@ -296,9 +304,9 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       let fetched = 0;
       if (free > 0) {
         try {
-          const jobs = await boss.fetch(SYNC_QUEUE, { batchSize: free, db: fetchDb });
-          fetched = jobs.length;
-          for (const job of jobs) start(job);
+          const jobs = await lease.query(fetchSql, [free, [...runningKeys]]);
+          fetched = jobs.rows.length;
+          for (const row of jobs.rows) start(row);
         } catch (error) {
           // The database is unreachable: try again on the next tick.
           options.onError?.(error, "fetch");
