@@ -5,7 +5,7 @@ import { AuthError, TransientError } from "../../src/core/errors.js";
 import { createPostgresMirror } from "../../src/orchestrator/postgres-mirror.js";
 import { runSync } from "../../src/orchestrator/run-sync.js";
 import { createAccountRegistry } from "../../src/scale/accounts.js";
-import { createSyncQueue, enqueueSync } from "../../src/scale/queue.js";
+import { createSyncQueue, enqueueSync, SYNC_QUEUE } from "../../src/scale/queue.js";
 import { createWorker, type Worker } from "../../src/scale/worker.js";
 import type { PgPool } from "../../src/stores/postgres.js";
 import { actualRows, advance, type Backend, createBackend, expectedRows } from "./backend.js";
@@ -291,4 +291,76 @@ describe.skipIf(!up)("accounts registry and workers", () => {
       await Promise.all(workers.map((w) => w.stop()));
     },
   );
+  it("two jobs of one key fetched together (a retry beside the queued one) run one after the other; the lock session goes back to the pool as it came", async () => {
+    const accounts = await createAccountRegistry({ pool: pool as unknown as PgPool, spreadMs: 0 });
+    const id = "dup1";
+    const key = `${id}/items`;
+    const backend = createBackend(id, 30, 10);
+    await accounts.add({ id, adapter: "memory", scopes: ["items"] });
+    // The queued job (one per key) and a second one of the same key without its singleton key,
+    // as a job back from a retry is: both wait before the worker starts, so one fetch takes both.
+    const queue = await createSyncQueue({ pool: pool as unknown as PgPool });
+    const clock = async () => (await pool.query("SELECT clock_timestamp() AS t")).rows[0].t;
+    const before = await clock();
+    await queue.enqueue(key);
+    await queue.boss.insert([{ name: SYNC_QUEUE, data: { key } }]);
+    await queue.close();
+    const after = await clock();
+    const own = new pg.Pool({ connectionString: db.url, max: 3 });
+    own.on("error", () => {});
+    let runs = 0;
+    let active = 0;
+    let overlap = false;
+    const worker = await createWorker({
+      pool: own as unknown as PgPool,
+      concurrency: 2,
+      perAccount: 2,
+      pollIntervalMs: 3_600_000,
+      tickMs: 50,
+      getCredentials: () => ({}),
+      async sync({ key: k, signal }) {
+        if (active > 0) overlap = true;
+        active++;
+        runs++;
+        try {
+          const mirror = await createPostgresMirror({ pool: pool as unknown as PgPool, source: k });
+          await runSync(backend.server.store("alice").items, {
+            ...mirror.syncOptions,
+            key: k,
+            signal,
+          });
+        } finally {
+          active--;
+        }
+      },
+    });
+    stopAll = () => worker.stop();
+    const open = async () =>
+      (
+        await pool.query(
+          "SELECT count(*)::int AS n FROM deltasync_boss.job WHERE data->>'key' = $1 AND state IN ('created', 'active', 'retry')",
+          [key],
+        )
+      ).rows[0].n;
+    await until(async () => runs >= 2 && (await open()) === 0);
+    // Both were taken by one fetch (one transaction: one start time); the second was re-queued.
+    const started = await pool.query(
+      `SELECT count(DISTINCT started_on)::int AS n, count(*)::int AS jobs FROM deltasync_boss.job
+        WHERE data->>'key' = $1 AND created_on BETWEEN $2 AND $3`,
+      [key, before, after],
+    );
+    expect(started.rows[0]).toEqual({ n: 1, jobs: 2 });
+    expect(overlap).toBe(false);
+    await worker.stop();
+    // The lock session ran with asynchronous commits; the pool gets it back with the default.
+    const clients = await Promise.all([own.connect(), own.connect(), own.connect()]);
+    const settings = await Promise.all(
+      clients.map(
+        async (c) => (await c.query("SHOW synchronous_commit")).rows[0].synchronous_commit,
+      ),
+    );
+    for (const c of clients) c.release();
+    await own.end();
+    expect(settings).toEqual(["on", "on", "on"]);
+  });
 });
