@@ -363,9 +363,10 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       stopped ??= (async () => {
         stopping = true;
         nudge();
+        // A fetch in flight may still start jobs: they are stopped (and handed back) with the rest.
+        await fetchLoop;
         for (const r of running.values()) r.controller.abort(new Error("worker stopping"));
         await Promise.all([...running.values()].map((r) => r.done));
-        await fetchLoop;
         await pollLoop;
         await chain;
         await session.query("RESET synchronous_commit").then(
