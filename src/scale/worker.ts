@@ -34,7 +34,10 @@ export interface SyncJob {
 }
 
 export interface WorkerOptions {
-  /** A connection string, or your `pg` pool (`pool`; not closed by `stop()`). */
+  /**
+   * A connection string, or your `pg` pool (`pool`; not closed by `stop()`; its `query` must take
+   * `pg`'s `{ name, text, values }`: the per-job statements are prepared once per connection).
+   */
   connectionString?: string;
   pool?: PgPool;
   /** Jobs at once in this process. Default 8. */
