@@ -263,7 +263,7 @@ async function queueOverhead() {
     sorted(serial.syncMs.values()),
   );
   console.log(
-    "\nPer-job overhead = (pg-boss fetch → complete, PostgreSQL's clock) − the sync's own time (measured around `sync` in the worker). Enqueue → complete is not used: all jobs are queued at once, so a job's wait in the queue is the backlog ahead of it, not overhead (reported apart).\n",
+    "\nPer-job overhead = (fetch → complete, the job's `started_on` → `completed_on` on PostgreSQL's clock) − the sync's own time (measured around `sync` in the worker). Enqueue → complete is not used: all jobs are queued at once, so a job's wait in the queue is the backlog ahead of it, not overhead (reported apart).\n",
   );
   console.log("| per-job overhead | p50 | p95 | goal |");
   console.log("| --- | ---: | ---: | --- |");

@@ -3,7 +3,9 @@
  * policy `short`, so at most one job of a key waits at any time (further requests coalesce into
  * it). pg-boss's `singleton`/`stately` policies would bound the running jobs per key too, but its
  * fetch then fails whole for every worker while the oldest queued job's key is running; the
- * worker bounds running jobs per key itself, with an advisory lock.
+ * worker bounds running jobs per key itself, with an advisory lock. Workers fetch and complete
+ * jobs with their own SQL on pg-boss 10's job table (`fetchJobsSql`, `completeJobSql`), folded
+ * into statements they make anyway; pg-boss creates the queue, inserts and maintains the jobs.
  */
 import { ArgumentError } from "../core/errors.js";
 import { sleep } from "../core/sleep.js";
@@ -54,7 +56,6 @@ export interface BossLike {
   createQueue(name: string, options: Record<string, unknown>): Promise<void>;
   send(name: string, data: object, options: Record<string, unknown>): Promise<string | null>;
   insert(jobs: Record<string, unknown>[]): Promise<unknown>;
-  fetch(name: string, options: { batchSize: number }): Promise<{ id: string; data: unknown }[]>;
   complete(name: string, id: string): Promise<unknown>;
   fail(name: string, id: string, data?: object): Promise<unknown>;
   on(event: "error", listener: (error: Error) => void): unknown;

@@ -119,7 +119,12 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   // The fetches run on this session too, committed without waiting for the WAL flush: a fetch
   // lost in a PostgreSQL crash leaves its job queued, to be fetched again, and the crash ends
   // this session and its locks anyway. The session does no other writes. Reset before release.
-  await session.query("SET synchronous_commit = off");
+  try {
+    await session.query("SET synchronous_commit = off");
+  } catch (cause) {
+    session.release(true);
+    throw pgError("sync worker", cause);
+  }
   // One query at a time on the session (pg queues them, but deprecates doing so).
   let chain: Promise<unknown> = Promise.resolve();
   const lease = {
