@@ -46,14 +46,13 @@ export function validate<T>(value: unknown, schema: ZodType<T>, endpoint: string
 export function keptWhole<S extends z.ZodObject>(
   fields: S,
 ): z.ZodType<z.output<S> & Record<string, unknown>> {
-  return z
-    .unknown()
-    .superRefine((value, ctx) => {
-      const checked = fields.safeParse(value);
-      if (checked.success) return;
-      for (const issue of checked.error.issues) {
-        ctx.addIssue({ code: "custom", message: issue.message, path: issue.path, input: value });
-      }
-    })
-    .transform((value) => value as z.output<S> & Record<string, unknown>);
+  // A refinement of `unknown` outputs its input: no copy, and no transform stage to run.
+  const whole = z.unknown().superRefine((value, ctx) => {
+    const checked = fields.safeParse(value);
+    if (checked.success) return;
+    for (const issue of checked.error.issues) {
+      ctx.addIssue({ code: "custom", message: issue.message, path: issue.path, input: value });
+    }
+  });
+  return whole as unknown as z.ZodType<z.output<S> & Record<string, unknown>>;
 }
