@@ -146,18 +146,30 @@ export function streamSource<R>(
     const cursor = req.cursor;
     const token = req.page?.t ? { pageToken: req.page.t } : { deltaToken: cursor.updated };
     const body = await get("updated", token, req.signal);
-    const changes: Change[] = [];
-    for (const raw of body.records) {
-      const record = parseRecord(kind, raw);
-      changes.push(...kind.updated(record, req.fullSync, req.window));
-    }
+    const updated = (): Change[] => {
+      const changes: Change[] = [];
+      for (const raw of body.records) {
+        changes.push(...kind.updated(parseRecord(kind, raw), req.fullSync, req.window));
+      }
+      return changes;
+    };
     if (body.nextPageToken !== undefined) {
-      return { changes, nextPage: { t: body.nextPageToken } };
+      // Checked and mapped when the engine reads the changes, after it has asked for the next
+      // page (read-ahead): Aurinko builds that page while this one is mapped.
+      let changes: Change[] | undefined;
+      return {
+        get changes() {
+          changes ??= updated();
+          return changes;
+        },
+        nextPage: { t: body.nextPageToken },
+      };
     }
     // The updated stream is done: the deleted stream joins this page, and both tokens advance
     // once it was imported.
+    const changes = updated();
     const deleted = await readDeleted(cursor.deleted, req.signal);
-    changes.push(...deleted.ids.map((id) => kind.deleted(id)));
+    for (const id of deleted.ids) changes.push(kind.deleted(id));
     return {
       changes,
       newCursor: { updated: body.nextDeltaToken as string, deleted: deleted.token },
@@ -173,7 +185,7 @@ export function streamSource<R>(
     let token: { deltaToken: string } | { pageToken: string } = { deltaToken };
     for (;;) {
       const body = await get("deleted", token, signal);
-      for (const r of body.records) ids.push(r.id);
+      for (const r of body.records) ids.push(deletedId(r));
       if (body.nextPageToken === undefined) return { ids, token: body.nextDeltaToken as string };
       token = { pageToken: body.nextPageToken };
     }
@@ -214,6 +226,17 @@ export function streamSource<R>(
     },
     identity: async (signal) => `aurinko:${await options.accountId(signal)}:/${kind.base}`,
   };
+}
+
+const DeletedSchema = z.object({ id: z.string().min(1) });
+
+function deletedId(raw: unknown): string {
+  const parsed = DeletedSchema.safeParse(raw);
+  if (parsed.success) return parsed.data.id;
+  throw new ProtocolError(
+    "aurinko.sync.deleted",
+    "malformed record: a deleted record without an id",
+  );
 }
 
 function parseRecord<R>(kind: StreamKind<R>, raw: unknown): R {

@@ -1,8 +1,10 @@
 /**
  * The parts of Aurinko's responses the adapter relies on (PROTOCOLS.md §7, Aurinko's OpenAPI).
- * Records are kept whole (`looseObject`): the importer gets every field Aurinko sent.
+ * Records are checked field by field and kept whole (`keptWhole`): the importer gets every field
+ * Aurinko sent.
  */
 import { z } from "zod";
+import { keptWhole } from "../../src/http/validate.js";
 
 /** `POST …/sync`: the two delta tokens, once Aurinko has finished setting the sync up. */
 export const SyncStartSchema = z.looseObject({
@@ -12,12 +14,12 @@ export const SyncStartSchema = z.looseObject({
 });
 export type SyncStart = z.infer<typeof SyncStartSchema>;
 
-/** Any record of a stream: an id, maybe an etag. */
-const RecordSchema = z.looseObject({ id: z.string().min(1), etag: z.string().optional() });
-
-/** One page of `…/sync/updated` or `…/sync/deleted`. */
+/**
+ * One page of `…/sync/updated` or `…/sync/deleted`. Its records are checked one by one when
+ * they are mapped (by their kind's schema; deleted ones for their id).
+ */
 export const SyncPageSchema = z.looseObject({
-  records: z.array(RecordSchema),
+  records: z.array(z.unknown()),
   nextPageToken: z.string().min(1).optional(),
   nextDeltaToken: z.string().min(1).optional(),
   length: z.number().int().nonnegative().optional(),
@@ -25,17 +27,19 @@ export const SyncPageSchema = z.looseObject({
 export type SyncPage = z.infer<typeof SyncPageSchema>;
 
 /** An email message (the fields deltasync reads; the rest is kept). */
-export const MessageSchema = z.looseObject({
-  id: z.string().min(1),
-  threadId: z.string().optional(),
-  folderId: z.string().optional(),
-  subject: z.string().optional(),
-  /** `unread`, `flagged`, `important`, folder labels such as `inbox`, `sent`, `trash`. */
-  sysLabels: z.array(z.string()).optional(),
-  keywords: z.array(z.string()).optional(),
-  receivedAt: z.string().optional(),
-  etag: z.string().optional(),
-});
+export const MessageSchema = keptWhole(
+  z.object({
+    id: z.string().min(1),
+    threadId: z.string().optional(),
+    folderId: z.string().optional(),
+    subject: z.string().optional(),
+    /** `unread`, `flagged`, `important`, folder labels such as `inbox`, `sent`, `trash`. */
+    sysLabels: z.array(z.string()).optional(),
+    keywords: z.array(z.string()).optional(),
+    receivedAt: z.string().optional(),
+    etag: z.string().optional(),
+  }),
+);
 export type AurinkoMessage = z.infer<typeof MessageSchema>;
 
 const EventTimeSchema = z.looseObject({
@@ -45,26 +49,32 @@ const EventTimeSchema = z.looseObject({
 });
 
 /** A calendar event. */
-export const EventSchema = z.looseObject({
-  id: z.string().min(1),
-  etag: z.string().optional(),
-  subject: z.string().optional(),
-  start: EventTimeSchema.optional(),
-  end: EventTimeSchema.optional(),
-});
+export const EventSchema = keptWhole(
+  z.object({
+    id: z.string().min(1),
+    etag: z.string().optional(),
+    subject: z.string().optional(),
+    start: EventTimeSchema.optional(),
+    end: EventTimeSchema.optional(),
+  }),
+);
 export type AurinkoEvent = z.infer<typeof EventSchema>;
 
 /** A contact. */
-export const ContactSchema = z.looseObject({ id: z.string().min(1), etag: z.string().optional() });
+export const ContactSchema = keptWhole(
+  z.object({ id: z.string().min(1), etag: z.string().optional() }),
+);
 export type AurinkoContact = z.infer<typeof ContactSchema>;
 
 /** A task. */
-export const TaskSchema = z.looseObject({
-  id: z.string().min(1),
-  etag: z.string().optional(),
-  title: z.string().optional(),
-  status: z.string().optional(),
-});
+export const TaskSchema = keptWhole(
+  z.object({
+    id: z.string().min(1),
+    etag: z.string().optional(),
+    title: z.string().optional(),
+    status: z.string().optional(),
+  }),
+);
 export type AurinkoTask = z.infer<typeof TaskSchema>;
 
 /** The answer of a create (201 `{id, etag, record}`); `record` also alone, as PATCH answers. */

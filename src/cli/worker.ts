@@ -6,10 +6,13 @@
  * SIGTERM / Ctrl-C: the running batches are saved, the keys handed back, then exit 0.
  */
 import type { Command } from "commander";
+import type { Unsubscribable } from "rxjs";
 import { ArgumentError, AuthError, NotSupportedError } from "../core/errors.js";
 import { createPostgresMirror } from "../orchestrator/postgres-mirror.js";
 import { describeError, redact } from "../orchestrator/redact.js";
 import { runSync } from "../orchestrator/run-sync.js";
+import type { AccountRecord } from "../scale/accounts.js";
+import type { WatchContext } from "../scale/watchers.js";
 import { createWorker, type SyncJob } from "../scale/worker.js";
 import { openPgPool, type PgPool } from "../stores/postgres.js";
 import { accountSource } from "./account-source.js";
@@ -22,6 +25,7 @@ import {
 } from "./credentials.js";
 import { EXIT } from "./errors.js";
 import { positiveInt, positiveNumber } from "./parse.js";
+import type { OpenedSource } from "./source.js";
 
 export interface WorkerFlags {
   db?: string;
@@ -31,6 +35,7 @@ export interface WorkerFlags {
   tick: number;
   expire: number;
   batchSize: number;
+  maxWatches: number;
   table: string;
   credentials?: string;
 }
@@ -102,6 +107,56 @@ async function syncJob(job: SyncJob, pool: PgPool, flags: WorkerFlags): Promise<
   }
 }
 
+/**
+ * Watches an account (`push: {"watch": true}`): opens each of its scopes and turns the scope's
+ * notifications (IMAP IDLE / NOTIFY, …) into sync requests until the worker lets it go. A push
+ * stream that fails or ends hands the account back (another worker, or this one later, retries).
+ */
+async function watchAccount(account: AccountRecord, context: WatchContext): Promise<void> {
+  const { signal, notify } = context;
+  const opened: OpenedSource[] = [];
+  const subscriptions: Unsubscribable[] = [];
+  let secrets: string[] = [];
+  try {
+    const ended = new Promise<never>((_, reject) => {
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+      void (async () => {
+        for (const scope of account.scopes) {
+          const { url, cli } = await accountSource(account.adapter, scope);
+          const environment = jobEnvironment(
+            account.id,
+            process.env,
+            context.credentials as Credentials,
+            cli,
+          );
+          secrets = [...secrets, ...environment.secrets];
+          const source = await cli.open(url, { env: environment.env, signal });
+          opened.push(source);
+          if (signal.aborted) return;
+          subscriptions.push(
+            source.syncable.notifications().subscribe({
+              next: () => void notify(scope).catch(() => {}),
+              error: reject,
+              complete: () => reject(new Error(`the push stream of ${source.key} ended`)),
+            }),
+          );
+        }
+        log("watch", { account: account.id, phase: "started", scopes: account.scopes });
+      })().catch(reject);
+    });
+    await ended;
+  } catch (error) {
+    if (!signal.aborted) {
+      scrub(error, secrets);
+      log("watch-failed", { account: account.id, error: describeError(error, secrets) }, secrets);
+      throw error;
+    }
+  } finally {
+    for (const s of subscriptions) s.unsubscribe();
+    await Promise.all(opened.map((o) => o.close().catch(() => {})));
+  }
+}
+
 /** Resolves with the first SIGTERM / SIGINT; a second one exits at once (143 / 130). */
 function firstSignal(): { received: Promise<NodeJS.Signals>; dispose(): void } {
   let first: NodeJS.Signals | undefined;
@@ -152,6 +207,8 @@ export async function runWorker(flags: WorkerFlags): Promise<void> {
         }
       },
       sync: (job) => syncJob(job, pool, flags),
+      watch: watchAccount,
+      maxWatches: flags.maxWatches,
       onError: (error, during) => log("worker-error", { during, error: describeError(error) }),
     });
     log("worker", {
@@ -194,6 +251,12 @@ export function workerCommand(program: Command): void {
       900,
     )
     .option("--batch-size <n>", "changes per batch (one transaction each)", positiveInt, 500)
+    .option(
+      "--max-watches <n>",
+      'accounts with push {"watch": true} whose push connections this process holds at most',
+      positiveInt,
+      100,
+    )
     .option("--table <name>", "the mirror table (states in <name>_state)", "mirror")
     .option(
       "--credentials <module>",

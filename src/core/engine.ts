@@ -83,7 +83,19 @@ export async function exportChanges(
       const request: PageRequest = { cursor, page, fullSync, window, signal };
       const result: Page = await (ahead ? ahead.fetch(request) : source.fetchPage(request));
       pages++;
-      checkPage(def, result, cursor, page);
+      checkPaging(def, result, cursor, page);
+      if (ahead && result.nextPage !== undefined) {
+        // Before the page's changes are read: a source may map them lazily (a getter), so the
+        // server builds the next page meanwhile. The next request carries newCursor (when
+        // given) and nextPage, as the loop below does. Requested even when maxChanges stops
+        // this round: the next round starts there.
+        await ahead.prefetch({
+          ...request,
+          cursor: result.newCursor ?? cursor,
+          page: result.nextPage,
+        });
+      }
+      checkChanges(def, result);
       const resumed =
         delivered === undefined
           ? undefined
@@ -93,15 +105,6 @@ export async function exportChanges(
         const keys = changes.map((c) => c.object.sourcekey);
         if (pending) for (const key of keys) pending.add(key);
         await options.onCheckpoint?.(envelope({ page, delivered: withPending(delivered, keys) }));
-      }
-      if (ahead && result.nextPage !== undefined) {
-        // Mirrors the loop below: the next request carries newCursor (when given) and nextPage.
-        // Requested even when maxChanges stops this round: the next round starts there.
-        await ahead.prefetch({
-          ...request,
-          cursor: result.newCursor ?? cursor,
-          page: result.nextPage,
-        });
       }
       for (let i = 0; i < changes.length; i++) {
         if (signal.aborted) signal.throwIfAborted();
@@ -317,9 +320,9 @@ function validatePart(
   }
 }
 
-function checkPage(def: ScopeDefinition, result: Page, cursor: unknown, page: unknown): void {
+function checkPaging(def: ScopeDefinition, result: Page, cursor: unknown, page: unknown): void {
   const endpoint = `${def.adapter} ${def.scope}`;
-  if (result === null || typeof result !== "object" || !Array.isArray(result.changes)) {
+  if (result === null || typeof result !== "object") {
     throw new ProtocolError(endpoint, "fetchPage must resolve with { changes: Change[] }");
   }
   if (
@@ -330,6 +333,15 @@ function checkPage(def: ScopeDefinition, result: Page, cursor: unknown, page: un
   ) {
     throw new CursorStalledError(
       `${endpoint}: the adapter returned the page token it was given; paging would never end`,
+    );
+  }
+}
+
+function checkChanges(def: ScopeDefinition, result: Page): void {
+  if (!Array.isArray(result.changes)) {
+    throw new ProtocolError(
+      `${def.adapter} ${def.scope}`,
+      "fetchPage must resolve with { changes: Change[] }",
     );
   }
 }

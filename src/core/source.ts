@@ -21,6 +21,10 @@ export interface PageRequest<C = unknown, P = unknown> {
 
 /** One page of changes, in the order the importer must see them. */
 export interface Page<C = unknown, P = unknown> {
+  /**
+   * May be a getter that checks and maps the page's records when first read: with `readAhead`
+   * the engine reads it only after asking for the next page, so the server works meanwhile.
+   */
   changes: Change[];
   /** More pages follow in this round; fetch them with this token (and the same cursor). */
   nextPage?: P;

@@ -1,7 +1,7 @@
 /**
  * Turns a response body into a validated value, or a `ProtocolError` naming the endpoint and field.
  */
-import type { ZodType } from "zod";
+import { type ZodType, z } from "zod";
 import { ProtocolError } from "../core/errors.js";
 
 /** `items[3].status` from a zod issue path. */
@@ -36,4 +36,23 @@ export function validate<T>(value: unknown, schema: ZodType<T>, endpoint: string
   throw new ProtocolError(endpoint, `invalid response body at ${where}: ${what}${more}`, {
     cause: result.error,
   });
+}
+
+/**
+ * A schema that checks the fields `fields` names and passes the value on whole, as parsed from
+ * the wire: the importer gets every field the server sent, without the copy a loose object
+ * schema makes of each record (its cost shows on pages of thousands). Issues keep their paths.
+ */
+export function keptWhole<S extends z.ZodObject>(
+  fields: S,
+): z.ZodType<z.output<S> & Record<string, unknown>> {
+  // A refinement of `unknown` outputs its input: no copy, and no transform stage to run.
+  const whole = z.unknown().superRefine((value, ctx) => {
+    const checked = fields.safeParse(value);
+    if (checked.success) return;
+    for (const issue of checked.error.issues) {
+      ctx.addIssue({ code: "custom", message: issue.message, path: issue.path, input: value });
+    }
+  });
+  return whole as unknown as z.ZodType<z.output<S> & Record<string, unknown>>;
 }

@@ -22,6 +22,7 @@ import type { MassChangeGuard } from "../two-way/mass-change.js";
 import { createOutbox, type Outbox } from "../two-way/outbox.js";
 import type { PushOptions } from "../two-way/push.js";
 import type { LocalChange } from "../two-way/types.js";
+import { localChange, withReadFlag } from "./mirror-edits.js";
 
 /** Local edits of mirror rows; each changes the row and queues its push in one transaction. */
 export interface MirrorEdits {
@@ -129,7 +130,6 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
     // After the commit: a watcher pushes what it can read.
     outbox.announce(source);
   };
-  const base = (r: Row) => (r.change_key === null ? {} : { changeKey: r.change_key });
   const isReadOf = (obj: SyncObject): number | null => {
     const v = d.readOf(obj);
     return v === undefined ? null : v ? 1 : 0;
@@ -153,13 +153,7 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
           now: new Date().toISOString(),
           updatedAt: "local",
         });
-        return {
-          kind: "create",
-          localId: id,
-          sourcekey,
-          ...(parentKey !== undefined ? { parentKey } : {}),
-          data,
-        };
+        return localChange.create(id, sourcekey, parentKey, data);
       });
       return id;
     },
@@ -173,36 +167,33 @@ export function mirrorTwoWay(d: Deps): MirrorTwoWay {
           data,
         };
         write({ ...r, data: JSON.stringify(data ?? null), is_read: isReadOf(obj) }, "local");
-        return { kind: "update", localId: id, sourcekey: r.sourcekey, ...base(r), data };
+        return localChange.update(r, data);
       });
     },
     remove(id) {
       edit(() => {
         const r = row(id);
         deleteById.run(source, id);
-        return { kind: "delete", localId: id, sourcekey: r.sourcekey, ...base(r) };
+        return localChange.delete(r);
       });
     },
     markRead(id, isRead) {
       edit(() => {
         const r = row(id);
         const data = JSON.parse(r.data) as unknown;
-        // A `read` boolean inside the data follows the flag (as the pull side keeps it).
-        const next =
-          data !== null &&
-          typeof data === "object" &&
-          typeof (data as { read?: unknown }).read === "boolean"
-            ? JSON.stringify({ ...(data as object), read: isRead })
-            : r.data;
-        write({ ...r, data: next, is_read: isRead ? 1 : 0 }, "local");
-        return { kind: "read", localId: id, sourcekey: r.sourcekey, ...base(r), isRead };
+        const next = withReadFlag(data, isRead);
+        write(
+          { ...r, data: next === data ? r.data : JSON.stringify(next), is_read: isRead ? 1 : 0 },
+          "local",
+        );
+        return localChange.read(r, isRead);
       });
     },
     move(id, parentKey) {
       edit(() => {
         const r = row(id);
         write({ ...r, parent_key: parentKey }, "local");
-        return { kind: "move", localId: id, sourcekey: r.sourcekey, ...base(r), parentKey };
+        return localChange.move(r, parentKey);
       });
     },
   };

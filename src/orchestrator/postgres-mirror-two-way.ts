@@ -23,6 +23,7 @@ import type { MassChangeGuard } from "../two-way/mass-change.js";
 import { createOutbox, type Outbox } from "../two-way/outbox.js";
 import type { PushOptions } from "../two-way/push.js";
 import type { LocalChange } from "../two-way/types.js";
+import { localChange, withReadFlag } from "./mirror-edits.js";
 
 /** Local edits of mirror rows; each changes the row and queues its push in one transaction. */
 export interface PostgresMirrorEdits {
@@ -173,7 +174,6 @@ export async function postgresMirrorTwoWay(d: Deps): Promise<PostgresMirrorTwoWa
     };
     return { ...r, is_read: readOf(r) };
   };
-  const base = (r: Row) => (r.change_key === null ? {} : { changeKey: r.change_key });
 
   /** Changes a row and records its outbox entry in one transaction, then tells watchers. */
   const edit = async (change: (client: PgClient) => Promise<LocalChange>) => {
@@ -190,13 +190,7 @@ export async function postgresMirrorTwoWay(d: Deps): Promise<PostgresMirrorTwoWa
       await edit(async (client) => {
         const r = { id, sourcekey, type, parent_key: parentKey ?? null, change_key: null, data };
         await insert(client, { ...r, is_read: readOf(r) }, "local");
-        return {
-          kind: "create",
-          localId: id,
-          sourcekey,
-          ...(parentKey !== undefined ? { parentKey } : {}),
-          data,
-        };
+        return localChange.create(id, sourcekey, parentKey, data);
       });
       return id;
     },
@@ -205,32 +199,25 @@ export async function postgresMirrorTwoWay(d: Deps): Promise<PostgresMirrorTwoWa
         const r = await row(client, id);
         const next = { ...r, data };
         await write(client, { ...next, is_read: readOf(next) }, "local");
-        return { kind: "update", localId: id, sourcekey: r.sourcekey, ...base(r), data };
+        return localChange.update(r, data);
       }),
     remove: (id) =>
       edit(async (client) => {
         const r = await row(client, id);
         await client.query(`DELETE FROM ${table} WHERE source = $1 AND id = $2`, [source, id]);
-        return { kind: "delete", localId: id, sourcekey: r.sourcekey, ...base(r) };
+        return localChange.delete(r);
       }),
     markRead: (id, isRead) =>
       edit(async (client) => {
         const r = await row(client, id);
-        // A `read` boolean inside the data follows the flag (as the pull side keeps it).
-        const data =
-          r.data !== null &&
-          typeof r.data === "object" &&
-          typeof (r.data as { read?: unknown }).read === "boolean"
-            ? { ...(r.data as object), read: isRead }
-            : r.data;
-        await write(client, { ...r, data, is_read: isRead }, "local");
-        return { kind: "read", localId: id, sourcekey: r.sourcekey, ...base(r), isRead };
+        await write(client, { ...r, data: withReadFlag(r.data, isRead), is_read: isRead }, "local");
+        return localChange.read(r, isRead);
       }),
     move: (id, parentKey) =>
       edit(async (client) => {
         const r = await row(client, id);
         await write(client, { ...r, parent_key: parentKey }, "local");
-        return { kind: "move", localId: id, sourcekey: r.sourcekey, ...base(r), parentKey };
+        return localChange.move(r, parentKey);
       }),
   };
 

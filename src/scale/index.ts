@@ -12,4 +12,5 @@ export {
   type SyncQueue,
   type SyncQueueOptions,
 } from "./queue.js";
+export type { WatchAccount, WatchContext } from "./watchers.js";
 export { createWorker, type SyncJob, type Worker, type WorkerOptions } from "./worker.js";

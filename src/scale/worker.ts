@@ -21,6 +21,7 @@ import {
   SYNC_QUEUE,
   type SyncQueue,
 } from "./queue.js";
+import { createWatchers, type WatchAccount } from "./watchers.js";
 
 /** What `sync` is given for one job. */
 export interface SyncJob {
@@ -66,8 +67,16 @@ export interface WorkerOptions {
   debounceMs?: number;
   /** The pg-boss schema. Default `deltasync_boss`. */
   schema?: string;
+  /**
+   * Runs one account's push connection (IMAP IDLE, …) until its signal aborts, calling
+   * `notify(scope)` on changes. Called for the accounts whose `push` has `watch: true`, each by
+   * one worker of the fleet at a time; when that worker dies, another takes the account over.
+   */
+  watch?: WatchAccount;
+  /** Accounts this worker watches at most. Default 100. */
+  maxWatches?: number;
   /** Told of failures the worker survives (an unreachable database, a failed job's bookkeeping). */
-  onError?(error: unknown, during: "fetch" | "poll" | "job"): void;
+  onError?(error: unknown, during: "fetch" | "poll" | "job" | "watch"): void;
 }
 
 export interface Worker {
@@ -75,6 +84,8 @@ export interface Worker {
   notify(key: string, options?: { debounceMs?: number }): Promise<void>;
   /** Jobs running now. */
   readonly running: number;
+  /** Accounts this worker watches now (see `watch`). */
+  readonly watching: number;
   /** Finishes running batches, saves their states, hands their keys back; safe twice. */
   stop(): Promise<void>;
 }
@@ -157,9 +168,24 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const runningKeys = new Set<string>();
   let wake: (() => void) | undefined;
   const nudge = () => wake?.();
+  const watchers = options.watch
+    ? createWatchers({
+        watch: options.watch,
+        maxWatches: options.maxWatches ?? 100,
+        retryMs: minBackoff,
+        getCredentials: options.getCredentials,
+        lease: (text, values) => lease.query(text, values),
+        query,
+        enqueue: (key, debounceMs) => queue.enqueue(key, { debounceMs }),
+        debounceMs: options.debounceMs ?? 1000,
+        onError: (error) => options.onError?.(error, "watch"),
+      })
+    : undefined;
   (session as unknown as NodeJS.EventEmitter).on?.("error", () => {
-    // Without the session our locks are gone: stop every run before another worker starts it.
+    // Without the session our locks are gone: stop every run and watch before another worker
+    // starts it.
     for (const r of running.values()) r.controller.abort(new Error("lock session lost"));
+    watchers?.lost();
   });
 
   const acquire = async (account: string) => {
@@ -354,6 +380,11 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
         // Unreachable database: the next tick tries again; no poll is lost (they stay due).
         options.onError?.(error, "poll");
       }
+      try {
+        await watchers?.tick();
+      } catch (error) {
+        options.onError?.(error, "watch");
+      }
       await sleep(spread(tickMs)).catch(() => {});
     }
   })();
@@ -362,6 +393,9 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   return {
     get running() {
       return running.size;
+    },
+    get watching() {
+      return watchers?.size ?? 0;
     },
     notify: async (key, o) => {
       await queue.enqueue(key, { debounceMs: o?.debounceMs ?? options.debounceMs ?? 1000 });
@@ -376,6 +410,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
         for (const r of running.values()) r.controller.abort(new Error("worker stopping"));
         await Promise.all([...running.values()].map((r) => r.done));
         await pollLoop;
+        await watchers?.stop();
+        // Every unlock (runs' and watches') has run before the session goes back to the pool.
         await chain;
         await session.query("RESET synchronous_commit").then(
           () => session.release(),

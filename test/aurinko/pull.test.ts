@@ -480,6 +480,25 @@ describe("errors", () => {
     );
   });
 
+  it("a malformed record, updated or deleted, is a ProtocolError naming it; the state holds", async () => {
+    const state = await incremental();
+    const cases = [
+      [/sync\/updated$/, { etag: "e" }, /aurinko\.sync\.updated.*id/],
+      [/sync\/updated$/, { id: 7 }, /aurinko\.sync\.updated.*id/],
+      [/sync\/deleted$/, { gone: true }, /aurinko\.sync\.deleted.*without an id/],
+    ] as const;
+    for (const [path, record, message] of cases) {
+      emulator.inject({ path, status: 200, body: { records: [record], nextDeltaToken: "d2" } });
+      const seen = recorder();
+      const error = await alice
+        .contacts()
+        .sync(seen.importer, state, { onCheckpoint: () => expect.fail("state moved") })
+        .catch((e) => e);
+      expect(error).toBeInstanceOf(ProtocolError);
+      expect(String(error.message)).toMatch(message);
+    }
+  });
+
   it("ready: true without tokens is a ProtocolError", async () => {
     emulator.inject({ path: /contacts\/sync$/, status: 200, body: { ready: true } });
     await expect(alice.contacts().sync(recorder().importer)).rejects.toBeInstanceOf(ProtocolError);

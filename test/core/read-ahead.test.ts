@@ -83,6 +83,27 @@ describe("engine read-ahead (ChangeSource.readAhead)", () => {
     expect(log.indexOf("fetch 1")).toBeLessThan(log.indexOf("import k0-0"));
   });
 
+  it("asks for page N+1 before it reads page N's changes (a source may map them lazily)", async () => {
+    const log: string[] = [];
+    const { source } = fakeSource(log);
+    const lazy: ChangeSource<string, number> = {
+      ...source,
+      async fetchPage(req) {
+        const page = await source.fetchPage(req);
+        return {
+          ...page,
+          get changes() {
+            log.push(`map ${req.page ?? 0}`);
+            return page.changes;
+          },
+        };
+      },
+    };
+    await scope(lazy).sync({ update: () => undefined });
+    expect(log.slice(0, 3)).toEqual(["fetch 0", "fetch 1", "map 0"]);
+    expect(log.indexOf("fetch 2")).toBeLessThan(log.indexOf("map 1"));
+  });
+
   it("is off unless the source asks for it", async () => {
     const log: string[] = [];
     const { source } = fakeSource(log, { readAhead: false });
