@@ -43,6 +43,23 @@ export function completeJobSql(schema: string, idParam: string): string {
     WHERE name = '${SYNC_QUEUE}' AND id = ${idParam}::uuid AND state = 'active'`;
 }
 
+/** The pg-boss schema version `fetchJobsSql` and `completeJobSql` are written for (pg-boss 10). */
+export const PG_BOSS_SCHEMA_VERSION = 24;
+
+/**
+ * The worker reads and writes pg-boss's job table itself: a pg-boss whose tables differ from
+ * the ones that SQL was written for must stop the worker with a clear error, never misfetch.
+ */
+export async function checkSchemaVersion(pool: PgPool, schema: string): Promise<void> {
+  const r = await pool.query(`SELECT version FROM ${schema}.version`);
+  const version = Number(r.rows[0]?.version);
+  if (version !== PG_BOSS_SCHEMA_VERSION) {
+    throw new ArgumentError(
+      `the sync queue's pg-boss schema ${schema} is at version ${version}; deltasync's workers need version ${PG_BOSS_SCHEMA_VERSION} (pg-boss 10): npm i pg-boss@10`,
+    );
+  }
+}
+
 /** The part of a pg-boss instance the worker uses. */
 export interface BossLike {
   start(): Promise<unknown>;
@@ -155,6 +172,7 @@ export async function openQueue(
       boss = makeBoss();
     }
   }
+  await checkSchemaVersion(pool, o.schema ?? DEFAULT_BOSS_SCHEMA);
   for (let attempt = 1; !(await boss.getQueue(SYNC_QUEUE)); attempt++) {
     try {
       await boss.createQueue(SYNC_QUEUE, {

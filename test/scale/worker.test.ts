@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -5,7 +6,13 @@ import { AuthError, TransientError } from "../../src/core/errors.js";
 import { createPostgresMirror } from "../../src/orchestrator/postgres-mirror.js";
 import { runSync } from "../../src/orchestrator/run-sync.js";
 import { createAccountRegistry } from "../../src/scale/accounts.js";
-import { createSyncQueue, enqueueSync, SYNC_QUEUE } from "../../src/scale/queue.js";
+import {
+  checkSchemaVersion,
+  createSyncQueue,
+  enqueueSync,
+  PG_BOSS_SCHEMA_VERSION,
+  SYNC_QUEUE,
+} from "../../src/scale/queue.js";
 import { createWorker, type Worker } from "../../src/scale/worker.js";
 import type { PgPool } from "../../src/stores/postgres.js";
 import { actualRows, advance, type Backend, createBackend, expectedRows } from "./backend.js";
@@ -55,6 +62,21 @@ describe.skipIf(!up)("accounts registry and workers", () => {
       await Promise.all(pools.map((p) => p.end()));
     }
   }
+
+  it("refuses a pg-boss schema its job SQL was not written for, naming both versions", async () => {
+    // pg-boss migrates its tables to the installed package's version at start: a pg-boss
+    // other than the one the worker's SQL was written for shows as another version here.
+    const installed = JSON.parse(
+      readFileSync(new URL("../../node_modules/pg-boss/version.json", import.meta.url), "utf8"),
+    ) as { schema: number };
+    expect(installed.schema).toBe(PG_BOSS_SCHEMA_VERSION);
+    const at = (version: number) =>
+      ({ query: async () => ({ rows: [{ version }] }) }) as unknown as PgPool;
+    await expect(checkSchemaVersion(at(25), "boss")).rejects.toThrow(
+      /schema boss is at version 25; deltasync's workers need version 24 \(pg-boss 10\)/,
+    );
+    await expect(checkSchemaVersion(at(24), "boss")).resolves.toBeUndefined();
+  });
 
   it("adds, lists and removes accounts; each scope is a key; bad input is refused", async () => {
     const accounts = await createAccountRegistry({ pool: pool as unknown as PgPool });
