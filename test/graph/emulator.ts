@@ -33,6 +33,8 @@ export type Fault = { path?: RegExp; query?: RegExp; method?: string; times?: nu
   | { status: number; code?: string; headers?: Record<string, string> }
   | { reset: true }
   | { malformed: true }
+  /** Answers 200 with this body instead (a server that breaks the schema). */
+  | { json: unknown }
 );
 
 export interface EmulatorOptions {
@@ -504,7 +506,8 @@ export class GraphEmulator {
     else if ("malformed" in fault) {
       res.writeHead(200, { "content-type": "application/json" });
       res.end('{"value": [{"id": "x", ');
-    } else sendError(res, fault.status, fault.code ?? "generalException", "fault", fault.headers);
+    } else if ("json" in fault) sendJson(res, 200, fault.json);
+    else sendError(res, fault.status, fault.code ?? "generalException", "fault", fault.headers);
     return true;
   }
 
