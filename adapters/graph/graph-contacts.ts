@@ -84,9 +84,11 @@ export function contactsSource(options: ContactsSourceOptions): ChangeSource<Del
     resolveRemoved: options.resolveRemoved,
     current,
     start: () => ({ path, query: { $select: selectParam } }),
-    needsServer: (item) => (isRemoved(item) ? options.resolveRemoved : isSparse(item, select)),
     mapItem: (item, { incremental }) => {
-      if (isRemoved(item)) return graphDelete("user", item.id, folderKey);
+      const removed = isRemoved(item);
+      if ((removed && options.resolveRemoved) || (!removed && isSparse(item, select)))
+        return undefined;
+      if (removed) return graphDelete("user", item.id, folderKey);
       return {
         kind: "update",
         object: graphObject("user", item as GraphContact, folderKey),

@@ -9,8 +9,7 @@ import { NotFoundError, ProtocolError } from "../../src/core/errors.js";
 import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
 import type { Change, ObjectType, SyncObject } from "../../src/core/types.js";
 import { type HttpClient, type QueryValue, sameOrigin } from "../../src/http/index.js";
-import { validate } from "../../src/http/validate.js";
-import { type DeltaItem, DeltaItemSchema, DeltaItemsSchema, DeltaPageSchema } from "./schemas.js";
+import { type DeltaItem, DeltaItemSchema, DeltaPageSchema } from "./schemas.js";
 
 /** The calendar window a round was started with (ISO 8601, UTC). */
 export const WindowSchema = z.object({ s: z.string().min(1), e: z.string().min(1) }).strict();
@@ -66,15 +65,8 @@ export interface DeltaSourceOptions {
   prefer: string;
   /** The window of a full sync, for calendar views; `undefined` elsewhere. */
   window?(req: PageRequest<DeltaLink, DeltaLink>): DeltaWindow | undefined;
-  /** Maps one page's items to changes, in order (every item `local`, when that is given). */
-  map(items: DeltaItem[], context: DeltaContext): Change[];
-  /**
-   * Whether an item (as parsed, not yet checked) maps without asking the server. Without it,
-   * every item does.
-   */
-  local?(item: object, context: DeltaContext): boolean;
-  /** Maps a page with an item that is not `local`, asking the server about those. */
-  resolve?(items: DeltaItem[], context: DeltaContext): Promise<Change[]>;
+  /** Maps one page's items to changes, in order. */
+  map(items: DeltaItem[], context: DeltaContext): Change[] | Promise<Change[]>;
 }
 
 /** The delta page fetcher of one Graph resource. */
@@ -103,18 +95,12 @@ export function deltaSource(options: DeltaSourceOptions): ChangeSource<DeltaLink
         nextLink === undefined ? undefined : serverLink(endpoint, nextLink, http.baseUrl);
       const delta =
         deltaLink === undefined ? undefined : serverLink(endpoint, deltaLink, http.baseUrl);
-      const context: DeltaContext = {
+      const changes = await options.map(body.value, {
         incremental: req.cursor !== undefined,
         window,
         signal: req.signal,
-      };
-      const raw = body.value;
-      const items = () => validate(raw, DeltaItemsSchema, endpoint, ["value"]);
-      const { local, resolve } = options;
-      const page: Page<DeltaLink, DeltaLink> =
-        resolve && local && !raw.every((item) => !isObject(item) || local(item, context))
-          ? { changes: await resolve(items(), context) }
-          : lazyChanges(() => options.map(items(), context));
+      });
+      const page: Page<DeltaLink, DeltaLink> = { changes };
       const withWindow = (l: string): DeltaLink => (window ? { l, w: window } : { l });
       // An empty page with a nextLink is normal: the engine keeps paging until the deltaLink.
       if (next !== undefined) page.nextPage = withWindow(next);
@@ -125,25 +111,6 @@ export function deltaSource(options: DeltaSourceOptions): ChangeSource<DeltaLink
           "a delta page carried neither @odata.nextLink nor @odata.deltaLink",
         );
       return page;
-    },
-  };
-}
-
-/** Not an object: left to the item schema, which names what is wrong. */
-/** Anything else is left to the item schema, which names what is wrong. */
-const isObject = (item: unknown): item is object => typeof item === "object" && item !== null;
-
-/**
- * A page whose items are checked and mapped when the engine first reads its changes: with
- * read-ahead that is after it asked for the next page, so Graph builds that page meanwhile. A
- * malformed item is a ProtocolError then, before any change of the page is imported.
- */
-function lazyChanges(map: () => Change[]): Page<DeltaLink, DeltaLink> {
-  let changes: Change[] | undefined;
-  return {
-    get changes() {
-      changes ??= map();
-      return changes;
     },
   };
 }
@@ -172,18 +139,13 @@ export async function mapLimited<T, R>(
 }
 
 /** What `resolvingDeltaSource` adds to a delta source's options. */
-export interface ResolvingOptions extends Omit<DeltaSourceOptions, "map" | "local" | "resolve"> {
+export interface ResolvingOptions extends Omit<DeltaSourceOptions, "map"> {
   /** GETs in flight per page (the account's limiter caps the total anyway). */
   concurrency: number;
   /** Resolve `@removed` with a GET (the server-wide scopes) instead of reporting a delete. */
   resolveRemoved: boolean;
-  /**
-   * Whether only a GET of the object (`current`) can tell an item's change. Also asked of items
-   * not yet checked (any object): it reads fields, trusting none.
-   */
-  needsServer(item: DeltaItem, context: DeltaContext): boolean;
-  /** The change of an item that does not need the server. */
-  mapItem(item: DeltaItem, context: DeltaContext): Change;
+  /** An item's change, or `undefined` when only a GET of the object (`current`) can tell. */
+  mapItem(item: DeltaItem, context: DeltaContext): Change | undefined;
   /** The object as the server holds it now, seen from this scope (`resolve`: follow a move). */
   current(id: string, signal: AbortSignal, resolve: boolean): Promise<Change>;
 }
@@ -196,17 +158,15 @@ export interface ResolvingOptions extends Omit<DeltaSourceOptions, "map" | "loca
 export function resolvingDeltaSource(
   options: ResolvingOptions,
 ): ChangeSource<DeltaLink, DeltaLink> {
-  const { concurrency, resolveRemoved, current, needsServer, mapItem } = options;
+  const { concurrency, resolveRemoved, current } = options;
   const source = deltaSource({
     ...options,
-    map: (items, context) => items.map((item) => mapItem(item, context)),
-    local: (item, context) => !needsServer(item as DeltaItem, context),
-    resolve: async (items, context) => {
+    map: async (items, context) => {
       const pending: { index: number; id: string }[] = [];
       const changes = items.map((item, index) => {
-        if (!needsServer(item, context)) return mapItem(item, context);
-        pending.push({ index, id: item.id });
-        return undefined;
+        const change = options.mapItem(item, context);
+        if (change === undefined) pending.push({ index, id: item.id });
+        return change;
       });
       const resolved = await mapLimited(pending, concurrency, (p) =>
         current(p.id, context.signal, resolveRemoved),

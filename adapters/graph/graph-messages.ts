@@ -105,12 +105,9 @@ export function messagesSource(options: MessagesSourceOptions): ChangeSource<Del
       path: `${user}/mailFolders/${encodeURIComponent(folderId)}/messages/delta`,
       query: { $select: selectParam },
     }),
-    needsServer: (item, { incremental }) => {
-      if (isRemoved(item)) return options.resolveRemoved;
-      return !(incremental && isReadOnly(item)) && isSparse(item, select);
-    },
     mapItem: (item, { incremental }) => {
-      if (isRemoved(item)) return graphDelete("item", item.id, folderId);
+      if (isRemoved(item))
+        return options.resolveRemoved ? undefined : graphDelete("item", item.id, folderId);
       if (incremental && isReadOnly(item)) {
         return {
           kind: "read",
@@ -118,6 +115,7 @@ export function messagesSource(options: MessagesSourceOptions): ChangeSource<Del
           isRead: item.isRead as boolean,
         };
       }
+      if (isSparse(item, select)) return undefined;
       return {
         kind: "update",
         object: graphObject("item", item as GraphMessage, folderId),

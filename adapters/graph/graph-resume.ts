@@ -69,13 +69,7 @@ export function catchUpAfterResume<C, P>(
       const resumed = req.page !== undefined && resumedAt(req.page);
       const k = req.page?.k;
       const result = await source.fetchPage(unwrap(req));
-      // The changes are read through, not copied: the source may map them lazily (read-ahead).
-      const out: Page<C, ResumePage<P>> = {
-        get changes() {
-          return result.changes;
-        },
-        newCursor: result.newCursor,
-      };
+      const out: Page<C, ResumePage<P>> = { changes: result.changes, newCursor: result.newCursor };
       if (result.nextPage !== undefined) {
         out.nextPage = { p: result.nextPage };
         if (resumed) out.nextPage.r = true;

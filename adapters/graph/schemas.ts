@@ -3,29 +3,20 @@
  * reach the importer as the server sent them; only the fields sync depends on are checked.
  */
 import { z } from "zod";
-import { keptWhole } from "../../src/http/validate.js";
 
 /** `@removed` on a delta item: `deleted` (gone) or `changed` (soft-deleted, directory objects). */
 export const RemovedSchema = z.looseObject({ reason: z.string().optional() });
 
-/**
- * One delta item: the object (only `id` is guaranteed on an update), or a removal. Checked field
- * by field and passed on whole, as parsed (no copy of every item of a page).
- */
-export const DeltaItemSchema = keptWhole(
-  z.object({ id: z.string().min(1), "@removed": RemovedSchema.optional() }),
-);
+/** One delta item: the object (only `id` is guaranteed on an update), or a removal. */
+export const DeltaItemSchema = z.looseObject({
+  id: z.string().min(1),
+  "@removed": RemovedSchema.optional(),
+});
 export type DeltaItem = z.infer<typeof DeltaItemSchema>;
 
-/** A page's items, checked when the page is mapped (see `deltaSource`). */
-export const DeltaItemsSchema = z.array(DeltaItemSchema);
-
-/**
- * One page of a delta round: `@odata.nextLink` (more pages) or `@odata.deltaLink` (round done).
- * Its items are checked apart (DeltaItemsSchema), when the page is mapped.
- */
+/** One page of a delta round: `@odata.nextLink` (more pages) or `@odata.deltaLink` (round done). */
 export const DeltaPageSchema = z.looseObject({
-  value: z.array(z.unknown()),
+  value: z.array(DeltaItemSchema),
   "@odata.nextLink": z.string().min(1).optional(),
   "@odata.deltaLink": z.string().min(1).optional(),
 });

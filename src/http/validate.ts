@@ -25,20 +25,12 @@ export function parseJsonBody<T>(text: string, schema: ZodType<T>, endpoint: str
   return validate(json, schema, endpoint);
 }
 
-/**
- * Validates an already parsed value with `schema`; `at` is where the value sits in the response
- * body (a part checked apart from the rest, e.g. `["value"]`), for the error's field path.
- */
-export function validate<T>(
-  value: unknown,
-  schema: ZodType<T>,
-  endpoint: string,
-  at: readonly PropertyKey[] = [],
-): T {
+/** Validates an already parsed value with `schema`. */
+export function validate<T>(value: unknown, schema: ZodType<T>, endpoint: string): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
-  const where = issue ? formatPath([...at, ...issue.path]) : formatPath(at);
+  const where = issue ? formatPath(issue.path) : "(root)";
   const what = issue ? issue.message : "invalid";
   const more = result.error.issues.length > 1 ? ` (+${result.error.issues.length - 1} more)` : "";
   throw new ProtocolError(endpoint, `invalid response body at ${where}: ${what}${more}`, {

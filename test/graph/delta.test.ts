@@ -1,7 +1,4 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { DeltaLink } from "../../adapters/graph/graph-delta.js";
-import { messagesSource } from "../../adapters/graph/graph-messages.js";
-import { catchUpAfterResume } from "../../adapters/graph/graph-resume.js";
 import { DEFAULT_MESSAGE_SELECT } from "../../adapters/graph/index.js";
 import {
   ProtocolError,
@@ -9,9 +6,7 @@ import {
   StateInvalidError,
   TransientError,
 } from "../../src/core/errors.js";
-import type { ChangeSource, PageRequest } from "../../src/core/source.js";
 import { encodeState } from "../../src/core/state.js";
-import { createHttpClient } from "../../src/http/index.js";
 import { GraphEmulator } from "./emulator.js";
 import { account, recorder } from "./helpers.js";
 
@@ -293,85 +288,5 @@ describe("pages", () => {
       expect(seen.log).toEqual([]);
     }
     await graph.close();
-  });
-
-  it("items are checked and mapped when the changes are read; a page that needs GETs before it is handed over", async () => {
-    const id = emulator.model.receive("inbox", "m0");
-    const http = createHttpClient({ baseUrl: emulator.baseUrl, accessToken: "test-token" });
-    const source = messagesSource({
-      http,
-      user: "me",
-      folderId: "inbox",
-      select: DEFAULT_MESSAGE_SELECT,
-      prefer: 'odata.maxpagesize=10, IdType="ImmutableId"',
-      resolveRemoved: false,
-      concurrency: 2,
-    });
-    const req: PageRequest<DeltaLink, DeltaLink> = {
-      cursor: undefined,
-      page: undefined,
-      fullSync: true,
-      window: undefined,
-      signal: new AbortController().signal,
-    };
-    emulator.inject({
-      path: /messages\/delta$/,
-      json: { value: [full("a"), { ...full("b"), id: 7 }], "@odata.deltaLink": deltaLink() },
-    });
-    const lazy = await source.fetchPage(req);
-    expect(() => lazy.changes).toThrow(/at value\[1\]\.id:/);
-
-    emulator.inject({
-      path: /messages\/delta$/,
-      json: { value: [full("a"), full("b")], "@odata.deltaLink": deltaLink() },
-    });
-    const page = await source.fetchPage(req);
-    const changes = page.changes;
-    expect(changes.map((c) => c.object.sourcekey)).toEqual(["a", "b"]);
-    expect(page.changes).toBe(changes);
-
-    // A sparse update is fetched whole: that GET, and the check, come before the page.
-    emulator.inject({
-      path: /messages\/delta$/,
-      json: { value: [{ id }, { id: 7 }], "@odata.deltaLink": deltaLink() },
-    });
-    await expect(source.fetchPage(req)).rejects.toThrow(/at value\[1\]\.id:/);
-    emulator.inject({
-      path: /messages\/delta$/,
-      json: { value: [{ id }], "@odata.deltaLink": deltaLink() },
-    });
-    const gets = () => emulator.requests.filter((r) => r.path.endsWith(`/messages/${id}`)).length;
-    const before = gets();
-    const resolved = await source.fetchPage(req);
-    expect(gets()).toBe(before + 1);
-    expect(resolved.changes).toMatchObject([
-      { kind: "update", object: { data: { subject: "m0" } } },
-    ]);
-    await http.close();
-  });
-
-  it("the resume wrapper hands a lazy page's changes through without reading them", async () => {
-    let reads = 0;
-    const source: ChangeSource<string, string> = {
-      async fetchPage() {
-        return {
-          get changes() {
-            reads++;
-            return [];
-          },
-          newCursor: "c",
-        };
-      },
-    };
-    const page = await catchUpAfterResume(source).fetchPage({
-      cursor: undefined,
-      page: undefined,
-      fullSync: true,
-      window: undefined,
-      signal: new AbortController().signal,
-    });
-    expect(reads).toBe(0);
-    expect(page.changes).toEqual([]);
-    expect(reads).toBe(1);
   });
 });

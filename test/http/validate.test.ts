@@ -1,17 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ProtocolError } from "../../src/core/errors.js";
-import { keptWhole, parseJsonBody, validate } from "../../src/http/validate.js";
-
-describe("validate", () => {
-  it("names a part checked apart by its place in the body", () => {
-    const items = z.array(z.object({ id: z.string() }));
-    expect(() => validate([{ id: "a" }, { id: 7 }], items, "x.list", ["value"])).toThrow(
-      /x\.list.*at value\[1\]\.id:/,
-    );
-    expect(() => validate(null, items, "x.list", ["value"])).toThrow(/at value:/);
-  });
-});
+import { keptWhole, parseJsonBody } from "../../src/http/validate.js";
 
 describe("keptWhole", () => {
   const Record = keptWhole(
