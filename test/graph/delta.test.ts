@@ -254,3 +254,39 @@ describe("origins and states", () => {
     await graph.close();
   });
 });
+
+describe("pages", () => {
+  const deltaLink = () =>
+    `${emulator.baseUrl}me/mailFolders/inbox/messages/delta?$deltatoken=injected`;
+  /** A message with every selected property: nothing to fetch. */
+  const full = (id: string) => ({
+    id,
+    ...Object.fromEntries(DEFAULT_MESSAGE_SELECT.map((f) => [f, null])),
+  });
+
+  it("a malformed item is a ProtocolError naming it; nothing of its page is imported", async () => {
+    for (let i = 0; i < 3; i++) emulator.model.receive("inbox", `m${i}`);
+    const graph = account(emulator);
+    const state = await graph.folder("inbox").sync({});
+    const cases: [unknown, RegExp][] = [
+      [{ id: 7 }, /graph\.messages\.delta.*at value\[1\]\.id:/],
+      ["not an object", /at value\[1\]:/],
+      [{ id: "b", "@removed": "gone" }, /at value\[1\]\.@removed:/],
+    ];
+    for (const [item, message] of cases) {
+      emulator.inject({
+        path: /messages\/delta$/,
+        json: { value: [full("a"), item], "@odata.deltaLink": deltaLink() },
+      });
+      const seen = recorder();
+      const error = await graph
+        .folder("inbox")
+        .sync(seen.importer, state, { onCheckpoint: () => expect.fail("state moved") })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ProtocolError);
+      expect(String((error as Error).message)).toMatch(message);
+      expect(seen.log).toEqual([]);
+    }
+    await graph.close();
+  });
+});

@@ -33,6 +33,8 @@ export type Fault = { path?: RegExp; query?: RegExp; method?: string; times?: nu
   | { status: number; code?: string; headers?: Record<string, string> }
   | { reset: true }
   | { malformed: true }
+  /** Answers 200 with this body instead (a server that breaks the schema). */
+  | { json: unknown }
 );
 
 export interface EmulatorOptions {
@@ -80,11 +82,35 @@ interface Token {
   w?: [number, number];
 }
 
-interface Rendered {
+/** What a scope shows of a stored version: one object (an event may show several). */
+class Rendered {
+  #body: Record<string, unknown> | undefined;
+
+  constructor(
+    readonly id: string,
+    /**
+     * The stored version shown (never mutated: a change stores a new one), so its serialized
+     * form can be cached on it.
+     */
+    readonly source: object,
+    readonly render: () => Record<string, unknown>,
+    /** Listed as `@removed` in an incremental round, never in a full one (calendar windows). */
+    readonly outside = false,
+  ) {}
+
+  /** The full form, rendered on first use (a cached serialized form needs none). */
+  get body(): Record<string, unknown> {
+    this.#body ??= this.render();
+    return this.#body;
+  }
+}
+
+/** A serialized full item: which scope, id and `$select` it was written for. */
+interface Serialized {
+  kind: string;
   id: string;
-  body: Record<string, unknown>;
-  /** Listed as `@removed` in an incremental round, never in a full one (calendar windows). */
-  outside?: boolean;
+  sel: string | undefined;
+  bytes: Buffer;
 }
 
 interface DeltaSpec<V> {
@@ -122,6 +148,11 @@ export class GraphEmulator {
   #faults: Fault[] = [];
   #chaos: { rand: () => number; rate: number; last: boolean } | undefined;
   #deliveries: Promise<unknown>[] = [];
+  /**
+   * Serialized items by stored version, then scope, id and `$select` (see #serialized). A Map,
+   * not a WeakMap: the model keeps every version anyway, and 100k ephemerons slow every GC.
+   */
+  #bytes = new Map<object, Serialized[]>();
 
   private constructor(options: EmulatorOptions) {
     this.options = options;
@@ -159,6 +190,7 @@ export class GraphEmulator {
   /** A fresh model on the same server (one per conformance history). */
   reset(userId = "user-1"): void {
     this.model = new GraphModel(userId);
+    this.#bytes.clear();
     this.#wire();
     this.requests.length = 0;
     this.subscriptions.clear();
@@ -474,7 +506,8 @@ export class GraphEmulator {
     else if ("malformed" in fault) {
       res.writeHead(200, { "content-type": "application/json" });
       res.end('{"value": [{"id": "x", ');
-    } else sendError(res, fault.status, fault.code ?? "generalException", "fault", fault.headers);
+    } else if ("json" in fault) sendJson(res, 200, fault.json);
+    else sendError(res, fault.status, fault.code ?? "generalException", "fault", fault.headers);
     return true;
   }
 
@@ -541,57 +574,82 @@ export class GraphEmulator {
     const log = spec.store.log;
     let i = token.i ?? spec.store.indexAfter(token.s);
     const n = (token.n ?? 0) + 1;
-    const items: Record<string, unknown>[] = [];
+    // Each item as UTF-8 JSON: full forms come from a cache of each version's bytes.
+    const items: Buffer[] = [];
+    const removed = (id: string) =>
+      Buffer.from(JSON.stringify({ id, "@removed": { reason: "deleted" } }));
     const empty =
       this.options.emptyPageEvery !== undefined && n % this.options.emptyPageEvery === 0;
+    const full = token.s === 0;
     while (!empty && i < log.length && items.length < pageSize) {
       const entry = log[i] as { seq: number; id: string };
       if (entry.seq > token.u) break;
       i++;
       if (entry.seq <= token.s || spec.store.lastChange(entry.id, token.u) !== entry.seq) continue;
       const now = spec.view(entry.id, token.u, token);
-      const full = token.s === 0;
-      const before = full ? [] : spec.view(entry.id, token.s, token).filter((r) => !r.outside);
+      if (full) {
+        // Nothing before the round: every object in scope is new, none is gone.
+        for (const r of now) if (!r.outside) items.push(this.#serialized(spec.kind, r, token.sel));
+        continue;
+      }
+      const before = spec.view(entry.id, token.s, token).filter((r) => !r.outside);
       // Objects that entered the scope after the token and left it again are reported removed
       // too (clients must tolerate deletes of objects they never saw; a crashed round may have).
-      const passed = full
-        ? []
-        : spec.store
-            .changesIn(entry.id, token.s, token.u)
-            .flatMap((seq) => spec.view(entry.id, seq, token).filter((r) => !r.outside))
-            .filter((r) => !before.some((b) => b.id === r.id));
+      const passed = spec.store
+        .changesIn(entry.id, token.s, token.u)
+        .flatMap((seq) => spec.view(entry.id, seq, token).filter((r) => !r.outside))
+        .filter((r) => !before.some((b) => b.id === r.id));
       for (const r of now) {
         if (r.outside) {
-          if (!full) items.push({ id: r.id, "@removed": { reason: "deleted" } });
+          items.push(removed(r.id));
           continue;
         }
         const old = before.find((b) => b.id === r.id);
         const sparse = old && spec.sparse?.(old, r);
-        items.push(select(sparse ?? r.body, sparse ? undefined : token.sel));
+        items.push(
+          sparse ? Buffer.from(JSON.stringify(sparse)) : this.#serialized(spec.kind, r, token.sel),
+        );
       }
       const gone = new Set([...before, ...passed].map((r) => r.id));
       for (const r of now) gone.delete(r.id);
-      for (const id of gone) items.push({ id, "@removed": { reason: "deleted" } });
+      for (const id of gone) items.push(removed(id));
     }
     const more = i < log.length && (log[i] as { seq: number }).seq <= token.u;
     const origin =
       this.options.linkOrigin ??
       this.url.replace(/\/$/, "").replace(/^http:/, url.protocol === "https:" ? "https:" : "http:");
     const link = (name: string, t: Token) => `${origin}${url.pathname}?${name}=${encode(t)}`;
-    const body: Record<string, unknown> = {
-      "@odata.context": `${this.baseUrl}$metadata#Collection`,
-      value: items,
-    };
-    if (more || empty) body["@odata.nextLink"] = link("$skiptoken", { ...token, i, n });
-    else
-      body["@odata.deltaLink"] = link("$deltatoken", {
-        k: token.k,
-        s: 0,
-        u: token.u,
-        sel: token.sel,
-        w: token.w,
-      });
-    sendJson(res, 200, body);
+    const [linkName, linkUrl] =
+      more || empty
+        ? ["@odata.nextLink", link("$skiptoken", { ...token, i, n })]
+        : [
+            "@odata.deltaLink",
+            link("$deltatoken", { k: token.k, s: 0, u: token.u, sel: token.sel, w: token.w }),
+          ];
+    // The bytes JSON.stringify of { "@odata.context", value, link } would give, without
+    // re-serializing (or re-encoding) the items.
+    const context = JSON.stringify(`${this.baseUrl}$metadata#Collection`);
+    const parts: Buffer[] = [Buffer.from(`{"@odata.context":${context},"value":[`)];
+    items.forEach((item, k) => {
+      if (k > 0) parts.push(COMMA);
+      parts.push(item);
+    });
+    parts.push(Buffer.from(`],${JSON.stringify(linkName)}:${JSON.stringify(linkUrl)}}`));
+    sendJsonText(res, 200, Buffer.concat(parts));
+  }
+
+  /**
+   * The UTF-8 JSON of a full item under a scope (`kind`: folder, id form) and `$select`, cached
+   * per stored version: a version's bytes never change, and every round re-serves most of them.
+   */
+  #serialized(kind: string, r: Rendered, sel: string | undefined): Buffer {
+    let forms = this.#bytes.get(r.source);
+    if (!forms) this.#bytes.set(r.source, (forms = []));
+    // Mostly one form per version (one scope, one $select): a scan beats building a key.
+    for (const f of forms) if (f.id === r.id && f.sel === sel && f.kind === kind) return f.bytes;
+    const bytes = Buffer.from(JSON.stringify(select(r.body, sel)));
+    forms.push({ kind, id: r.id, sel, bytes });
+    return bytes;
   }
 
   #expired(res: ServerResponse, url: URL): unknown {
@@ -617,7 +675,9 @@ export class GraphEmulator {
       store,
       view: (id, seq) => {
         const f = store.at(id, seq);
-        return f ? [{ id, body: { ...f, "@odata.etag": `W/"${f.changeKey}"` } }] : [];
+        return f
+          ? [new Rendered(id, f, () => ({ ...f, "@odata.etag": `W/"${f.changeKey}"` }))]
+          : [];
       },
     };
   }
@@ -631,8 +691,7 @@ export class GraphEmulator {
       view: (id, seq) => {
         const m = store.at(id, seq);
         if (!m || m.parentFolderId !== folderId) return [];
-        const body = renderMessage(m, immutable);
-        return [{ id: body.id as string, body }];
+        return [new Rendered(messageId(m, immutable), m, () => renderMessage(m, immutable))];
       },
       sparse:
         sparse === "none"
@@ -660,7 +719,9 @@ export class GraphEmulator {
       store,
       view: (id, seq) => {
         const c = store.at(id, seq);
-        return c && c.parentFolderId === folderId ? [{ id, body: renderContact(c) }] : [];
+        return c && c.parentFolderId === folderId
+          ? [new Rendered(id, c, () => renderContact(c))]
+          : [];
       },
     };
   }
@@ -675,12 +736,16 @@ export class GraphEmulator {
         const record = store.at(id, seq);
         if (!record || record.calendarId !== calendarId) return [];
         const [start, end] = token.w ?? [0, Number.POSITIVE_INFINITY];
-        return model.expand(record).map((ev) => ({
-          id: ev.id,
-          body: renderEvent(ev),
-          // Documented: changes to events outside the window come as @removed.
-          outside: !(ev.end > start && ev.start < end),
-        }));
+        return model.expand(record).map(
+          (ev) =>
+            new Rendered(
+              ev.id,
+              record,
+              () => renderEvent(ev),
+              // Documented: changes to events outside the window come as @removed.
+              !(ev.end > start && ev.start < end),
+            ),
+        );
       },
     };
     return spec;
@@ -1019,11 +1084,14 @@ function eventDay(model: GraphModel, body: Record<string, unknown>): number {
   return Number.isNaN(ms) ? 0 : (ms - model.day0) / 86_400_000;
 }
 
+/** Without ImmutableId an Outlook id changes when the message moves. */
+const messageId = (m: Message, immutable: boolean) =>
+  immutable ? m.id : `${m.id}@${m.parentFolderId}`;
+
 export function renderMessage(m: Message, immutable: boolean): Record<string, unknown> {
   return {
     "@odata.etag": `W/"${m.changeKey}"`,
-    // Without ImmutableId an Outlook id changes when the message moves.
-    id: immutable ? m.id : `${m.id}@${m.parentFolderId}`,
+    id: messageId(m, immutable),
     changeKey: m.changeKey,
     subject: m.subject,
     isRead: m.isRead,
@@ -1084,10 +1152,18 @@ export function renderEvent(ev: ViewEvent): Record<string, unknown> {
   };
 }
 
+const COMMA = Buffer.from(",");
+
+/** The properties each `$select` keeps (parsed once per distinct `$select`). */
+const selections = new Map<string, Set<string>>();
+
 function select(body: Record<string, unknown>, sel: string | undefined): Record<string, unknown> {
   if (!sel) return body;
-  const keep = new Set(["id", "@odata.etag", ...sel.split(",")]);
-  return Object.fromEntries(Object.entries(body).filter(([k]) => keep.has(k)));
+  let keep = selections.get(sel);
+  if (!keep) selections.set(sel, (keep = new Set(["id", "@odata.etag", ...sel.split(",")])));
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(body)) if (keep.has(k)) out[k] = body[k];
+  return out;
 }
 
 function sendJson(
@@ -1096,7 +1172,15 @@ function sendJson(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const text = JSON.stringify(body);
+  sendJsonText(res, status, JSON.stringify(body), headers);
+}
+
+function sendJsonText(
+  res: ServerResponse,
+  status: number,
+  text: string | Buffer,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, {
     "content-type": "application/json; odata.metadata=minimal",
     "content-length": Buffer.byteLength(text),
