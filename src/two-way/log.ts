@@ -18,15 +18,18 @@ export interface Echo {
   changeKey?: string;
   /** Fingerprint of the object the write's answer carried, when it carried one. */
   fp?: string;
-  /** Set when the write created the object: the local id it belongs to. */
-  created?: string;
   /**
    * The local id of the copy's row holding this version. A pull may never report the object
    * (a server that diffs by content omits one created and deleted, or changed back, between two
    * sync tokens), so `settlePushed` checks every echo no pull has reported.
    */
   localId?: string;
+  /** Documents written before `localId`: the local id, kept for created objects only. */
+  created?: string;
 }
+
+/** The local id of the copy's row an echo belongs to (`created` in older documents). */
+export const echoLocalId = (echo: Echo): string | undefined => echo.localId ?? echo.created;
 
 export interface OutboxDoc {
   v: 1;
@@ -228,17 +231,14 @@ export function complete(
       doc.entries[i] = next;
     });
     // A write that gave the object a new key (IMAP's MOVE) leaves the old key behind: forget
-    // its echo. No pull has reported the new key, which may be gone before one does (a server
-    // may never report an object that appeared and vanished between two syncs): like a
-    // create's, it is marked for settlePushed.
-    const rekeyed = result.sourcekey !== head.sourcekey;
-    const prior = doc.echoes.find((e) => e.sourcekey === head.sourcekey);
-    if (prior && rekeyed) forgetEcho(doc, head.sourcekey);
-    const created = head.kind === "create" || rekeyed ? head.localId : prior?.created;
+    // its echo. The new key's echo, like every echo, is checked by settlePushed if no pull
+    // reports it (a server may never report an object that appeared and vanished between two
+    // syncs).
+    if (result.sourcekey !== head.sourcekey) forgetEcho(doc, head.sourcekey);
     const localId = head.localId;
     if (head.merged) {
       // The app's copy lacks the merged data: let the pull deliver it (no version to match).
-      remember(doc, { sourcekey: result.sourcekey, created, localId });
+      remember(doc, { sourcekey: result.sourcekey, localId });
       return true;
     }
     remember(doc, {
@@ -247,7 +247,6 @@ export function complete(
       // By changeKey alone when asked (a version `fetch` found on a backend whose changeKey
       // covers everything): a GET and the pull may serialise one version differently.
       fp: result.object && !options.byChangeKey ? fingerprint(result.object) : undefined,
-      created,
       localId,
     });
   }
@@ -286,7 +285,6 @@ function remember(doc: OutboxDoc, echo: Echo): void {
   const clean: Echo = { sourcekey: echo.sourcekey };
   if (echo.changeKey !== undefined) clean.changeKey = echo.changeKey;
   if (echo.fp !== undefined) clean.fp = echo.fp;
-  if (echo.created !== undefined) clean.created = echo.created;
   if (echo.localId !== undefined) clean.localId = echo.localId;
   doc.echoes.push(clean);
   if (doc.echoes.length > ECHO_LIMIT) doc.echoes.splice(0, doc.echoes.length - ECHO_LIMIT);
@@ -312,15 +310,11 @@ export const hasEcho = (doc: OutboxDoc, sourcekey: string): boolean =>
  */
 export function reassign(doc: OutboxDoc, from: string, to: string): void {
   doc.entries = doc.entries.map((e) => (e.localId === from ? { ...e, localId: to } : e));
-  doc.echoes = doc.echoes.map((e) =>
-    e.localId === from || e.created === from
-      ? {
-          ...e,
-          ...(e.localId !== undefined ? { localId: to } : {}),
-          ...(e.created !== undefined ? { created: to } : {}),
-        }
-      : e,
-  );
+  doc.echoes = doc.echoes.map((e) => {
+    if (echoLocalId(e) !== from) return e;
+    const { created: _older, ...rest } = e;
+    return { ...rest, localId: to };
+  });
 }
 
 /** Forgets the echo of `sourcekey`: the pull has seen the object since our write. */

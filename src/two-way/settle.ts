@@ -6,7 +6,14 @@
  * about those objects.
  */
 import type { SyncObject } from "../core/types.js";
-import { type Echo, echoMatches, forgetEcho, hasPending, type OutboxDoc } from "./log.js";
+import {
+  type Echo,
+  echoLocalId,
+  echoMatches,
+  forgetEcho,
+  hasPending,
+  type OutboxDoc,
+} from "./log.js";
 import type { Outbox } from "./outbox.js";
 import type { OutboxEntry, WriteTarget } from "./types.js";
 
@@ -42,7 +49,7 @@ export async function settlePushed(
   let corrected = 0;
   for (const echo of doc.echoes) {
     // Echoes written before the copy's local id was kept name only created objects.
-    const localId = echo.localId ?? echo.created;
+    const localId = echoLocalId(echo);
     if (localId === undefined || hasPending(doc, echo.sourcekey)) continue;
     const remote = await target.fetch(echo.sourcekey, { signal });
     // The pull or a push may have moved on meanwhile: act only on the echo we checked.
@@ -74,7 +81,7 @@ const sameEcho = (a: Echo, b: Echo) =>
   a.sourcekey === b.sourcekey &&
   a.changeKey === b.changeKey &&
   a.fp === b.fp &&
-  (a.localId ?? a.created) === (b.localId ?? b.created);
+  echoLocalId(a) === echoLocalId(b);
 
 /** Forgets `echo` if it is still the one remembered for its object. */
 function forget(doc: OutboxDoc, echo: Echo): boolean {

@@ -103,14 +103,31 @@ describe("settlePushed", () => {
     expect(fields()).toEqual({ s: "c" });
   });
 
+  it("still checks echoes of older documents, which name their row only as `created`", async () => {
+    const { server, outbox, app, key, id, settle } = await setup();
+    await outbox.update(PAIR, (d) => {
+      d.echoes = [{ sourcekey: key, changeKey: "old", created: id }];
+    });
+    server.deleteItem(key);
+    expect(await settle()).toBe(1);
+    expect(app.rows.has(id)).toBe(false);
+  });
+
   it("follows a merged row: the echo moves with the row's pending entries (reassign)", async () => {
     const { outbox } = await setup();
     await outbox.update(PAIR, (d) => {
-      d.echoes = [{ sourcekey: "k1", changeKey: "1", localId: "dup" }];
+      d.echoes = [
+        { sourcekey: "k1", changeKey: "1", localId: "dup" },
+        // An echo from an older document names its row as `created`.
+        { sourcekey: "k2", changeKey: "2", created: "dup" },
+        { sourcekey: "k3", changeKey: "3", localId: "other" },
+      ];
       reassign(d, "dup", "keep");
     });
     expect((await outbox.read(PAIR)).echoes).toEqual([
       { sourcekey: "k1", changeKey: "1", localId: "keep" },
+      { sourcekey: "k2", changeKey: "2", localId: "keep" },
+      { sourcekey: "k3", changeKey: "3", localId: "other" },
     ]);
   });
 });
