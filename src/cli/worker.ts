@@ -67,15 +67,9 @@ async function syncJob(job: SyncJob, pool: PgPool, flags: WorkerFlags): Promise<
   const { key, account, scope, signal } = job;
   let secrets: string[] = [];
   try {
-    const { url, cli } = await accountSource(account.adapter, scope);
-    const environment = jobEnvironment(
-      account.id,
-      process.env,
-      job.credentials as Credentials,
-      cli,
-    );
-    secrets = environment.secrets;
-    const opened = await cli.open(url, { env: environment.env, signal });
+    const target = await scopeOf(account, scope, job.credentials);
+    secrets = target.secrets;
+    const opened = await target.open(signal);
     try {
       const mirror = await createPostgresMirror({ pool, source: key, table: flags.table });
       const {
@@ -108,43 +102,52 @@ async function syncJob(job: SyncJob, pool: PgPool, flags: WorkerFlags): Promise<
 }
 
 /**
+ * One scope of an account, ready to open: its adapter, and the environment (with the secrets to
+ * redact) that the account's credentials give it.
+ */
+async function scopeOf(
+  account: AccountRecord,
+  scope: string,
+  credentials: unknown,
+): Promise<{ secrets: string[]; open(signal: AbortSignal): Promise<OpenedSource> }> {
+  const { url, cli } = await accountSource(account.adapter, scope);
+  const { env, secrets } = jobEnvironment(account.id, process.env, credentials as Credentials, cli);
+  return { secrets, open: (signal) => cli.open(url, { env, signal }) };
+}
+
+/**
  * Watches an account (`push: {"watch": true}`): opens each of its scopes and turns the scope's
  * notifications (IMAP IDLE / NOTIFY, …) into sync requests until the worker lets it go. A push
  * stream that fails or ends hands the account back (another worker, or this one later, retries).
  */
 async function watchAccount(account: AccountRecord, context: WatchContext): Promise<void> {
   const { signal, notify } = context;
-  const opened: OpenedSource[] = [];
+  const opened: { scope: string; source: OpenedSource }[] = [];
   const subscriptions: Unsubscribable[] = [];
-  let secrets: string[] = [];
+  const secrets: string[] = [];
   try {
-    const ended = new Promise<never>((_, reject) => {
-      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-      void (async () => {
-        for (const scope of account.scopes) {
-          const { url, cli } = await accountSource(account.adapter, scope);
-          const environment = jobEnvironment(
-            account.id,
-            process.env,
-            context.credentials as Credentials,
-            cli,
-          );
-          secrets = [...secrets, ...environment.secrets];
-          const source = await cli.open(url, { env: environment.env, signal });
-          opened.push(source);
-          if (signal.aborted) return;
-          subscriptions.push(
-            source.syncable.notifications().subscribe({
-              next: () => void notify(scope).catch(() => {}),
-              error: reject,
-              complete: () => reject(new Error(`the push stream of ${source.key} ended`)),
-            }),
-          );
-        }
-        log("watch", { account: account.id, phase: "started", scopes: account.scopes });
-      })().catch(reject);
+    // Every source opened is in `opened` before anything else can fail: the finally closes it.
+    for (const scope of account.scopes) {
+      signal.throwIfAborted();
+      const target = await scopeOf(account, scope, context.credentials);
+      secrets.push(...target.secrets);
+      opened.push({ scope, source: await target.open(signal) });
+    }
+    await new Promise<never>((_, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      if (signal.aborted) onAbort();
+      for (const { scope, source } of opened) {
+        subscriptions.push(
+          source.syncable.notifications().subscribe({
+            next: () => void notify(scope).catch(() => {}),
+            error: reject,
+            complete: () => reject(new Error(`the push stream of ${source.key} ended`)),
+          }),
+        );
+      }
+      log("watch", { account: account.id, phase: "started", scopes: account.scopes });
     });
-    await ended;
   } catch (error) {
     if (!signal.aborted) {
       scrub(error, secrets);
@@ -153,7 +156,7 @@ async function watchAccount(account: AccountRecord, context: WatchContext): Prom
     }
   } finally {
     for (const s of subscriptions) s.unsubscribe();
-    await Promise.all(opened.map((o) => o.close().catch(() => {})));
+    await Promise.all(opened.map(({ source }) => source.close().catch(() => {})));
   }
 }
 
