@@ -104,13 +104,6 @@ export async function createAccountRegistry(
   }
   await schema;
   let closed = false;
-  const toAccount = (r: Record<string, unknown>): AccountRecord => ({
-    id: String(r.id),
-    adapter: String(r.adapter),
-    scopes: r.scopes as string[],
-    push: (r.push as Record<string, unknown> | null) ?? null,
-    createdAt: (r.created_at as Date).toISOString(),
-  });
   return {
     pool: db,
     async add({ id, adapter, scopes, push }) {
@@ -156,11 +149,11 @@ export async function createAccountRegistry(
     },
     async get(id) {
       const r = await query("SELECT * FROM deltasync_accounts WHERE id = $1", [id]);
-      return r.rows[0] ? toAccount(r.rows[0]) : undefined;
+      return r.rows[0] ? accountOf(r.rows[0]) : undefined;
     },
     async list() {
       const r = await query("SELECT * FROM deltasync_accounts ORDER BY id");
-      return r.rows.map(toAccount);
+      return r.rows.map(accountOf);
     },
     async remove(id) {
       const r = await query("DELETE FROM deltasync_accounts WHERE id = $1", [id]);
@@ -190,6 +183,22 @@ export async function createAccountRegistry(
   };
 }
 
+/** An account as read from its row (`id, adapter, scopes, push, created_at`). */
+export const accountOf = (r: Record<string, unknown>): AccountRecord => ({
+  id: String(r.id),
+  adapter: String(r.adapter),
+  scopes: r.scopes as string[],
+  push: (r.push as Record<string, unknown> | null) ?? null,
+  createdAt: (r.created_at as Date).toISOString(),
+});
+
+/**
+ * SQL true for an account whose push settings ask for a watch (`"watch": true`). A JSON
+ * comparison, not a cast: another value in one account's settings must not fail the query that
+ * every worker's watch claims run.
+ */
+export const WATCHED = `push->'watch' = 'true'::jsonb`;
+
 async function createSchema(pool: PgPool): Promise<void> {
   const client = await pool.connect();
   try {
@@ -214,6 +223,10 @@ async function createSchema(pool: PgPool): Promise<void> {
     )`);
     await client.query(
       "CREATE INDEX IF NOT EXISTS deltasync_keys_due ON deltasync_keys (next_poll_at) WHERE parked_reason IS NULL",
+    );
+    // Workers look for accounts to watch at every tick: only those, not the whole table.
+    await client.query(
+      `CREATE INDEX IF NOT EXISTS deltasync_accounts_watched ON deltasync_accounts (id) WHERE ${WATCHED}`,
     );
     await client.query("COMMIT");
     client.release();

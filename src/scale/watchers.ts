@@ -7,7 +7,8 @@
  * while nobody watched are caught up; the safety polls cover the gap meanwhile).
  */
 import { describeError } from "../orchestrator/redact.js";
-import type { AccountRecord } from "./accounts.js";
+import { type AccountRecord, accountOf, WATCHED } from "./accounts.js";
+import { TRY_LOCK_SQL, UNLOCK_SQL, watchLock } from "./locks.js";
 
 /** What `watch` is given for one account. */
 export interface WatchContext {
@@ -41,8 +42,6 @@ interface Watched {
   done: Promise<void>;
 }
 
-const lockName = (accountId: string) => `deltasync:watch:${accountId}`;
-
 /** The accounts this worker watches; `tick()` claims and drops, `stop()` gives all up. */
 export function createWatchers(d: WatcherDeps) {
   const watched = new Map<string, Watched>();
@@ -65,9 +64,7 @@ export function createWatchers(d: WatcherDeps) {
         }
       } finally {
         watched.delete(account.id);
-        await d
-          .lease("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockName(account.id)])
-          .catch(() => {});
+        await d.lease(UNLOCK_SQL, [watchLock(account.id)]).catch(() => {});
       }
     })();
     watched.set(account.id, { controller, done });
@@ -85,7 +82,7 @@ export function createWatchers(d: WatcherDeps) {
       if (watched.size > 0) {
         const still = await d.query(
           `SELECT id FROM deltasync_accounts WHERE id = ANY($1::text[])
-            AND coalesce((push->>'watch')::boolean, false)`,
+            AND ${WATCHED}`,
           [[...watched.keys()]],
         );
         const keep = new Set(still.rows.map((r) => String(r.id)));
@@ -97,28 +94,20 @@ export function createWatchers(d: WatcherDeps) {
       // A random few per tick, so the workers of a fleet share the accounts.
       const candidates = await d.query(
         `SELECT id, adapter, scopes, push, created_at FROM deltasync_accounts
-          WHERE coalesce((push->>'watch')::boolean, false) AND NOT (id = ANY($1::text[]))
+          WHERE ${WATCHED} AND NOT (id = ANY($1::text[]))
           ORDER BY random() LIMIT $2`,
         [[...watched.keys(), ...resting.keys()], Math.min(room, 16)],
       );
       for (const row of candidates.rows) {
         const id = String(row.id);
-        const got = await d.lease("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok", [
-          lockName(id),
-        ]);
+        const got = await d.lease(TRY_LOCK_SQL, [watchLock(id)]);
         if (got.rows[0]?.ok !== true) continue;
         // Claimed by this worker while it was being given up here: the lock is re-entrant.
         if (watched.has(id)) {
-          await d.lease("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockName(id)]);
+          await d.lease(UNLOCK_SQL, [watchLock(id)]);
           continue;
         }
-        start({
-          id,
-          adapter: String(row.adapter),
-          scopes: row.scopes as string[],
-          push: (row.push as Record<string, unknown> | null) ?? null,
-          createdAt: (row.created_at as Date).toISOString(),
-        });
+        start(accountOf(row));
       }
     },
     /** The locks are gone (the session failed): another worker may watch them already. */

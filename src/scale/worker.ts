@@ -10,7 +10,8 @@ import { AuthError } from "../core/errors.js";
 import { sleep } from "../core/sleep.js";
 import { describeError } from "../orchestrator/redact.js";
 import { openPgPool, type PgClient, type PgPool, pgError } from "../stores/postgres.js";
-import { type AccountRecord, createAccountRegistry } from "./accounts.js";
+import { type AccountRecord, accountOf, createAccountRegistry } from "./accounts.js";
+import { keyLock, UNLOCK_SQL } from "./locks.js";
 import { queryPrepared } from "./prepared.js";
 import {
   type BossLike,
@@ -216,9 +217,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     UPDATE deltasync_keys SET failures = failures + 1, last_error = $2,
       next_poll_at = now() + least($4::float8, $3::float8 * power(2, failures)) * $5::float8 * interval '1 millisecond'
     WHERE key = $1`;
-  const lockName = (key: string) => `deltasync:${key}`;
   // One round trip per fetch on the lock session: the jobs, their keys' rows (none for a removed
-  // account or a parked key) and their locks. A lock is tried only for a key whose row is there,
+  // account or a parked key) and their locks (named in SQL as `keyLock` names them). A lock is tried only for a key whose row is there,
   // once per key in a batch ($2: keys running here; session locks are re-entrant, so those must
   // not be locked again). Nothing can fail after a lock is taken but the commit, and a commit
   // fails only with the session, which takes its locks with it.
@@ -253,13 +253,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
         await boss.complete(SYNC_QUEUE, jobId);
         return;
       }
-      const account: AccountRecord = {
-        id: String(row.account_id),
-        adapter: String(row.adapter),
-        scopes: row.scopes as string[],
-        push: (row.push as Record<string, unknown> | null) ?? null,
-        createdAt: (row.created_at as Date).toISOString(),
-      };
+      const account = accountOf({ ...row, id: row.account_id });
       await acquire(account.id);
       try {
         let failure: { error: unknown } | undefined;
@@ -301,9 +295,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       if (locked) {
         // Not awaited: the session runs its queries in order, so any later lock of this key in
         // this process comes after the unlock (stop() waits for it before letting go).
-        lease
-          .query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [lockName(key)])
-          .catch(() => {});
+        lease.query(UNLOCK_SQL, [keyLock(key)]).catch(() => {});
         runningKeys.delete(key);
       }
     }

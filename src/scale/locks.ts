@@ -1,0 +1,14 @@
+/**
+ * The fleet's session advisory locks (held on each worker's lock session, dropped by PostgreSQL
+ * with the session): one per sync key while it runs, one per watched account.
+ */
+
+/** Tries a lock by name; the row's `ok` says whether this session holds it now. */
+export const TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok";
+export const UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
+
+/** The lock of a running sync key (the worker's fetch statement builds the same name in SQL). */
+export const keyLock = (key: string): string => `deltasync:${key}`;
+
+/** The lock of a watched account. */
+export const watchLock = (accountId: string): string => `deltasync:watch:${accountId}`;
