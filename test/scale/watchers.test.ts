@@ -47,7 +47,12 @@ describe.skipIf(!up)("worker watches (long-lived push connections)", () => {
     await accounts.add({ id: "plain", adapter: "imap", scopes: ["INBOX"] });
     await accounts.add({ id: "off", adapter: "imap", scopes: ["INBOX"], push: { watch: false } });
     // Settings the worker can't read as a watch request leave that account alone, not the others.
-    await accounts.add({ id: "odd", adapter: "imap", scopes: ["INBOX"], push: { watch: "sometimes" } });
+    await accounts.add({
+      id: "odd",
+      adapter: "imap",
+      scopes: ["INBOX"],
+      push: { watch: "sometimes" },
+    });
 
     /** Current owner of each account, every claim in order, and any second owner seen. */
     const owner = new Map<string, string>();
