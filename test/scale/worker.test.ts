@@ -10,6 +10,8 @@ import {
   checkSchemaVersion,
   createSyncQueue,
   enqueueSync,
+  FETCH_INDEX,
+  fetchJobsSql,
   PG_BOSS_SCHEMA_VERSION,
   SYNC_QUEUE,
 } from "../../src/scale/queue.js";
@@ -62,6 +64,25 @@ describe.skipIf(!up)("accounts registry and workers", () => {
       await Promise.all(pools.map((p) => p.end()));
     }
   }
+
+  it("fetches the oldest queued job through an index in fetch order, not by sorting every queued job", async () => {
+    const schema = `fetch_${process.pid}`;
+    const queue = await createSyncQueue({ pool: pool as unknown as PgPool, schema });
+    try {
+      await queue.enqueue("fetch/oldest");
+      await queue.enqueueMany(Array.from({ length: 3000 }, (_, i) => `fetch/${i}`));
+      await pool.query(`ANALYZE ${schema}.job`);
+      const plan = await pool.query(`EXPLAIN ${fetchJobsSql(schema, "1")}`);
+      const text = plan.rows.map((r) => r["QUERY PLAN"]).join("\n");
+      expect(text).toContain(`Index Scan using ${FETCH_INDEX}`);
+      expect(text).not.toMatch(/Sort Key/);
+      // The fetch takes the oldest job first, as pg-boss's own fetch does.
+      const first = await pool.query(`${fetchJobsSql(schema, "$1")}`, [1]);
+      expect(first.rows.map((r) => r.key)).toEqual(["fetch/oldest"]);
+    } finally {
+      await queue.close();
+    }
+  });
 
   it("refuses a pg-boss schema its job SQL was not written for, naming both versions", async () => {
     // pg-boss migrates its tables to the installed package's version at start: a pg-boss
