@@ -124,6 +124,24 @@ export async function mailboxTruth(
   }
 }
 
+/**
+ * True for a SELECT refused because the mailbox does not exist. Dovecot keeps listing a mailbox
+ * deleted while it had children (e.g. B renamed to C with its child B.x, then C deleted: the
+ * delete op only removes the children it knows by name), without \Noselect; it holds nothing.
+ */
+function noSuchMailbox(error: unknown): boolean {
+  const e = error as {
+    responseStatus?: string;
+    serverResponseCode?: string;
+    responseText?: string;
+  };
+  return (
+    e?.responseStatus === "NO" &&
+    (e.serverResponseCode === "NONEXISTENT" ||
+      /mailbox (doesn't|does not) exist/i.test(e.responseText ?? ""))
+  );
+}
+
 async function selectable(client: ImapFlow): Promise<string[]> {
   const list = await client.list({ listOnly: true });
   return list
@@ -277,8 +295,12 @@ export function imapHarness(
               foreignState: () => foreign((a) => a.server()),
               truth: async () => {
                 const all = new Map<string, MirrorEntry>();
-                for (const path of await selectable(client))
-                  await mailboxTruth(client, path, all, true);
+                for (const path of await selectable(client)) {
+                  // Listed but gone (see noSuchMailbox): no messages, as the adapter reports.
+                  await mailboxTruth(client, path, all, true).catch((error: unknown) => {
+                    if (!noSuchMailbox(error)) throw error;
+                  });
+                }
                 return all;
               },
               project: projectMessage,

@@ -17,6 +17,7 @@ import {
   cyrusImapServer,
   dovecotImapServer,
   type ImapTestServer,
+  imapHarness,
   mailboxTruth,
   mutator,
   projectMessage,
@@ -230,6 +231,31 @@ for (const spec of servers) {
         await expect(account.folder("B").sync({})).rejects.toBeInstanceOf(NotFoundError);
       await account.close();
       await client.logout();
+    });
+
+    it("the server harness's truth: a renamed parent deleted with its child is empty", async () => {
+      // The conformance kit's history: B gets its child B.x, is renamed to C (so C.x), and C is
+      // deleted. The harness's delete only removes the children it knows by name (B.x), so C
+      // goes with C.x left: Dovecot still lists C but SELECT answers `NO Mailbox doesn't exist`.
+      const backend = await imapHarness(server, { kind: "server" }).setup();
+      try {
+        const runs = backend.scopes.map((scope) => ({ scope, mirror: new Map() as Mirror }));
+        const states = await Promise.all(
+          runs.map((r) => r.scope.syncable.sync(mirrorImporter(r.mirror, r.scope))),
+        );
+        for (const op of [
+          { t: "create", box: 3 },
+          { t: "rename", box: 1, to: 2 },
+          { t: "delete", box: 2 },
+        ] as const)
+          await backend.apply(op);
+        for (const [i, r] of runs.entries()) {
+          await r.scope.syncable.sync(mirrorImporter(r.mirror, r.scope), states[i]);
+          expect(diffMirror(r.mirror, await r.scope.truth()), r.scope.name).toBeUndefined();
+        }
+      } finally {
+        await backend.teardown();
+      }
     });
 
     it.each(["auto", "condstore", "plain"] as const)(
