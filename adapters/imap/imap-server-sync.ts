@@ -1,6 +1,7 @@
 /**
  * `server()`: every selectable mailbox as one scope, over the core's composite (one mailbox
- * cursor per child; `verify` goes to the mailbox the resumed page is in). What it adds:
+ * cursor per child; `verify` goes to the mailbox the resumed page is in, then to the round's
+ * later ones for keys it does not hold). What it adds:
  *
  * - Resume points for a round's first page, which reports each mailbox gone since the cursor:
  *   the next round lists them again, so its answer can't be matched against a delivered set.

@@ -109,26 +109,54 @@ export function compositeSource(
     return { changes, newCursor, nextPage };
   }
 
-  /** Delivered objects the resumed page lacks: the page's child knows what became of them. */
+  /**
+   * Delivered objects the resumed page lacks. The page's child answers first; but the marks of a
+   * batch (`runSync`'s `pendingState`) cover every page the batch crossed, later children's
+   * too, and a child reports a key it does not hold as deleted: each key it calls gone is asked
+   * of the round's later children in turn, and the first one that holds it answers.
+   */
   async function verify(
     keys: string[],
     req: PageRequest<CompositeCursor, CompositePage>,
   ): Promise<Change[]> {
-    const key = req.page?.todo[0];
-    const child = key === undefined ? undefined : options.child(key);
-    if (key === undefined || !child?.verify) {
-      // The round's first page lists vanished children; one of them is back (or the child can't
-      // verify): only a full resync rebuilds what the importer cascaded away.
+    const [key, ...later] = req.page?.todo ?? [];
+    if (key === undefined) {
+      // The round's first page lists vanished children; one of them is back: only a full
+      // resync rebuilds what the importer cascaded away.
       throw new StateInvalidError(
-        `${options.name}: the resumed page no longer lists ${keys.length} delivered object(s)` +
-          (key === undefined ? "" : ` of ${key}, which cannot verify objects`),
+        `${options.name}: the resumed page no longer lists ${keys.length} delivered object(s)`,
+      );
+    }
+    const answers = byKey(await verifyIn(key, keys, req, req.page?.cp));
+    for (const other of later) {
+      const gone = keys.filter((k) => (answers.get(k) ?? []).every((c) => c.kind === "delete"));
+      if (gone.length === 0) break;
+      for (const [k, changes] of byKey(await verifyIn(other, gone, req, undefined))) {
+        if (changes.some((c) => c.kind !== "delete")) answers.set(k, changes);
+      }
+    }
+    return [...answers.values()].flat();
+  }
+
+  /** `keys` verified by the child `key` (from its page `cp`, if it is the resumed one). */
+  async function verifyIn(
+    key: string,
+    keys: string[],
+    req: PageRequest<CompositeCursor, CompositePage>,
+    cp: unknown,
+  ): Promise<Change[]> {
+    const child = options.child(key);
+    if (!child.verify) {
+      // Only a full resync can tell what became of them.
+      throw new StateInvalidError(
+        `${options.name}: ${keys.length} delivered object(s) to verify, which ${key} cannot`,
       );
     }
     const childCursor = req.cursor?.[key];
     try {
       return await child.verify(keys, {
         cursor: childCursor,
-        page: req.page?.cp,
+        page: cp,
         fullSync: childCursor === undefined,
         window: req.window,
         signal: req.signal,
@@ -170,4 +198,16 @@ function withCompositePosition(
       };
     },
   };
+}
+
+/** Changes grouped by sourcekey, in order. */
+function byKey(changes: Change[]): Map<string, Change[]> {
+  const out = new Map<string, Change[]>();
+  for (const change of changes) {
+    const key = change.object.sourcekey;
+    const list = out.get(key);
+    if (list) list.push(change);
+    else out.set(key, [change]);
+  }
+  return out;
 }

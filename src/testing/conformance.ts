@@ -20,6 +20,11 @@ export interface ConformanceOptions {
   seed?: number;
   /** fast-check's path of a failing run, to replay it exactly. */
   path?: string;
+  /**
+   * Histories run before the random ones, each as fast-check prints a counterexample: the seed
+   * mutations, the steps and `withMoved` (regressions kept as tests).
+   */
+  examples?: readonly [seed: unknown[], steps: unknown[], withMoved: boolean][];
   /** Longest history, in steps (default 24); lengths are spread evenly up to it. */
   maxSteps?: number;
   /** Most mutations applied before anything is synced (default 12): a pre-seeded backend. */
@@ -206,8 +211,12 @@ export async function checkConformance<Op>(
     }),
     {
       numRuns: options.numRuns,
-      seed: options.seed,
-      path: options.path,
+      // Only when given: an explicit `seed: undefined` would hide the global one (FC_SEED).
+      ...(options.seed !== undefined && { seed: options.seed }),
+      ...(options.path !== undefined && { path: options.path }),
+      ...(options.examples !== undefined && {
+        examples: options.examples as [Op[], Step<Op>[], boolean][],
+      }),
       endOnFailure: !options.shrink,
     },
   );

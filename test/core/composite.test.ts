@@ -2,6 +2,7 @@ import { fc, test as propTest } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { createMemoryServer, type MemoryFolder } from "../../adapters/memory/index.js";
 import {
+  type Change,
   type ChangeSource,
   compositeSource,
   createSyncable,
@@ -123,6 +124,44 @@ describe("composite source", () => {
     await s.sync({ delete: (o) => void deleted.push(`${o.type}:${o.sourcekey}`) }, state);
     expect(deleted).toEqual(["folder:b"]);
     expect(calls).toEqual(["a:a-c", "b:b-c", "b:full"]);
+  });
+  it("verify asks the round's later children about keys the resumed page's child does not hold", async () => {
+    // A batch's marks cover every page it crossed: here x came from b's page, y is gone.
+    const held: Record<string, string[]> = { a: [], b: ["x"], c: [] };
+    const asked: string[] = [];
+    const child = (key: string): ChangeSource => ({
+      fetchPage: async () => ({ changes: [], newCursor: `${key}-c` }),
+      verify: async (keys) => {
+        asked.push(`${key}:${keys.join(",")}`);
+        return keys.map(
+          (sourcekey): Change =>
+            held[key]?.includes(sourcekey)
+              ? {
+                  kind: "update",
+                  object: { sourcekey, type: "item", parentKey: key, data: {} },
+                  created: false,
+                }
+              : {
+                  kind: "delete",
+                  object: { sourcekey, type: "item", parentKey: key },
+                  soft: false,
+                },
+        );
+      },
+    });
+    const source = compositeSource({ name: "t", listChildren: async () => ["a", "b", "c"], child });
+    const verified = await source.verify?.(["x", "y"], {
+      cursor: { a: "a-c", b: "b-c", c: "c-c" },
+      page: { todo: ["a", "b", "c"] },
+      fullSync: false,
+      window: undefined,
+      signal: new AbortController().signal,
+    });
+    expect(verified?.map((c) => `${c.kind}:${c.object.sourcekey}:${c.object.parentKey}`)).toEqual([
+      "update:x:b",
+      "delete:y:a",
+    ]);
+    expect(asked).toEqual(["a:x,y", "b:x,y", "c:y"]);
   });
 });
 
