@@ -83,6 +83,11 @@ export async function checkNotificationFilters<Op>(
         }
       },
     ),
-    { numRuns: options.numRuns, seed: options.seed, endOnFailure: true },
+    {
+      numRuns: options.numRuns,
+      // Only when given: an explicit `seed: undefined` would hide the global one (FC_SEED).
+      ...(options.seed !== undefined && { seed: options.seed }),
+      endOnFailure: true,
+    },
   );
 }

@@ -161,8 +161,9 @@ export async function checkTwoWayConformance(
     }),
     {
       numRuns: options.numRuns,
-      seed: options.seed,
-      path: options.path,
+      // Only when given: an explicit `seed: undefined` would hide the global one (FC_SEED).
+      ...(options.seed !== undefined && { seed: options.seed }),
+      ...(options.path !== undefined && { path: options.path }),
       endOnFailure: !options.shrink,
       examples: options.examples?.map(([p, steps]) => [p, steps]),
     },
