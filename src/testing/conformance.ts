@@ -177,6 +177,20 @@ const ALL_STEPS: readonly StepKind[] = [
 ];
 
 /**
+ * The kits' `seed` and `path`, for fast-check, only when given: an explicit `seed: undefined`
+ * would hide the global seed (FC_SEED in CI), and every history would be a random one.
+ */
+export function replayParameters(options: { seed?: number; path?: string }): {
+  seed?: number;
+  path?: string;
+} {
+  return {
+    ...(options.seed !== undefined && { seed: options.seed }),
+    ...(options.path !== undefined && { path: options.path }),
+  };
+}
+
+/**
  * Runs `numRuns` random histories against the harness's backend; throws a `ConformanceError`
  * (inside fast-check's report, with the seed to replay) on the first violation. Each history
  * starts from a pre-seeded backend and an empty copy, and ends with a complete sync that must
@@ -211,9 +225,7 @@ export async function checkConformance<Op>(
     }),
     {
       numRuns: options.numRuns,
-      // Only when given: an explicit `seed: undefined` would hide the global one (FC_SEED).
-      ...(options.seed !== undefined && { seed: options.seed }),
-      ...(options.path !== undefined && { path: options.path }),
+      ...replayParameters(options),
       ...(options.examples !== undefined && {
         examples: options.examples as [Op[], Step<Op>[], boolean][],
       }),

@@ -10,7 +10,7 @@ import {
   OBJECT_TYPES,
 } from "../core/types.js";
 import { matchesFilter } from "../notify/filter.js";
-import { ConformanceError } from "./conformance.js";
+import { ConformanceError, replayParameters } from "./conformance.js";
 import type { ConformanceHarness } from "./harness.js";
 import { diffMirror } from "./mirror.js";
 
@@ -83,11 +83,6 @@ export async function checkNotificationFilters<Op>(
         }
       },
     ),
-    {
-      numRuns: options.numRuns,
-      // Only when given: an explicit `seed: undefined` would hide the global one (FC_SEED).
-      ...(options.seed !== undefined && { seed: options.seed }),
-      endOnFailure: true,
-    },
+    { numRuns: options.numRuns, ...replayParameters(options), endOnFailure: true },
   );
 }

@@ -18,6 +18,7 @@ import { createOutbox, type Outbox } from "../two-way/outbox.js";
 import { type PushOptions, push } from "../two-way/push.js";
 import { settlePushed } from "../two-way/settle.js";
 import type { ConflictPolicy, Resolution, WriteTarget } from "../two-way/types.js";
+import { replayParameters } from "./conformance.js";
 import { type CopyRow, LocalCopy } from "./two-way-copy.js";
 import type { TwoWayBackend, TwoWayHarness } from "./two-way-harness.js";
 
@@ -161,9 +162,7 @@ export async function checkTwoWayConformance(
     }),
     {
       numRuns: options.numRuns,
-      // Only when given: an explicit `seed: undefined` would hide the global one (FC_SEED).
-      ...(options.seed !== undefined && { seed: options.seed }),
-      ...(options.path !== undefined && { path: options.path }),
+      ...replayParameters(options),
       endOnFailure: !options.shrink,
       examples: options.examples?.map(([p, steps]) => [p, steps]),
     },
