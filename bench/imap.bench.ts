@@ -3,7 +3,8 @@
  * before Dovecot starts). Measures, through a byte-counting loopback proxy:
  * - a full sync (envelope + flags + size) against a raw imapflow fetch loop of the same fields;
  * - an incremental sync after 10 flag changes + 10 expunges (QRESYNC, CONDSTORE-only, plain),
- *   which must cost O(changes) in bytes and round trips with QRESYNC, not O(mailbox).
+ *   which must cost O(changes) in bytes and round trips with QRESYNC, not O(mailbox); on a
+ *   long-lived connection for INBOX and for a second mailbox of the same size (`Archive`).
  * Run: `npm run bench -- imap` (MESSAGES=5000 for a quick run).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -15,6 +16,8 @@ import { hasCommand } from "../test/servers/process.js";
 import { startTcpProxy } from "../test/servers/tcp-proxy.js";
 
 const MESSAGES = Number(process.env.MESSAGES ?? 50_000);
+/** A mailbox besides INBOX, of the same size, for the long-lived incremental round. */
+const OTHER = "Archive";
 
 interface Meter {
   port: number;
@@ -82,7 +85,12 @@ async function main(): Promise<void> {
     return;
   }
   let t = performance.now();
-  const dovecot = await startDovecot({ beforeStart: (s) => seedMaildir(s.maildir(), MESSAGES) });
+  const dovecot = await startDovecot({
+    beforeStart: (s) => {
+      seedMaildir(s.maildir(), MESSAGES);
+      seedMaildir(join(s.maildir(), `.${OTHER}`), MESSAGES);
+    },
+  });
   const seedTime = ms(t);
   const m = await meter(dovecot.port);
   const options = {
@@ -185,93 +193,100 @@ async function main(): Promise<void> {
       console.log(`state after full sync (${mode}): ${kb((states[mode] ?? "").length)}`);
     }
 
-    // A second raw session with INBOX selected (QRESYNC), for the raw incremental baseline.
-    const raw2 = new ImapFlow({
-      ...options,
-      secure: false,
-      auth: { user: options.user, pass: options.password },
-      logger: false,
-      qresync: true,
-    });
-    await raw2.connect();
-    const before = await raw2.mailboxOpen("INBOX");
-
-    // 10 flag changes + 10 expunges through the first client, then the raw baseline and the
-    // deltasync round on its long-lived connection; repeated ROUNDS times (medians reported),
-    // each round on fresh changes.
+    // The incremental round on the long-lived connection, on INBOX and on another mailbox of
+    // the same size (which keeps a STATUS on the second connection: see imap-mailbox-sync.ts).
     let round = 0;
-    let rawSince = before.highestModseq;
-    const change = async () => {
-      const lock = await client.getMailboxLock("INBOX");
-      try {
-        // The raw baseline asks for what changed since its last FETCH (its view's HIGHESTMODSEQ).
-        const seen = await raw2.status("INBOX", { highestModseq: true });
-        rawSince = (seen ? seen.highestModseq : undefined) ?? rawSince;
-        const r = round++;
-        for (let i = 0; i < 10; i++)
-          await client.messageFlagsAdd({ uid: `${100 + i * 997 + r}` }, ["\\Flagged"]);
-        await client.messageFlagsAdd({ uid: `${200 + r}` }, ["\\Seen"]);
-        await client.messageDelete({
-          uid: Array.from({ length: 10 }, (_, i) => 300 + i * 1013 + r).join(","),
-        });
-      } finally {
-        lock.release();
-      }
-    };
-    const rawRound = async () => {
-      m.reset();
-      const t0 = performance.now();
-      let n = 0;
-      for await (const msg of raw2.fetch(
-        "1:*",
-        { uid: true, flags: true },
-        { uid: true, changedSince: rawSince },
-      )) {
-        if (msg.uid) n++;
-      }
-      return { took: performance.now() - t0, n, used: m.read() };
-    };
-    const liveRound = async () => {
-      m.reset();
-      const t0 = performance.now();
-      const out = await live.account.folder("INBOX").exportChanges({}, live.state);
-      const took = performance.now() - t0;
-      live.state = out.state;
-      return { took, out, used: m.read() };
-    };
-    const rawIncs: Awaited<ReturnType<typeof rawRound>>[] = [];
-    const liveIncs: Awaited<ReturnType<typeof liveRound>>[] = [];
-    for (let r = 0; r < Math.max(ROUNDS, 5); r++) {
-      await change();
-      rawIncs.push(await rawRound());
-      liveIncs.push(await liveRound());
-    }
     const byTime = <T extends { took: number }>(xs: T[]) =>
       [...xs].sort((x, y) => x.took - y.took)[Math.floor(xs.length / 2)] as T;
-    const rawInc = byTime(rawIncs);
-    const rawIncMs = rawInc.took;
-    rows.push([
-      `raw imapflow UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED), mailbox selected (median of ${rawIncs.length})`,
-      `${rawInc.n} changed`,
-      `${rawIncMs.toFixed(1)} ms`,
-      kb(rawInc.used.down),
-      String(rawInc.used.writes),
-      "",
-    ]);
-    await raw2.logout();
-    {
+    for (const path of ["INBOX", OTHER]) {
+      if (path !== "INBOX") {
+        // Its full sync (untimed) on the same long-lived account, then the same rounds.
+        live.state = (await live.account.folder(path).exportChanges({})).state;
+      }
+      // A second raw session with the mailbox selected (QRESYNC), for the raw baseline.
+      const raw2 = new ImapFlow({
+        ...options,
+        secure: false,
+        auth: { user: options.user, pass: options.password },
+        logger: false,
+        qresync: true,
+      });
+      await raw2.connect();
+      const before = await raw2.mailboxOpen(path);
+
+      // 10 flag changes + 10 expunges through the first client, then the raw baseline and the
+      // deltasync round on its long-lived connection; repeated (medians reported), each round
+      // on fresh changes.
+      let rawSince = before.highestModseq;
+      const change = async () => {
+        const lock = await client.getMailboxLock(path);
+        try {
+          // The raw baseline asks for what changed since its last FETCH (its view's HIGHESTMODSEQ).
+          const seen = await raw2.status(path, { highestModseq: true });
+          rawSince = (seen ? seen.highestModseq : undefined) ?? rawSince;
+          const r = round++;
+          for (let i = 0; i < 10; i++)
+            await client.messageFlagsAdd({ uid: `${100 + i * 997 + r}` }, ["\\Flagged"]);
+          await client.messageFlagsAdd({ uid: `${200 + r}` }, ["\\Seen"]);
+          await client.messageDelete({
+            uid: Array.from({ length: 10 }, (_, i) => 300 + i * 1013 + r).join(","),
+          });
+        } finally {
+          lock.release();
+        }
+      };
+      const rawRound = async () => {
+        m.reset();
+        const t0 = performance.now();
+        let n = 0;
+        for await (const msg of raw2.fetch(
+          "1:*",
+          { uid: true, flags: true },
+          { uid: true, changedSince: rawSince },
+        )) {
+          if (msg.uid) n++;
+        }
+        return { took: performance.now() - t0, n, used: m.read() };
+      };
+      const liveRound = async () => {
+        m.reset();
+        const t0 = performance.now();
+        const out = await live.account.folder(path).exportChanges({}, live.state);
+        const took = performance.now() - t0;
+        live.state = out.state;
+        return { took, out, used: m.read() };
+      };
+      const rawIncs: Awaited<ReturnType<typeof rawRound>>[] = [];
+      const liveIncs: Awaited<ReturnType<typeof liveRound>>[] = [];
+      for (let r = 0; r < Math.max(ROUNDS, 5); r++) {
+        await change();
+        rawIncs.push(await rawRound());
+        liveIncs.push(await liveRound());
+      }
+      const rawInc = byTime(rawIncs);
+      const rawIncMs = rawInc.took;
+      rows.push([
+        `${path}: raw imapflow UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED), mailbox selected (median of ${rawIncs.length})`,
+        `${rawInc.n} changed`,
+        `${rawIncMs.toFixed(1)} ms`,
+        kb(rawInc.used.down),
+        String(rawInc.used.writes),
+        "",
+      ]);
+      await raw2.logout();
       const inc = byTime(liveIncs);
       const c = inc.out.counts;
       rows.push([
-        `incremental after 10 flags + 10 expunges, long-lived connection (QRESYNC, median of ${liveIncs.length}; all: ${liveIncs.map((x) => x.took.toFixed(1)).join(", ")} ms)`,
+        `${path}: incremental after 10 flags + 10 expunges, long-lived connection (QRESYNC, median of ${liveIncs.length}; all: ${liveIncs.map((x) => x.took.toFixed(1)).join(", ")} ms)`,
         `${c.update}u ${c.read}r ${c.delete}d`,
         `${inc.took.toFixed(1)} ms`,
         kb(inc.used.down),
         String(inc.used.writes),
         `${(inc.took / rawIncMs).toFixed(2)}× raw incremental`,
       ]);
-      await live.account.close();
     }
+    await live.account.close();
+    const inboxRounds = Math.max(ROUNDS, 5);
     for (const mode of ["auto", "condstore", "plain"] as const) {
       const fresh = createImapAccount({ ...options, mode });
       m.reset();
@@ -281,7 +296,7 @@ async function main(): Promise<void> {
       const used = m.read();
       const c = out.counts;
       rows.push([
-        `incremental after ${round} × (10 flags + 1 seen + 10 expunges), new connection (${mode === "auto" ? "QRESYNC" : mode})`,
+        `INBOX: incremental after ${inboxRounds} × (10 flags + 1 seen + 10 expunges), new connection (${mode === "auto" ? "QRESYNC" : mode})`,
         `${c.update}u ${c.read}r ${c.delete}d`,
         `${took.toFixed(0)} ms`,
         kb(used.down),

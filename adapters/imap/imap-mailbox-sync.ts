@@ -22,6 +22,7 @@ import type { ChangeSource, Page, PageRequest } from "../../src/core/source.js";
 import type { Change, SyncWindow } from "../../src/core/types.js";
 import type { FreshStatus, ImapConnection, Selection } from "./imap-connection.js";
 import {
+  fetchMapped,
   fetchMessages,
   fetchQuery,
   isSeen,
@@ -90,19 +91,29 @@ export function mailboxSource(options: MailboxSourceOptions): MailboxSource {
     lead: Change[] = [],
   ): Promise<MailboxPageResult> {
     const { chunk, rest } = splitRanges(page.todo, page.w ?? chunkSize);
-    const msgs = chunk
-      ? await fetchMessages(client, chunk, query, undefined, new Set(fromRanges(chunk)))
-      : [];
     const newFrom = page.k === "full" ? 0 : (page.n ?? Number.POSITIVE_INFINITY);
+    // Mapped as the answers arrive (see fetchMapped); plain mode also notes each one's flags.
+    const flags = cursor.f === undefined ? undefined : new Map<number, string>();
     const changes = lead;
-    for (const msg of msgs) {
-      const object = toSyncObject(cursor.v, path, msg, scoped !== undefined);
-      changes.push({ kind: "update", object, created: msg.uid >= newFrom });
+    if (chunk) {
+      const fetched = await fetchMapped(
+        client,
+        chunk,
+        query,
+        (msg): Change => {
+          flags?.set(msg.uid, signature(msg.flags));
+          const object = toSyncObject(cursor.v, path, msg, scoped !== undefined);
+          return { kind: "update", object, created: msg.uid >= newFrom };
+        },
+        undefined,
+        new Set(fromRanges(chunk)),
+      );
+      for (const change of fetched) changes.push(change);
     }
     let newCursor = cursor;
-    if (cursor.f !== undefined && msgs.length) {
+    if (flags?.size) {
       const known = decodeKnown(cursor);
-      for (const msg of msgs) known.set(msg.uid, signature(msg.flags));
+      for (const [uid, sig] of flags) known.set(uid, sig);
       newCursor = { ...cursor, ...encodeKnown(known) };
     }
     return { changes, newCursor, ...(rest ? { nextPage: { ...page, todo: rest } } : {}) };

@@ -134,13 +134,14 @@ export function toSyncObject(
   msg: FetchMessageObject,
   qualified = false,
 ): SyncObject<ImapMessage> {
-  return {
+  const object: SyncObject<ImapMessage> = {
     sourcekey: messageKey(uidValidity, msg.uid, qualified ? path : undefined),
     type: "item",
     parentKey: path,
-    ...(msg.modseq !== undefined ? { changeKey: String(msg.modseq) } : {}),
     data: toMessage(msg),
   };
+  if (msg.modseq !== undefined) object.changeKey = String(msg.modseq);
+  return object;
 }
 
 /**
@@ -165,17 +166,43 @@ function answers(msg: FetchMessageObject, query: FetchQueryObject): boolean {
  * Fetches `range` (a UID set) and resolves with the messages sorted by UID: one per UID, only
  * real answers (see `answers`), and with `wanted` only the UIDs it holds.
  */
-export async function fetchMessages(
+export function fetchMessages(
   client: ImapFlow,
   range: string,
   query: FetchQueryObject,
   changedSince?: bigint,
   wanted?: Set<number>,
 ): Promise<FetchMessageObject[]> {
-  const byUid = new Map<number, FetchMessageObject>();
+  return fetchMapped(client, range, query, (msg) => msg, changedSince, wanted);
+}
+
+/**
+ * `fetchMessages`, each answer mapped by `map` as it arrives: a page keeps only what `map`
+ * returns, not imapflow's parsed responses (keeping those until the page ends cost a full sync
+ * of 50,000 messages about a fifth of its time in garbage collection).
+ */
+export async function fetchMapped<T>(
+  client: ImapFlow,
+  range: string,
+  query: FetchQueryObject,
+  map: (msg: FetchMessageObject) => T,
+  changedSince?: bigint,
+  wanted?: Set<number>,
+): Promise<T[]> {
+  const uids: number[] = [];
+  const values: T[] = [];
   const options = changedSince === undefined ? { uid: true } : { uid: true, changedSince };
+  let ascending = true;
   for await (const msg of client.fetch(range, query, options)) {
-    if (answers(msg, query) && (!wanted || wanted.has(msg.uid))) byUid.set(msg.uid, msg);
+    if (!answers(msg, query) || (wanted && !wanted.has(msg.uid))) continue;
+    if (uids.length > 0 && msg.uid <= (uids[uids.length - 1] as number)) ascending = false;
+    uids.push(msg.uid);
+    values.push(map(msg));
   }
-  return [...byUid.values()].sort((a, b) => a.uid - b.uid);
+  // Servers answer in UID order as a rule; a repeated UID (the last answer wins) or another
+  // order is sorted out here.
+  if (ascending) return values;
+  const byUid = new Map<number, T>();
+  for (let i = 0; i < uids.length; i++) byUid.set(uids[i] as number, values[i] as T);
+  return [...byUid.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
 }
