@@ -45,13 +45,14 @@ export function emailKind(): StreamKind<AurinkoMessage> {
     startQuery: (w) => ({ daysWithin: w?.daysWithin }),
     recordSchema: MessageSchema,
     itemPath: (id) => `email/messages/${enc(id)}`,
-    updated(message, created) {
+    updated(message, created, _window, out) {
       // Read state travels in sysLabels: one `read` per record keeps the importer's flag exact.
       const unread = (message.sysLabels ?? []).includes("unread");
-      return [
-        itemUpdate(message, MAIL_KEY, created),
-        { kind: "read", object: { sourcekey: message.id, parentKey: MAIL_KEY }, isRead: !unread },
-      ];
+      out.push(itemUpdate(message, MAIL_KEY, created), {
+        kind: "read",
+        object: { sourcekey: message.id, parentKey: MAIL_KEY },
+        isRead: !unread,
+      });
     },
     deleted: (id) => itemDelete(id, MAIL_KEY),
   };
@@ -64,11 +65,11 @@ export function calendarKind(calendarId: string): StreamKind<AurinkoEvent> {
     startQuery: (w) => ({ timeMin: w?.timeMin, timeMax: w?.timeMax }),
     recordSchema: EventSchema,
     itemPath: (id) => `calendars/${enc(calendarId)}/events/${enc(id)}`,
-    updated(event, created, window) {
+    updated(event, created, window, out) {
       // Later rounds report every change, in the window or not (and Aurinko may widen the
       // range): an event outside the window the caller asked for is a delete for the mirror.
-      if (window && !inWindow(event, window)) return [itemDelete(event.id, calendarId)];
-      return [itemUpdate(event, calendarId, created)];
+      if (window && !inWindow(event, window)) out.push(itemDelete(event.id, calendarId));
+      else out.push(itemUpdate(event, calendarId, created));
     },
     deleted: (id) => itemDelete(id, calendarId),
   };
@@ -81,7 +82,9 @@ export function contactsKind(): StreamKind<AurinkoContact> {
     startQuery: () => ({}),
     recordSchema: ContactSchema,
     itemPath: (id) => `contacts/${enc(id)}`,
-    updated: (contact, created) => [itemUpdate(contact, CONTACTS_KEY, created)],
+    updated: (contact, created, _window, out) => {
+      out.push(itemUpdate(contact, CONTACTS_KEY, created));
+    },
     deleted: (id) => itemDelete(id, CONTACTS_KEY),
   };
 }
@@ -96,7 +99,9 @@ export function tasksKind(
     startQuery: () => ({ skipCompletedBeforeDate }),
     recordSchema: TaskSchema,
     itemPath: (id) => `tasklists/${enc(tasklistId)}/tasks/${enc(id)}`,
-    updated: (task, created) => [itemUpdate(task, tasklistId, created)],
+    updated: (task, created, _window, out) => {
+      out.push(itemUpdate(task, tasklistId, created));
+    },
     deleted: (id) => itemDelete(id, tasklistId),
   };
 }

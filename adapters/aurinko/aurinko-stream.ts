@@ -53,8 +53,11 @@ export interface StreamKind<R> {
   recordSchema: z.ZodType<R>;
   /** The path of `GET` by id (`verify`). */
   itemPath(id: string): string;
-  /** The changes of one updated record (an update, plus `read` for mail; a delete outside the window). */
-  updated(record: R, created: boolean, window: SyncWindow | undefined): Change[];
+  /**
+   * Appends the changes of one updated record to `out` (an update, plus `read` for mail; a
+   * delete outside the window): no array per record on pages of thousands.
+   */
+  updated(record: R, created: boolean, window: SyncWindow | undefined, out: Change[]): void;
   /** The change of one deleted record. */
   deleted(id: string): Change;
 }
@@ -149,7 +152,7 @@ export function streamSource<R>(
     const updated = (): Change[] => {
       const changes: Change[] = [];
       for (const raw of body.records) {
-        changes.push(...kind.updated(parseRecord(kind, raw), req.fullSync, req.window));
+        kind.updated(parseRecord(kind, raw), req.fullSync, req.window, changes);
       }
       return changes;
     };
@@ -219,7 +222,7 @@ export function streamSource<R>(
         batch.forEach((id, j) => {
           const record = records[j];
           if (record === undefined) out.push(kind.deleted(id));
-          else out.push(...kind.updated(record, false, req.window));
+          else kind.updated(record, false, req.window, out);
         });
       }
       return out;

@@ -34,9 +34,22 @@ export async function exportChanges(
   signal.throwIfAborted();
   const start = readState(def, state, options.window);
   const { source } = def;
-  const backend = await checkIdentity(def, start, signal);
   const window = start.window;
   const fullSync = start.fullSync === true;
+  const ahead = source.readAhead ? new ReadAhead(source as ChangeSource, signal) : undefined;
+  let backend: string | undefined;
+  try {
+    if (ahead && source.identity && start.backend === undefined) {
+      // A state that names no backend has nothing to check against the identity, which then
+      // only labels the states this round writes: the first page is already on its way.
+      await ahead.prefetch({ cursor: start.cursor, page: start.page, fullSync, window, signal });
+    }
+    backend = await checkIdentity(def, start, signal);
+  } catch (error) {
+    ahead?.drop();
+    ahead?.end();
+    throw error;
+  }
   let cursor = start.cursor;
   let page = start.page;
   // What a round stopped inside this page had processed there (see delivered.ts).
@@ -76,7 +89,6 @@ export async function exportChanges(
   if (fromNothing) {
     await callHook(importer, "beginFullSync");
   }
-  const ahead = source.readAhead ? new ReadAhead(source as ChangeSource, signal) : undefined;
   try {
     for (;;) {
       signal.throwIfAborted();

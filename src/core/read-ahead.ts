@@ -58,6 +58,10 @@ export class ReadAhead {
       return this.#source.fetchPage(request);
     }
     const [entry] = this.#entries.splice(index, 1) as [Entry];
+    // No longer held, so the round's abort must reach it here (a source may wait long inside
+    // one page, e.g. for a server to get ready).
+    const onAbort = () => entry.controller.abort(this.#signal.reason);
+    this.#signal.addEventListener("abort", onAbort, { once: true });
     try {
       return await entry.promise;
     } catch (error) {
@@ -65,6 +69,8 @@ export class ReadAhead {
       // A failure from an earlier round is stale, and an abort not ours was another round's.
       if (!entry.carried && !entry.controller.signal.aborted) throw error;
       return this.#source.fetchPage(request);
+    } finally {
+      this.#signal.removeEventListener("abort", onAbort);
     }
   }
 

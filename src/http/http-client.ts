@@ -62,6 +62,7 @@ export function createAgent(options: { connections?: number; timeoutMs: number }
  */
 export function createHttpClient(options: HttpClientOptions): HttpClient {
   const baseUrl = normalizeBaseUrl(options.baseUrl);
+  const baseOrigin = new URL(baseUrl).origin;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const ownDispatcher = options.dispatcher === undefined;
   const dispatcher: Dispatcher =
@@ -77,26 +78,54 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     : undefined;
   const canRefresh = options.getAccessToken !== undefined;
   let closed = false;
+  // Requests in flight together (read-ahead, the identity look-up, parallel scopes) that all
+  // meet a 401 share one forced refresh: one in progress is joined, and a request whose token
+  // predates a finished one retries with its result instead of refreshing again.
+  let refreshing: Promise<string> | undefined;
+  let refreshes = 0;
+  let refreshedToken: string | undefined;
 
+  function refreshToken(getAccessToken: NonNullable<HttpClientOptions["getAccessToken"]>) {
+    refreshing ??= getAccessToken({ forceRefresh: true })
+      .then((token) => {
+        refreshes++;
+        refreshedToken = token;
+        return token;
+      })
+      .finally(() => {
+        refreshing = undefined;
+      });
+    return refreshing;
+  }
+
+  /**
+   * The Authorization header, and how many forced refreshes had finished when its token was
+   * issued. `since` is that count for the token a 401 refused.
+   */
   async function authorization(
     forceRefresh: boolean,
-  ): Promise<{ header?: string; secret?: string }> {
+    since: number,
+  ): Promise<{ header?: string; secret?: string; refreshes: number }> {
     if (options.getAccessToken) {
+      const from = refreshes;
       let token: string;
       try {
-        token = await options.getAccessToken({ forceRefresh });
+        if (!forceRefresh) token = await options.getAccessToken({ forceRefresh: false });
+        // Another request refreshed after the refused token was issued: use its token.
+        else if (refreshes > since && refreshedToken !== undefined) token = refreshedToken;
+        else token = await refreshToken(options.getAccessToken);
       } catch (cause) {
         // Its own AuthError (a refused refresh token) says why; a transient failure of the
         // token endpoint is retried like any other.
         if (cause instanceof AuthError || cause instanceof TransientError) throw cause;
         throw new AuthError(`getAccessToken failed: ${errorMessage(cause)}`, { cause });
       }
-      return { header: `Bearer ${token}`, secret: token };
+      return { ...bearer(token), refreshes: forceRefresh ? refreshes : from };
     }
-    if (options.accessToken !== undefined)
-      return { header: `Bearer ${options.accessToken}`, secret: options.accessToken };
-    if (basic !== undefined) return { header: basic, secret: options.basicAuth?.password };
-    return {};
+    if (options.accessToken !== undefined) return { ...bearer(options.accessToken), refreshes };
+    if (basic !== undefined)
+      return { header: basic, secret: options.basicAuth?.password, refreshes };
+    return { refreshes };
   }
 
   async function send(
@@ -135,7 +164,7 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
   async function request<T = string>(req: HttpRequest<T>): Promise<HttpResponse<T>> {
     if (closed) throw new DeltaSyncError("HTTP client is closed");
     const method = (req.method ?? "GET").toUpperCase();
-    const url = resolveUrl(req.path, baseUrl, req.endpoint ?? `${method} ${req.path}`);
+    const url = resolveUrl(req.path, baseUrl, req.endpoint ?? `${method} ${req.path}`, baseOrigin);
     appendQuery(url, req.query);
     const endpoint = req.endpoint ?? `${method} ${url.pathname}`;
     const idempotent = req.idempotent ?? IDEMPOTENT.has(method);
@@ -149,9 +178,11 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
 
     let refreshed = false;
     let forceRefresh = false;
+    let tokenFrom = 0;
     let attempt = 0;
     for (;;) {
-      const auth = await authorization(forceRefresh);
+      const auth = await authorization(forceRefresh, tokenFrom);
+      tokenFrom = auth.refreshes;
       forceRefresh = false;
       const sent = auth.header ? { ...headers, authorization: auth.header } : headers;
       let error: Error;
@@ -260,11 +291,20 @@ function toResponse<T>(
 
 function appendQuery(url: URL, query: Record<string, QueryValue> | undefined): void {
   if (!query) return;
+  // One URLSearchParams serialised once: each `url.searchParams.append` rewrites `url.search`.
+  const params = new URLSearchParams(url.search);
+  let added = false;
   for (const [key, value] of Object.entries(query)) {
     if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) url.searchParams.append(key, String(v));
-    else url.searchParams.append(key, String(value));
+    added = true;
+    if (Array.isArray(value)) for (const v of value) params.append(key, String(v));
+    else params.append(key, String(value));
   }
+  if (added) url.search = params.toString();
+}
+
+function bearer(token: string): { header: string; secret: string } {
+  return { header: `Bearer ${token}`, secret: token };
 }
 
 /** The first value of a header. */

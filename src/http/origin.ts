@@ -17,17 +17,21 @@ export function sameOrigin(url: string, base: string): boolean {
  * starts at the origin root, an absolute URL stays as it is), refusing any URL on another origin:
  * a paging link or `href` from a server is followed only on the origin it came from.
  */
-export function resolveUrl(path: string, baseUrl: string, endpoint: string): URL {
+export function resolveUrl(
+  path: string,
+  baseUrl: string,
+  endpoint: string,
+  baseOrigin = new URL(baseUrl).origin,
+): URL {
   let url: URL;
   try {
     url = new URL(path, baseUrl);
   } catch (cause) {
     throw new ProtocolError(endpoint, "invalid URL", { cause });
   }
-  const base = new URL(baseUrl);
-  if (url.origin !== base.origin) {
+  if (url.origin !== baseOrigin) {
     // Never send credentials to a host a server response pointed us at.
-    throw new ProtocolError(endpoint, `link leaves the origin ${base.origin} (to ${url.origin})`);
+    throw new ProtocolError(endpoint, `link leaves the origin ${baseOrigin} (to ${url.origin})`);
   }
   return url;
 }

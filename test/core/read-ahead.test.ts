@@ -302,4 +302,73 @@ describe("engine read-ahead (ChangeSource.readAhead)", () => {
       { numRuns: 300 },
     );
   });
+  it("an abort reaches a page requested ahead that the round is already waiting for", async () => {
+    // Page 1 waits until its request is aborted (a source that waits inside a page, like
+    // Aurinko's "not ready yet"); the round waits for it once page 0 is imported.
+    const source: ChangeSource<string, number> = {
+      readAhead: true,
+      async fetchPage(req) {
+        if (req.page === 1) {
+          await new Promise((_, reject) => {
+            req.signal.addEventListener("abort", () => reject(req.signal.reason), { once: true });
+          });
+        }
+        return {
+          changes: [
+            { kind: "update", object: { sourcekey: "a", type: "item", data: 0 }, created: true },
+          ],
+          nextPage: 1,
+        };
+      },
+    };
+    const controller = new AbortController();
+    let imported = 0;
+    const round = scope(source).sync(
+      {
+        update: () => {
+          imported++;
+          setTimeout(() => controller.abort(new Error("stop")), 5);
+        },
+      },
+      null,
+      { signal: controller.signal },
+    );
+    await expect(round).rejects.toThrow("stop");
+    expect(imported).toBe(1);
+  }, 5_000);
+  it("a first sync asks for its first page while the identity resolves; a state names its backend first", async () => {
+    const log: string[] = [];
+    let identity = "server-1";
+    const source: ChangeSource<string, number> = {
+      readAhead: true,
+      async identity() {
+        log.push("identity asked");
+        await new Promise((r) => setTimeout(r, 20));
+        log.push("identity known");
+        return identity;
+      },
+      async fetchPage(req) {
+        log.push(`fetch ${req.cursor ?? "start"}`);
+        return {
+          changes: [
+            { kind: "update", object: { sourcekey: "a", type: "item", data: 0 }, created: true },
+          ],
+          newCursor: "c1",
+        };
+      },
+    };
+    const state = await scope(source).sync({ update: () => log.push("import") });
+    expect(log).toEqual(["fetch start", "identity asked", "identity known", "import"]);
+    expect(decodeState(state, "t", "s").backend).toBe("server-1");
+
+    log.length = 0;
+    await scope(source).sync({ update: () => log.push("import") }, state);
+    expect(log).toEqual(["identity asked", "identity known", "fetch c1", "import"]);
+
+    // Another backend: refused before anything is fetched.
+    log.length = 0;
+    identity = "server-2";
+    await expect(scope(source).sync({}, state)).rejects.toThrow(/another backend/);
+    expect(log).toEqual(["identity asked", "identity known"]);
+  });
 });

@@ -237,6 +237,30 @@ describe("createHttpClient", () => {
     await http.close();
   });
 
+  it("requests refused together share one refresh (in progress or just finished)", async () => {
+    const calls: boolean[] = [];
+    let refused = 0;
+    server.handle((q, r) => {
+      if (q.headers.authorization === "Bearer fresh") return void r.end("ok");
+      // The last stale request is refused only after the refresh (30 ms) has finished.
+      const delay = ++refused === 4 ? 80 : 0;
+      setTimeout(() => json(r, 401, {}), delay);
+    });
+    const http = client({
+      getAccessToken: async ({ forceRefresh }) => {
+        calls.push(forceRefresh);
+        if (!forceRefresh) return "stale";
+        await new Promise((r) => setTimeout(r, 30));
+        return "fresh";
+      },
+    });
+    const all = await Promise.all(Array.from({ length: 4 }, () => http.request({ path: "x" })));
+    expect(all.map((r) => r.body)).toEqual(["ok", "ok", "ok", "ok"]);
+    expect(calls.filter((forced) => !forced)).toHaveLength(4);
+    expect(calls.filter((forced) => forced)).toHaveLength(1);
+    await http.close();
+  });
+
   it("throws AuthError when the refreshed token is also refused", async () => {
     const calls: boolean[] = [];
     server.handle((_q, r) => json(r, 401, {}));
