@@ -3,15 +3,19 @@
  * reach the importer as the server sent them; only the fields sync depends on are checked.
  */
 import { z } from "zod";
+import { keptWhole } from "../../src/http/validate.js";
 
 /** `@removed` on a delta item: `deleted` (gone) or `changed` (soft-deleted, directory objects). */
 export const RemovedSchema = z.looseObject({ reason: z.string().optional() });
 
-/** One delta item: the object (only `id` is guaranteed on an update), or a removal. */
-export const DeltaItemSchema = z.looseObject({
-  id: z.string().min(1),
-  "@removed": RemovedSchema.optional(),
-});
+/**
+ * One delta item: the object (only `id` is guaranteed on an update), or a removal. Checked in
+ * place and passed on whole (`keptWhole`): a loose object schema copied every message, a third
+ * of what a delta sync allocated.
+ */
+export const DeltaItemSchema = keptWhole(
+  z.object({ id: z.string().min(1), "@removed": RemovedSchema.optional() }),
+);
 export type DeltaItem = z.infer<typeof DeltaItemSchema>;
 
 /** One page of a delta round: `@odata.nextLink` (more pages) or `@odata.deltaLink` (round done). */
