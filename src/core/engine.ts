@@ -86,10 +86,8 @@ export async function exportChanges(
           delivered: withPending(start.delivered, pending),
         })
       : undefined;
-  if (fromNothing) {
-    await callHook(importer, "beginFullSync");
-  }
   try {
+    if (fromNothing) await callHook(importer, "beginFullSync");
     for (;;) {
       signal.throwIfAborted();
       const request: PageRequest = { cursor, page, fullSync, window, signal };

@@ -371,4 +371,24 @@ describe("engine read-ahead (ChangeSource.readAhead)", () => {
     await expect(scope(source).sync({}, state)).rejects.toThrow(/another backend/);
     expect(log).toEqual(["identity asked", "identity known"]);
   });
+  it("a failing beginFullSync drops the first page requested beside the identity", async () => {
+    const signals: AbortSignal[] = [];
+    const source: ChangeSource<string, number> = {
+      readAhead: true,
+      identity: async () => "server-1",
+      async fetchPage(req) {
+        signals.push(req.signal);
+        await new Promise((r) => setTimeout(r, 20));
+        return { changes: [], newCursor: "c1" };
+      },
+    };
+    const importer = {
+      beginFullSync: () => {
+        throw new Error("hook failed");
+      },
+    };
+    await expect(scope(source).sync(importer)).rejects.toThrow("hook failed");
+    expect(signals).toHaveLength(1);
+    expect(signals[0]?.aborted).toBe(true);
+  });
 });
