@@ -332,7 +332,9 @@ export async function createPostgresMirror(
                 [source, next, previous],
               );
         if (r.rowCount !== 1) return undefined;
-        await guarded((guard) => apply(client, list, guard));
+        // A round with nothing to write (a safety poll whose token moved) leaves the two-way
+        // rows alone: locking and loading them cost two of a poll's round trips.
+        if (list.length > 0) await guarded((guard) => apply(client, list, guard));
         return true;
       });
       return saved === true;

@@ -103,6 +103,45 @@ describe.skipIf(!up)("PostgreSQL mirror", () => {
     expect(await mirror.count()).toBe(1);
   });
 
+  it("a state save with nothing to apply writes the state row alone (no two-way rows locked or loaded)", async () => {
+    const p = pool as unknown as PgPool;
+    const mirror = await createPostgresMirror({ pool: p, source: "quiet-poll" });
+    const queries: string[] = [];
+    const counting = {
+      query: (text: string, values?: unknown[]) => {
+        queries.push(text);
+        return p.query(text, values);
+      },
+      async connect() {
+        const client = await p.connect();
+        return new Proxy(client, {
+          get(target, prop, receiver) {
+            if (prop !== "query") return Reflect.get(target, prop, receiver);
+            return (text: string, values?: unknown[]) => {
+              queries.push(text);
+              return target.query(text, values);
+            };
+          },
+        });
+      },
+    } as unknown as PgPool;
+    const quiet = await createPostgresMirror({ pool: counting, source: "quiet-poll" });
+    queries.length = 0;
+    const before = await quiet.syncOptions.getState?.();
+    expect(await quiet.syncOptions.saveState?.("state-2", before)).toBe(true);
+    expect(await mirror.state()).toBe("state-2");
+    const written = queries.filter((q) => !/^(BEGIN|COMMIT|ROLLBACK)/.test(q.trim()));
+    expect(written.map((q) => q.trim().split(/\s+/).slice(0, 3).join(" "))).toEqual([
+      "SELECT state FROM",
+      "INSERT INTO mirror_state",
+    ]);
+    const meta = await pool.query(
+      "SELECT count(*)::int AS n FROM mirror_outbox_ob_meta WHERE key LIKE $1",
+      ["%quiet-poll%"],
+    );
+    expect(meta.rows[0]?.n).toBe(0);
+  });
+
   it("a full sync after a lost cursor sweeps what the server no longer has (generations)", async () => {
     const server = createMemoryServer({ retention: 0, pageSize: 3 });
     const store = server.createStore("alice");
