@@ -36,20 +36,8 @@ export async function exportChanges(
   const { source } = def;
   const window = start.window;
   const fullSync = start.fullSync === true;
-  const ahead = source.readAhead ? new ReadAhead(source as ChangeSource, signal) : undefined;
+  // The identity, once known (see checkIdentity below).
   let backend: string | undefined;
-  try {
-    if (ahead && source.identity && start.backend === undefined) {
-      // A state that names no backend has nothing to check against the identity, which then
-      // only labels the states this round writes: the first page is already on its way.
-      await ahead.prefetch({ cursor: start.cursor, page: start.page, fullSync, window, signal });
-    }
-    backend = await checkIdentity(def, start, signal);
-  } catch (error) {
-    ahead?.drop();
-    ahead?.end();
-    throw error;
-  }
   let cursor = start.cursor;
   let page = start.page;
   // What a round stopped inside this page had processed there (see delivered.ts).
@@ -86,7 +74,14 @@ export async function exportChanges(
           delivered: withPending(start.delivered, pending),
         })
       : undefined;
+  const ahead = source.readAhead ? new ReadAhead(source as ChangeSource, signal) : undefined;
   try {
+    if (ahead && source.identity && start.backend === undefined) {
+      // A state that names no backend has nothing to check against the identity, which then
+      // only labels the states this round writes: the first page is already on its way.
+      await ahead.prefetch({ cursor, page, fullSync, window, signal });
+    }
+    backend = await checkIdentity(def, start, signal);
     if (fromNothing) await callHook(importer, "beginFullSync");
     for (;;) {
       signal.throwIfAborted();
