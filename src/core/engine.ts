@@ -79,7 +79,7 @@ export async function exportChanges(
     if (ahead && source.identity && start.backend === undefined) {
       // A state that names no backend has nothing to check against the identity, which then
       // only labels the states this round writes: the first page is already on its way.
-      await ahead.prefetch({ cursor, page, fullSync, window, signal });
+      await ahead.begin({ cursor, page, fullSync, window, signal });
     }
     backend = await checkIdentity(def, start, signal);
     if (fromNothing) await callHook(importer, "beginFullSync");

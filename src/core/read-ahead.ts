@@ -74,6 +74,17 @@ export class ReadAhead {
     }
   }
 
+  /**
+   * The round's first page, requested before the round is ready to read it (while the identity
+   * resolves). Like `fetch`, a round that starts where nothing is held drops what is held for
+   * other positions: those pages belong to another round's chain.
+   */
+  async begin(request: PageRequest): Promise<void> {
+    const key = keyOf(request);
+    if (!this.#entries.some((e) => e.key === key)) this.drop();
+    await this.prefetch(request);
+  }
+
   /** Starts fetching `request` now, and lets it reach the wire before the import blocks the thread. */
   async prefetch(request: PageRequest): Promise<void> {
     const key = keyOf(request);

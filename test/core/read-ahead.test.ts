@@ -391,4 +391,17 @@ describe("engine read-ahead (ChangeSource.readAhead)", () => {
     expect(signals).toHaveLength(1);
     expect(signals[0]?.aborted).toBe(true);
   });
+  it("a first sync that requests its first page beside the identity drops pages kept for other positions", async () => {
+    const log: string[] = [];
+    const { source: fake } = fakeSource(log);
+    const source: ChangeSource<string, number> = { ...fake, identity: () => "server-1" };
+    // Stops inside page 1: page 1 and page 2 stay kept for the next round of that chain.
+    await scope(source).sync({}, null, { maxChanges: 3 });
+    log.length = 0;
+    // A new first sync from nothing: every page is fetched afresh, none taken from the old chain.
+    const seen: unknown[] = [];
+    await scope(source).sync({ update: (obj) => void seen.push(obj.sourcekey) });
+    expect(log).toEqual(["fetch 0", "fetch 1", "fetch 2", "fetch 3"]);
+    expect(seen).toHaveLength(8);
+  });
 });
