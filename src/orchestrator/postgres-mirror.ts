@@ -319,22 +319,23 @@ export async function createPostgresMirror(
     async saveState(next, previous) {
       const list = ops;
       ops = [];
+      const writeState = (db: Pick<PgClient, "query">) =>
+        previous === undefined
+          ? db.query(
+              `INSERT INTO ${table}_state (key, state) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
+              [source, next],
+            )
+          : db.query(
+              `UPDATE ${table}_state SET state = $2, saved_at = now() WHERE key = $1 AND state = $3`,
+              [source, next, previous],
+            );
+      // A round with nothing to write (a safety poll whose token moved) is the state row alone:
+      // one statement, atomic by itself, without a transaction or the two-way rows' lock.
+      if (list.length === 0) return (await writeState({ query })).rowCount === 1;
       const saved = await guardedTransaction(async (client, guarded) => {
         // The state row first: it locks this source, so a racing worker waits, then loses.
-        const r =
-          previous === undefined
-            ? await client.query(
-                `INSERT INTO ${table}_state (key, state) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
-                [source, next],
-              )
-            : await client.query(
-                `UPDATE ${table}_state SET state = $2, saved_at = now() WHERE key = $1 AND state = $3`,
-                [source, next, previous],
-              );
-        if (r.rowCount !== 1) return undefined;
-        // A round with nothing to write (a safety poll whose token moved) leaves the two-way
-        // rows alone: locking and loading them cost two of a poll's round trips.
-        if (list.length > 0) await guarded((guard) => apply(client, list, guard));
+        if ((await writeState(client)).rowCount !== 1) return undefined;
+        await guarded((guard) => apply(client, list, guard));
         return true;
       });
       return saved === true;

@@ -10,5 +10,12 @@ export const UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
 /** The lock of a running sync key (the worker's fetch statement builds the same name in SQL). */
 export const keyLock = (key: string): string => `deltasync:${key}`;
 
+/** `keyLock` in SQL: the lock id of the sync key in `column`. */
+export const keyLockSql = (column: string): string =>
+  `hashtextextended('deltasync:' || ${column}, 0)`;
+
+/** Unlocks the sync keys in `$1` (a text array), one round trip for all. */
+export const UNLOCK_KEYS_SQL = `SELECT pg_advisory_unlock(${keyLockSql("k")}) FROM unnest($1::text[]) AS k`;
+
 /** The lock of a watched account. */
 export const watchLock = (accountId: string): string => `deltasync:watch:${accountId}`;

@@ -11,7 +11,7 @@ import { sleep } from "../core/sleep.js";
 import { describeError } from "../orchestrator/redact.js";
 import { openPgPool, type PgClient, type PgPool, pgError } from "../stores/postgres.js";
 import { type AccountRecord, accountOf, createAccountRegistry } from "./accounts.js";
-import { keyLock, UNLOCK_SQL } from "./locks.js";
+import { keyLockSql, UNLOCK_KEYS_SQL } from "./locks.js";
 import { queryPrepared } from "./prepared.js";
 import {
   type BossLike,
@@ -167,6 +167,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const gates = new Map<string, { active: number; waiters: (() => void)[] }>();
   /** Keys with a run in this process (holding their advisory lock). */
   const runningKeys = new Set<string>();
+  /** Keys whose run here has ended, still locked until the next fetch lets go of them. */
+  const held = new Set<string>();
   let wake: (() => void) | undefined;
   const nudge = () => wake?.();
   const watchers = options.watch
@@ -186,6 +188,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     // Without the session our locks are gone: stop every run and watch before another worker
     // starts it.
     for (const r of running.values()) r.controller.abort(new Error("lock session lost"));
+    held.clear();
     watchers?.lost();
   });
 
@@ -218,20 +221,29 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       next_poll_at = now() + least($4::float8, $3::float8 * power(2, failures)) * $5::float8 * interval '1 millisecond'
     WHERE key = $1`;
   // One round trip per fetch on the lock session: the jobs, their keys' rows (none for a removed
-  // account or a parked key) and their locks (named in SQL as `keyLock` names them). A lock is tried only for a key whose row is there,
-  // once per key in a batch ($2: keys running here; session locks are re-entrant, so those must
-  // not be locked again). Nothing can fail after a lock is taken but the commit, and a commit
-  // fails only with the session, which takes its locks with it.
-  const fetchSql = `WITH fetched AS (${fetchJobsSql(bossSchema, "$1")})
+  // account or a parked key) and their locks. A lock is tried only for a key whose row is there,
+  // once per key in a batch, and not for a key running here ($2): session locks are re-entrant,
+  // so a key locked twice would stay locked after its unlock. The same statement lets go of the
+  // keys whose runs ended since the last fetch ($3, still locked: one round trip fewer per job),
+  // except those it fetches again: a fetched key of $3 runs under the lock it still holds (CASE,
+  // unlike OR, never evaluates the try-lock then). `released` is a one-row aggregate the jobs are
+  // joined to, so it runs even when no job is fetched. Nothing can fail after a lock is taken but
+  // the commit, and a commit fails only with the session, which takes its locks with it.
+  const fetchSql = `WITH fetched AS (${fetchJobsSql(bossSchema, "$1")}),
+    released AS (
+      SELECT count(pg_advisory_unlock(${keyLockSql("k")})) AS n FROM unnest($3::text[]) AS k
+      WHERE NOT EXISTS (SELECT 1 FROM fetched f WHERE f.key = k)
+    )
     SELECT s.*, CASE WHEN s.scope IS NOT NULL AND s.first AND NOT (s.key = ANY($2::text[]))
-        THEN pg_try_advisory_lock(hashtextextended('deltasync:' || s.key, 0)) END AS ok
-      FROM (
+        THEN CASE WHEN s.key = ANY($3::text[]) THEN true
+          ELSE pg_try_advisory_lock(${keyLockSql("s.key")}) END END AS ok
+      FROM released LEFT JOIN (
         SELECT f.id, f.key, k.scope, a.id AS account_id, a.adapter, a.scopes, a.push, a.created_at,
           row_number() OVER (PARTITION BY f.key ORDER BY f.id) = 1 AS first
         FROM fetched f
         LEFT JOIN deltasync_keys k ON k.key = f.key AND k.parked_reason IS NULL
         LEFT JOIN deltasync_accounts a ON a.id = k.account
-      ) s`;
+      ) s ON true`;
 
   /** Runs one fetched job to its end, its completion included; throws if its bookkeeping failed. */
   const runJob = async (
@@ -293,10 +305,9 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       }
     } finally {
       if (locked) {
-        // Not awaited: the session runs its queries in order, so any later lock of this key in
-        // this process comes after the unlock (stop() waits for it before letting go).
-        lease.query(UNLOCK_SQL, [keyLock(key)]).catch(() => {});
+        // Unlocked by the next fetch (or by stop()), which may also run the key again.
         runningKeys.delete(key);
+        held.add(key);
       }
     }
   };
@@ -305,7 +316,10 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     const jobId = String(row.id);
     const locked = row.ok === true;
     // Synchronously, before the next fetch is sent: it must not lock this key again.
-    if (locked) runningKeys.add(String(row.key));
+    if (locked) {
+      held.delete(String(row.key));
+      runningKeys.add(String(row.key));
+    }
     const controller = new AbortController();
     const done = runJob(row, locked, controller)
       .catch((error: unknown) => {
@@ -329,12 +343,22 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       const free = concurrency - running.size;
       let fetched = 0;
       if (free > 0) {
+        const releasing = [...held];
         try {
-          const jobs = await lease.query(fetchSql, [free, [...runningKeys]]);
-          fetched = jobs.rows.length;
-          for (const row of jobs.rows) start(row);
+          const jobs = await lease.query(fetchSql, [free, [...runningKeys], releasing]);
+          const rows = jobs.rows.filter((row) => row.id !== null && row.id !== undefined);
+          fetched = rows.length;
+          const again = new Set(rows.map((row) => String(row.key)));
+          // Unlocked by the fetch: the keys it did not fetch again (a fetched one is held still,
+          // and runs now or waits for the next fetch to let go of it).
+          for (const key of releasing) if (!again.has(key)) held.delete(key);
+          for (const row of rows) start(row);
         } catch (error) {
-          // The database is unreachable: try again on the next tick.
+          // The database is unreachable: try again on the next tick. Whether the fetch let go of
+          // the ended runs' keys is unknown, so they are unlocked on their own (a key not held any
+          // more is only warned about); none of them is taken to be held again.
+          for (const key of releasing) held.delete(key);
+          if (releasing.length > 0) lease.query(UNLOCK_KEYS_SQL, [releasing]).catch(() => {});
           options.onError?.(error, "fetch");
         }
       }
@@ -401,6 +425,11 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
         await fetchLoop;
         for (const r of running.values()) r.controller.abort(new Error("worker stopping"));
         await Promise.all([...running.values()].map((r) => r.done));
+        if (held.size > 0) {
+          const releasing = [...held];
+          held.clear();
+          await lease.query(UNLOCK_KEYS_SQL, [releasing]).catch(() => {});
+        }
         await pollLoop;
         await watchers?.stop();
         // Every unlock (runs' and watches') has run before the session goes back to the pool.

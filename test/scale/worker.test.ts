@@ -406,4 +406,79 @@ describe.skipIf(!up)("accounts registry and workers", () => {
     await own.end();
     expect(settings).toEqual(["on", "on", "on"]);
   });
+
+  it("a key fetched again as its run ends runs under the lock it still holds; every key's lock is let go when the worker idles and when it stops", async () => {
+    const accounts = await createAccountRegistry({ pool: pool as unknown as PgPool, spreadMs: 0 });
+    const id = "relock1";
+    const key = `${id}/items`;
+    const backend = createBackend(id, 30, 10);
+    await accounts.add({ id, adapter: "memory", scopes: ["items"] });
+    const advisoryLocks = async () =>
+      (
+        await pool.query(
+          `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+            WHERE l.locktype = 'advisory' AND d.datname = current_database()`,
+        )
+      ).rows[0].n as number;
+    expect(await advisoryLocks()).toBe(0);
+    const queue = await createSyncQueue({ pool: pool as unknown as PgPool });
+    const own = new pg.Pool({ connectionString: db.url, max: 3 });
+    own.on("error", () => {});
+    let runs = 0;
+    let active = 0;
+    let overlap = false;
+    const lockedDuringRuns: number[] = [];
+    const worker = await createWorker({
+      pool: own as unknown as PgPool,
+      // One slot: the follow-up queued during the first run is fetched by the fetch that ends it.
+      concurrency: 1,
+      pollIntervalMs: 3_600_000,
+      tickMs: 50,
+      getCredentials: () => ({}),
+      async sync({ key: k, signal }) {
+        if (active > 0) overlap = true;
+        active++;
+        runs++;
+        try {
+          lockedDuringRuns.push(await advisoryLocks());
+          if (runs === 1) {
+            advance(backend, id, 1, 5);
+            await queue.enqueue(key);
+          }
+          const mirror = await createPostgresMirror({ pool: pool as unknown as PgPool, source: k });
+          await runSync(backend.server.store("alice").items, {
+            ...mirror.syncOptions,
+            key: k,
+            signal,
+          });
+        } finally {
+          active--;
+        }
+      },
+    });
+    stopAll = () => worker.stop();
+    await queue.enqueue(key);
+    const open = async () =>
+      (
+        await pool.query(
+          "SELECT count(*)::int AS n FROM deltasync_boss.job WHERE data->>'key' = $1 AND state IN ('created', 'active', 'retry')",
+          [key],
+        )
+      ).rows[0].n;
+    await until(async () => runs >= 2 && (await open()) === 0);
+    expect(runs).toBe(2);
+    expect(overlap).toBe(false);
+    expect(lockedDuringRuns).toEqual([1, 1]);
+    // Idle: a later fetch lets go of the key (locked twice, one unlock would leave it held).
+    await until(async () => (await advisoryLocks()) === 0);
+    const mirror = await createPostgresMirror({ pool: pool as unknown as PgPool, source: key });
+    expect(actualRows(await mirror.rows())).toEqual(expectedRows(backend.server));
+    // Stopped right after a run: stop() lets go of the key the fetch loop had no time to.
+    await queue.enqueue(key);
+    await until(() => runs >= 3);
+    await worker.stop();
+    await queue.close();
+    expect(await advisoryLocks()).toBe(0);
+    await own.end();
+  });
 });
