@@ -205,7 +205,12 @@ export async function spawnWorker(
     "bench/scale-worker.ts",
     [mode, url, String(concurrency), emulatorUrl],
     // SCALE_WORKER_PROFILE=<dir>: a V8 CPU profile of each worker process (bench/profile-summary.ts).
-    ["--expose-gc", ...(process.env.SCALE_WORKER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SCALE_WORKER_PROFILE}`] : [])],
+    [
+      "--expose-gc",
+      ...(process.env.SCALE_WORKER_PROFILE
+        ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SCALE_WORKER_PROFILE}`]
+        : []),
+    ],
   );
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
   const ready = JSON.parse(await lineFrom(child, "READY"));
