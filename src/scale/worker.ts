@@ -42,7 +42,10 @@ export interface WorkerOptions {
    */
   connectionString?: string;
   pool?: PgPool;
-  /** Jobs at once in this process. Default 8. */
+  /**
+   * Jobs at once in this process. Default 8. Under load, slots that free up are refilled by one
+   * fetch once an eighth of them are free (or at the next tick), not by a fetch per ended job.
+   */
   concurrency?: number;
   /** Jobs of one account at once in this process (its rate limits are shared). Default 1. */
   perAccount?: number;
@@ -338,11 +341,15 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     running.set(jobId, { controller, done });
   };
 
+  // Under load, a fetch for every job that ends would be most of PostgreSQL's work per job: a
+  // freed slot waits until an eighth of the slots are free, or for the next tick.
+  const batch = Math.max(1, Math.floor(concurrency / 8));
   const fetchLoop = (async () => {
+    let ticked = true;
     while (!stopping) {
       const free = concurrency - running.size;
       let fetched = 0;
-      if (free > 0) {
+      if (free >= batch || (free > 0 && ticked)) {
         const releasing = [...held];
         try {
           const jobs = await lease.query(fetchSql, [free, [...runningKeys], releasing]);
@@ -362,12 +369,12 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
           options.onError?.(error, "fetch");
         }
       }
-      if (fetched === 0 || running.size >= concurrency) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, tickMs);
+      if (fetched === 0 || concurrency - running.size < batch) {
+        ticked = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(true), tickMs);
           wake = () => {
             clearTimeout(timer);
-            resolve();
+            resolve(false);
           };
         });
         wake = undefined;

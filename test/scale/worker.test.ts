@@ -481,4 +481,48 @@ describe.skipIf(!up)("accounts registry and workers", () => {
     expect(await advisoryLocks()).toBe(0);
     await own.end();
   });
+
+  it("under load, freed slots are refilled in batches (an eighth of the slots), not with a fetch per ended job", async () => {
+    const accounts = await createAccountRegistry({ pool: pool as unknown as PgPool, spreadMs: 0 });
+    const jobs = 160;
+    const keys: string[] = [];
+    for (let i = 0; i < jobs; i++) {
+      await accounts.add({ id: `refill${i}`, adapter: "memory", scopes: ["items"] });
+      keys.push(`refill${i}/items`);
+    }
+    const queue = await createSyncQueue({ pool: pool as unknown as PgPool });
+    const clock = async () => (await pool.query("SELECT clock_timestamp() AS t")).rows[0].t;
+    const since = await clock();
+    await queue.enqueueMany(keys);
+    await queue.close();
+    let done = 0;
+    const worker = await createWorker({
+      pool: pool as unknown as PgPool,
+      concurrency: 16,
+      perAccount: 1,
+      pollIntervalMs: 3_600_000,
+      tickMs: 1000,
+      getCredentials: () => ({}),
+      async sync() {
+        // Runs of spread lengths end one by one, as real ones do.
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+        done++;
+      },
+    });
+    stopAll = () => worker.stop();
+    await until(() => done >= jobs);
+    await worker.stop();
+    // A fetch is one transaction: its jobs share one started_on.
+    const fetches = await pool.query(
+      `SELECT count(DISTINCT started_on)::int AS n, count(*)::int AS jobs FROM deltasync_boss.job
+        WHERE data->>'key' LIKE 'refill%' AND created_on >= $1`,
+      [since],
+    );
+    // (Adding an account queues its first sync too: some keys ran twice.)
+    const ran = fetches.rows[0].jobs as number;
+    expect(ran).toBeGreaterThanOrEqual(jobs);
+    // 16 slots: two at a time at least (the first fetch takes 16).
+    // (Plus a fetch at a tick, or of the last job, that may take one.)
+    expect(fetches.rows[0].n).toBeLessThanOrEqual(1 + (ran - 16) / 2 + 3);
+  });
 });
