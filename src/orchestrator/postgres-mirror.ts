@@ -9,6 +9,7 @@
 import { ArgumentError } from "../core/errors.js";
 import type { SyncObject } from "../core/types.js";
 import { openPgPool, type PgClient, type PgPool, pgError } from "../stores/postgres.js";
+import { createOnce } from "../stores/postgres-schema.js";
 import { checkTable } from "../stores/sqlite.js";
 import type { BatchCallbacks } from "./batch.js";
 import {
@@ -84,9 +85,6 @@ export interface PostgresMirror {
   /** Closes the pool if the mirror opened it; safe twice. */
   close(): Promise<void>;
 }
-
-// One schema setup per pool and table: hundreds of mirrors share a pool.
-const ready = new WeakMap<PgPool, Map<string, Promise<void>>>();
 
 /**
  * Opens (creating the tables if needed) the mirror of one source.
@@ -408,15 +406,7 @@ export async function createPostgresMirror(
 }
 
 function ensureSchema(pool: PgPool, table: string): Promise<void> {
-  let tables = ready.get(pool);
-  if (!tables) ready.set(pool, (tables = new Map()));
-  let done = tables.get(table);
-  if (!done) {
-    done = createSchema(pool, table);
-    tables.set(table, done);
-    done.catch(() => tables?.delete(table));
-  }
-  return done;
+  return createOnce(pool, `mirror:${table}`, () => createSchema(pool, table));
 }
 
 async function createSchema(pool: PgPool, table: string): Promise<void> {

@@ -19,6 +19,7 @@ import {
   unsaved,
 } from "../two-way/outbox-rows.js";
 import { type PgClient, type PgPool, type PgQueryable, pgError } from "./postgres.js";
+import { createOnce } from "./postgres-schema.js";
 
 export interface PostgresOutboxRows extends OutboxRows {
   read(key: string): Promise<OutboxDoc>;
@@ -40,7 +41,6 @@ export interface PostgresOutboxRows extends OutboxRows {
 }
 
 // One schema setup per pool and table.
-const ready = new WeakMap<PgQueryable, Map<string, Promise<void>>>();
 
 const metaOf = (m: Record<string, unknown>): MetaRow => ({
   version: Number(m.version),
@@ -64,19 +64,12 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
     else busy.delete(key);
     if (!committed) cache.delete(key);
   };
-  const schema = () => {
-    let tables = ready.get(pool);
-    if (!tables) ready.set(pool, (tables = new Map()));
-    let done = tables.get(table);
-    if (!done) {
-      done = createTables(pool, table).catch((cause) => {
-        tables?.delete(table);
+  const schema = () =>
+    createOnce(pool, `outbox:${table}`, () =>
+      createTables(pool, table).catch((cause) => {
         throw pgError(what, cause);
-      });
-      tables.set(table, done);
-    }
-    return done;
-  };
+      }),
+    );
 
   /** The pair as stored (one statement: one consistent view), or its version's cached copy. */
   const fetch = async (db: PgQueryable, key: string, version: number): Promise<RowSnapshot> => {

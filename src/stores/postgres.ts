@@ -1,6 +1,7 @@
 import { ArgumentError, TransientError } from "../core/errors.js";
 import type { OutboxRows } from "../two-way/outbox-rows.js";
 import { postgresOutboxRows } from "./postgres-outbox.js";
+import { createOnce } from "./postgres-schema.js";
 import { checkTable } from "./sqlite.js";
 import type { StateStore } from "./types.js";
 
@@ -104,9 +105,11 @@ export async function createPostgresStateStore(
       throw pgError("PostgreSQL state store", cause);
     }
   };
-  await query(
-    `CREATE TABLE IF NOT EXISTS ${table} (key TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
-  );
+  await createOnce(db, `state:${table}`, async () => {
+    await query(
+      `CREATE TABLE IF NOT EXISTS ${table} (key TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
+    );
+  });
   let closed = false;
   let rows: OutboxRows | undefined;
   const canTransact = typeof (db as Partial<PgPool>).connect === "function";

@@ -163,3 +163,38 @@ console.log("saved");
     await expect(store.get("a")).rejects.toThrow(/not a deltasync state file/);
   });
 });
+
+describe.skipIf(!pgUp)("PostgreSQL stores made per job", () => {
+  it("create their tables once per pool (no DDL round trip per handle), again after a failed creation", async () => {
+    const pg = await import("pg");
+    const real = new pg.default.Pool({ connectionString: PG_URL, max: 2 });
+    const statements: string[] = [];
+    let failNext = false;
+    const pool = {
+      async query(text: string, values?: unknown[]) {
+        statements.push(text);
+        if (failNext && text.startsWith("CREATE")) {
+          failNext = false;
+          throw Object.assign(new Error("connection lost"), { code: "57P01" });
+        }
+        return real.query(text, values);
+      },
+      connect: () => real.connect(),
+      end: () => real.end(),
+    };
+    const table = `ds_test_${process.pid}_once`;
+    pgTables.push(table);
+    try {
+      failNext = true;
+      await expect(createPostgresStateStore({ pool, table })).rejects.toThrow(/PostgreSQL state store/);
+      for (let i = 0; i < 3; i++) {
+        const store = await createPostgresStateStore({ pool, table });
+        expect(await store.compareAndSet(`k${i}`, undefined, `s${i}`)).toBe(true);
+        expect(await store.get(`k${i}`)).toBe(`s${i}`);
+      }
+      expect(statements.filter((s) => s.startsWith("CREATE TABLE")).length).toBe(2);
+    } finally {
+      await real.end();
+    }
+  });
+});
