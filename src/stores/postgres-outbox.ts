@@ -40,8 +40,6 @@ export interface PostgresOutboxRows extends OutboxRows {
   ready(): Promise<void>;
 }
 
-// One schema setup per pool and table.
-
 const metaOf = (m: Record<string, unknown>): MetaRow => ({
   version: Number(m.version),
   next: Number(m.next),
