@@ -162,7 +162,7 @@ async function workerRound(server: MemoryServer, keys: string[], c: number) {
   const [times, load] = await measured(() =>
     withPool(c + 4, (workerPg) =>
       withPool(c + 2, async (mirrorPg) => {
-        // The worker's own queries (fetch with key rows and locks, schedule and completion, unlock, polls) are
+        // The worker's own queries (fetch with key rows, locks and unlocks, schedule and completion, polls) are
         // counted apart from the sync's (the mirror's transaction).
         const workerPool = countingPool(workerPg);
         const mirrorPool = countingPool(mirrorPg);
@@ -433,7 +433,7 @@ async function main(): Promise<void> {
     });
     const rt = await roundTrips(URL_);
     console.log(
-      `\nOn this server, one query round trip (SELECT 1) p50 ${ms(percentile(rt.select, 0.5))} / p95 ${ms(percentile(rt.select, 0.95))} ms; one durable commit (autocommitted insert, WAL flush) p50 ${ms(percentile(rt.commit, 0.5))} / p95 ${ms(percentile(rt.commit, 0.95))} ms. A job's bookkeeping is three round trips: the fetch with the key row and lock (committed asynchronously), the key's schedule with the completion (a durable commit), the unlock.`,
+      `\nOn this server, one query round trip (SELECT 1) p50 ${ms(percentile(rt.select, 0.5))} / p95 ${ms(percentile(rt.select, 0.95))} ms; one durable commit (autocommitted insert, WAL flush) p50 ${ms(percentile(rt.commit, 0.5))} / p95 ${ms(percentile(rt.commit, 0.95))} ms. A job's bookkeeping is two statements: the fetch with the key row and lock, which also lets go of the keys of ended runs (committed asynchronously; one fetch serves several jobs under load), and the key's schedule with the completion (a durable commit).`,
     );
     const memory = await queueOverhead();
     const io = await ioBound();
