@@ -37,6 +37,19 @@ describe.skipIf(!up)("accounts registry and workers", () => {
     pool.on("error", () => {});
   });
   let stopAll: () => Promise<unknown> = async () => {};
+  /** One sync of `key` from `backend`'s store into the PostgreSQL mirror. */
+  const mirrorSync = async (backend: Backend, key: string, signal: AbortSignal) => {
+    const mirror = await createPostgresMirror({ pool: pool as unknown as PgPool, source: key });
+    await runSync(backend.server.store("alice").items, { ...mirror.syncOptions, key, signal });
+  };
+  /** Jobs of `key` not finished yet. */
+  const openJobs = async (key: string): Promise<number> =>
+    (
+      await pool.query(
+        "SELECT count(*)::int AS n FROM deltasync_boss.job WHERE data->>'key' = $1 AND state IN ('created', 'active', 'retry')",
+        [key],
+      )
+    ).rows[0].n;
   afterAll(async () => {
     await stopAll();
     await pool?.end();
@@ -366,25 +379,14 @@ describe.skipIf(!up)("accounts registry and workers", () => {
         active++;
         runs++;
         try {
-          const mirror = await createPostgresMirror({ pool: pool as unknown as PgPool, source: k });
-          await runSync(backend.server.store("alice").items, {
-            ...mirror.syncOptions,
-            key: k,
-            signal,
-          });
+          await mirrorSync(backend, k, signal);
         } finally {
           active--;
         }
       },
     });
     stopAll = () => worker.stop();
-    const open = async () =>
-      (
-        await pool.query(
-          "SELECT count(*)::int AS n FROM deltasync_boss.job WHERE data->>'key' = $1 AND state IN ('created', 'active', 'retry')",
-          [key],
-        )
-      ).rows[0].n;
+    const open = () => openJobs(key);
     await until(async () => runs >= 2 && (await open()) === 0);
     // Both were taken by one fetch (one transaction: one start time); the second was re-queued.
     const started = await pool.query(
@@ -445,12 +447,7 @@ describe.skipIf(!up)("accounts registry and workers", () => {
             advance(backend, id, 1, 5);
             await queue.enqueue(key);
           }
-          const mirror = await createPostgresMirror({ pool: pool as unknown as PgPool, source: k });
-          await runSync(backend.server.store("alice").items, {
-            ...mirror.syncOptions,
-            key: k,
-            signal,
-          });
+          await mirrorSync(backend, k, signal);
         } finally {
           active--;
         }
@@ -458,13 +455,7 @@ describe.skipIf(!up)("accounts registry and workers", () => {
     });
     stopAll = () => worker.stop();
     await queue.enqueue(key);
-    const open = async () =>
-      (
-        await pool.query(
-          "SELECT count(*)::int AS n FROM deltasync_boss.job WHERE data->>'key' = $1 AND state IN ('created', 'active', 'retry')",
-          [key],
-        )
-      ).rows[0].n;
+    const open = () => openJobs(key);
     await until(async () => runs >= 2 && (await open()) === 0);
     expect(runs).toBe(2);
     expect(overlap).toBe(false);
