@@ -8,8 +8,15 @@
  */
 import { ArgumentError } from "../core/errors.js";
 import type { SyncObject } from "../core/types.js";
-import { openPgPool, type PgClient, type PgPool, pgError } from "../stores/postgres.js";
+import {
+  openPgPool,
+  type PgClient,
+  type PgPool,
+  type PgQueryable,
+  pgError,
+} from "../stores/postgres.js";
 import { createOnce } from "../stores/postgres-schema.js";
+import { statementsFor } from "../stores/prepared.js";
 import { checkTable } from "../stores/sqlite.js";
 import type { BatchCallbacks } from "./batch.js";
 import {
@@ -111,6 +118,8 @@ export async function createPostgresMirror(
   }
   const db = pool;
   await ensureSchema(db, table);
+  // The state's two statements run at every round: named, where the pool is pg's own.
+  const statement = await statementsFor(db);
   const readOf = options.readOf ?? defaultReadOf;
   const query = async (text: string, values?: unknown[]) => {
     try {
@@ -317,19 +326,27 @@ export async function createPostgresMirror(
     async saveState(next, previous) {
       const list = ops;
       ops = [];
-      const writeState = (db: Pick<PgClient, "query">) =>
+      const writeState = (on: PgQueryable) =>
         previous === undefined
-          ? db.query(
+          ? statement(
+              on,
               `INSERT INTO ${table}_state (key, state) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
               [source, next],
             )
-          : db.query(
+          : statement(
+              on,
               `UPDATE ${table}_state SET state = $2, saved_at = now() WHERE key = $1 AND state = $3`,
               [source, next, previous],
             );
       // A round with nothing to write (a safety poll whose token moved) is the state row alone:
       // one statement, atomic by itself, without a transaction or the two-way rows' lock.
-      if (list.length === 0) return (await writeState({ query })).rowCount === 1;
+      if (list.length === 0) {
+        try {
+          return (await writeState(db)).rowCount === 1;
+        } catch (cause) {
+          throw pgError(`PostgreSQL mirror ${table}`, cause);
+        }
+      }
       const saved = await guardedTransaction(async (client, guarded) => {
         // The state row first: it locks this source, so a racing worker waits, then loses.
         if ((await writeState(client)).rowCount !== 1) return undefined;
@@ -376,7 +393,12 @@ export async function createPostgresMirror(
       return Number(r.rows[0]?.n ?? 0);
     },
     async state() {
-      const r = await query(`SELECT state FROM ${table}_state WHERE key = $1`, [source]);
+      let r: Awaited<ReturnType<typeof query>>;
+      try {
+        r = await statement(db, `SELECT state FROM ${table}_state WHERE key = $1`, [source]);
+      } catch (cause) {
+        throw pgError(`PostgreSQL mirror ${table}`, cause);
+      }
       const s = r.rows[0]?.state;
       return typeof s === "string" ? s : undefined;
     },

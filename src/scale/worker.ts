@@ -10,9 +10,9 @@ import { AuthError } from "../core/errors.js";
 import { sleep } from "../core/sleep.js";
 import { describeError } from "../orchestrator/redact.js";
 import { openPgPool, type PgClient, type PgPool, pgError } from "../stores/postgres.js";
+import { queryPrepared } from "../stores/prepared.js";
 import { type AccountRecord, accountOf, createAccountRegistry } from "./accounts.js";
 import { keyLockSql, UNLOCK_KEYS_SQL } from "./locks.js";
-import { queryPrepared } from "./prepared.js";
 import {
   type BossLike,
   completeJobSql,

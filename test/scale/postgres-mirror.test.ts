@@ -142,6 +142,57 @@ describe.skipIf(!up)("PostgreSQL mirror", () => {
     expect(meta.rows[0]?.n).toBe(0);
   });
 
+  it("names the state's statements on pg's own pool (prepared once per connection) and sends plain text to any other PgQueryable", async () => {
+    const server = createMemoryServer();
+    const folder = server.createStore("alice").createFolder({ name: "Inbox", kind: "mail" });
+    let n = 0;
+    const one = new pg.Pool({ connectionString: db.url, max: 1 });
+    one.on("error", () => {});
+    try {
+      for (let round = 0; round < 2; round++) {
+        folder.createItem({ subject: `m${++n}` });
+        const mirror = await createPostgresMirror({
+          pool: one as unknown as PgPool,
+          source: "named",
+        });
+        await runSync(folder, { ...mirror.syncOptions, key: "named" });
+      }
+      // The pool's one connection holds the state's statements, prepared.
+      const prepared = await one.query(
+        "SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%mirror_state%'",
+      );
+      const texts = prepared.rows.map((r) => String(r.statement));
+      expect(texts.some((t) => t.startsWith("SELECT state FROM mirror_state"))).toBe(true);
+      expect(texts.some((t) => t.startsWith("UPDATE mirror_state"))).toBe(true);
+    } finally {
+      await one.end();
+    }
+    // Another driver behind PgQueryable is only promised `query(text, values)`.
+    const texts: unknown[] = [];
+    const plain =
+      (q: { query(text: string, values?: unknown[]): Promise<unknown> }) =>
+      (text: string, values?: unknown[]) => {
+        texts.push(text);
+        if (typeof text !== "string") throw new TypeError("this driver takes SQL text only");
+        return q.query(text, values);
+      };
+    const wrapped = {
+      query: plain(pool),
+      async connect() {
+        const client = await pool.connect();
+        return { query: plain(client), release: (e?: Error | boolean) => client.release(e) };
+      },
+    } as unknown as PgPool;
+    for (let round = 0; round < 2; round++) {
+      folder.createItem({ subject: `m${++n}` });
+      const mirror = await createPostgresMirror({ pool: wrapped, source: "plain" });
+      await runSync(folder, { ...mirror.syncOptions, key: "plain" });
+      expect((await mirror.rows()).length).toBe(n);
+    }
+    expect(texts.length).toBeGreaterThan(4);
+    expect(texts.every((t) => typeof t === "string")).toBe(true);
+  });
+
   it("a full sync after a lost cursor sweeps what the server no longer has (generations)", async () => {
     const server = createMemoryServer({ retention: 0, pageSize: 3 });
     const store = server.createStore("alice");

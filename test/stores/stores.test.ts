@@ -186,7 +186,9 @@ describe.skipIf(!pgUp)("PostgreSQL stores made per job", () => {
     pgTables.push(table);
     try {
       failNext = true;
-      await expect(createPostgresStateStore({ pool, table })).rejects.toThrow(/PostgreSQL state store/);
+      await expect(createPostgresStateStore({ pool, table })).rejects.toThrow(
+        /PostgreSQL state store/,
+      );
       for (let i = 0; i < 3; i++) {
         const store = await createPostgresStateStore({ pool, table });
         expect(await store.compareAndSet(`k${i}`, undefined, `s${i}`)).toBe(true);
