@@ -118,8 +118,15 @@ export async function createPostgresMirror(
   }
   const db = pool;
   await ensureSchema(db, table);
-  // The state's two statements run at every round: named, where the pool is pg's own.
+  // The state's statements run at every round: named, where the pool is pg's own.
   const statement = await statementsFor(db);
+  const stateQuery = async (on: PgQueryable, text: string, values: unknown[]) => {
+    try {
+      return await statement(on, text, values);
+    } catch (cause) {
+      throw pgError(`PostgreSQL mirror ${table}`, cause);
+    }
+  };
   const readOf = options.readOf ?? defaultReadOf;
   const query = async (text: string, values?: unknown[]) => {
     try {
@@ -328,25 +335,19 @@ export async function createPostgresMirror(
       ops = [];
       const writeState = (on: PgQueryable) =>
         previous === undefined
-          ? statement(
+          ? stateQuery(
               on,
               `INSERT INTO ${table}_state (key, state) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`,
               [source, next],
             )
-          : statement(
+          : stateQuery(
               on,
               `UPDATE ${table}_state SET state = $2, saved_at = now() WHERE key = $1 AND state = $3`,
               [source, next, previous],
             );
       // A round with nothing to write (a safety poll whose token moved) is the state row alone:
       // one statement, atomic by itself, without a transaction or the two-way rows' lock.
-      if (list.length === 0) {
-        try {
-          return (await writeState(db)).rowCount === 1;
-        } catch (cause) {
-          throw pgError(`PostgreSQL mirror ${table}`, cause);
-        }
-      }
+      if (list.length === 0) return (await writeState(db)).rowCount === 1;
       const saved = await guardedTransaction(async (client, guarded) => {
         // The state row first: it locks this source, so a racing worker waits, then loses.
         if ((await writeState(client)).rowCount !== 1) return undefined;
@@ -393,12 +394,7 @@ export async function createPostgresMirror(
       return Number(r.rows[0]?.n ?? 0);
     },
     async state() {
-      let r: Awaited<ReturnType<typeof query>>;
-      try {
-        r = await statement(db, `SELECT state FROM ${table}_state WHERE key = $1`, [source]);
-      } catch (cause) {
-        throw pgError(`PostgreSQL mirror ${table}`, cause);
-      }
+      const r = await stateQuery(db, `SELECT state FROM ${table}_state WHERE key = $1`, [source]);
       const s = r.rows[0]?.state;
       return typeof s === "string" ? s : undefined;
     },

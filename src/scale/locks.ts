@@ -7,10 +7,7 @@
 export const TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok";
 export const UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended($1, 0))";
 
-/** The lock of a running sync key (the worker's fetch statement builds the same name in SQL). */
-export const keyLock = (key: string): string => `deltasync:${key}`;
-
-/** `keyLock` in SQL: the lock id of the sync key in `column`. */
+/** The lock id, in SQL, of the running sync key in `column` (its lock's name: `deltasync:<key>`). */
 export const keyLockSql = (column: string): string =>
   `hashtextextended('deltasync:' || ${column}, 0)`;
 

@@ -172,6 +172,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const runningKeys = new Set<string>();
   /** Keys whose run here has ended, still locked until the next fetch lets go of them. */
   const held = new Set<string>();
+  /** Unlocks `keys` on their own (a key not held any more is only warned about). */
+  const letGo = (keys: string[]) => lease.query(UNLOCK_KEYS_SQL, [keys]).catch(() => {});
   let wake: (() => void) | undefined;
   const nudge = () => wake?.();
   const watchers = options.watch
@@ -365,7 +367,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
           // the ended runs' keys is unknown, so they are unlocked on their own (a key not held any
           // more is only warned about); none of them is taken to be held again.
           for (const key of releasing) held.delete(key);
-          if (releasing.length > 0) lease.query(UNLOCK_KEYS_SQL, [releasing]).catch(() => {});
+          if (releasing.length > 0) void letGo(releasing);
           options.onError?.(error, "fetch");
         }
       }
@@ -435,7 +437,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
         if (held.size > 0) {
           const releasing = [...held];
           held.clear();
-          await lease.query(UNLOCK_KEYS_SQL, [releasing]).catch(() => {});
+          await letGo(releasing);
         }
         await pollLoop;
         await watchers?.stop();
