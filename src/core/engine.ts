@@ -15,7 +15,15 @@ import { quote } from "./quote.js";
 import { ReadAhead } from "./read-ahead.js";
 import type { ChangeSource, Page, PageRequest, ResumePoint, ScopeDefinition } from "./source.js";
 import { decodeState, encodeState, type StateEnvelope, sameWindow } from "./state.js";
-import type { Change, Importer, SyncOptions, SyncOutcome, SyncWindow } from "./types.js";
+import type {
+  Change,
+  DeleteFlags,
+  Importer,
+  SyncOptions,
+  SyncOutcome,
+  SyncWindow,
+  UpdateFlags,
+} from "./types.js";
 
 /**
  * Runs one sync round: calls the importer for every change since `state` and resolves with the
@@ -216,16 +224,22 @@ function resumePoint(change: Change): ResumePoint | undefined {
   return (typeof position === "function" ? position() : position) as ResumePoint;
 }
 
+// The flags handed to the importer: one frozen object each, not one allocation per change.
+const CREATED: UpdateFlags = Object.freeze({ created: true });
+const UPDATED: UpdateFlags = Object.freeze({ created: false });
+const SOFT: DeleteFlags = Object.freeze({ soft: true });
+const HARD: DeleteFlags = Object.freeze({ soft: false });
+
 /** Calls the importer method for one change; returns a promise only when the importer did. */
 export function applyChange(importer: Importer, change: Change): PromiseLike<unknown> | undefined {
   let result: unknown;
   try {
     switch (change.kind) {
       case "update":
-        result = importer.update?.(change.object, { created: change.created });
+        result = importer.update?.(change.object, change.created ? CREATED : UPDATED);
         break;
       case "delete":
-        result = importer.delete?.(change.object, { soft: change.soft });
+        result = importer.delete?.(change.object, change.soft ? SOFT : HARD);
         break;
       case "read":
         result = importer.read?.(change.object, change.isRead);
@@ -326,9 +340,9 @@ function validatePart(
 }
 
 function checkPaging(def: ScopeDefinition, result: Page, cursor: unknown, page: unknown): void {
-  const endpoint = `${def.adapter} ${def.scope}`;
+  const endpoint = () => `${def.adapter} ${def.scope}`;
   if (result === null || typeof result !== "object") {
-    throw new ProtocolError(endpoint, "fetchPage must resolve with { changes: Change[] }");
+    throw new ProtocolError(endpoint(), "fetchPage must resolve with { changes: Change[] }");
   }
   if (
     result.nextPage !== undefined &&
@@ -337,7 +351,7 @@ function checkPaging(def: ScopeDefinition, result: Page, cursor: unknown, page: 
     JSON.stringify(result.newCursor ?? cursor) === JSON.stringify(cursor)
   ) {
     throw new CursorStalledError(
-      `${endpoint}: the adapter returned the page token it was given; paging would never end`,
+      `${endpoint()}: the adapter returned the page token it was given; paging would never end`,
     );
   }
 }

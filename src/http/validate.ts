@@ -42,14 +42,18 @@ export function validate<T>(value: unknown, schema: ZodType<T>, endpoint: string
  * A schema that checks the fields `fields` names and passes the value on whole, as parsed from
  * the wire: the importer gets every field the server sent, without the copy a loose object
  * schema makes of each record (its cost shows on pages of thousands). Issues keep their paths.
+ * Valid records are recognised by a plain predicate compiled from `fields` (`compileCheck`);
+ * zod runs only to say what is wrong with one that fails it.
  */
 export function keptWhole<S extends z.ZodObject>(
   fields: S,
 ): z.ZodType<z.output<S> & Record<string, unknown>> {
+  const valid = compileCheck(fields);
   // A check on `unknown` outputs its input: no copy, and no transform stage to run. A plain
   // check, not superRefine, which builds an addIssue closure on every parse (a third of the
   // garbage of an Aurinko page).
   const whole = z.unknown().check((ctx) => {
+    if (valid?.(ctx.value)) return;
     const checked = fields.safeParse(ctx.value);
     if (checked.success) return;
     for (const issue of checked.error.issues) {
@@ -62,4 +66,77 @@ export function keptWhole<S extends z.ZodObject>(
     }
   });
   return whole as unknown as z.ZodType<z.output<S> & Record<string, unknown>>;
+}
+
+/** `record` is the object holding `value`, when it is a field's. */
+type Predicate = (value: unknown, record?: Record<string, unknown>) => boolean;
+
+function presentAnd(key: string, check: Predicate): Predicate {
+  return (v, record) => record !== undefined && Object.hasOwn(record, key) && check(v);
+}
+
+/**
+ * A predicate that accepts exactly what `schema` accepts, for the plain shapes records are
+ * described with (objects, strings with a minimum length, numbers, booleans, arrays, optional,
+ * nullable), or undefined for anything else. It may be stricter than zod, never looser: a value
+ * it refuses goes to zod, which has the last word. About a tenth of zod's cost per record.
+ */
+export function compileCheck(schema: z.ZodType): Predicate | undefined {
+  const def = schema._zod.def as z.core.$ZodTypeDef & {
+    checks?: { _zod: { def: { check: string; minimum?: number } } }[];
+    coerce?: boolean;
+  };
+  const checks = def.checks ?? [];
+  if (def.type === "string") {
+    if (def.coerce) return undefined;
+    let min = 0;
+    for (const check of checks) {
+      const c = check._zod.def;
+      if (c.check !== "min_length" || typeof c.minimum !== "number") return undefined;
+      min = Math.max(min, c.minimum);
+    }
+    return (v) => typeof v === "string" && v.length >= min;
+  }
+  if (checks.length > 0) return undefined;
+  switch (def.type) {
+    case "unknown":
+      return () => true;
+    case "boolean":
+      return def.coerce ? undefined : (v) => typeof v === "boolean";
+    case "number":
+      return def.coerce ? undefined : (v) => typeof v === "number" && Number.isFinite(v);
+    case "optional":
+    case "nullable": {
+      const inner = compileCheck((def as z.core.$ZodOptionalDef).innerType as z.ZodType);
+      if (!inner) return undefined;
+      const empty = def.type === "optional" ? undefined : null;
+      return (v) => v === empty || inner(v);
+    }
+    case "array": {
+      const element = compileCheck((def as z.core.$ZodArrayDef).element as z.ZodType);
+      if (!element) return undefined;
+      return (v) => Array.isArray(v) && v.every((item) => element(item));
+    }
+    case "object": {
+      const { shape, catchall } = def as z.core.$ZodObjectDef;
+      // A strict object (catchall never) or a typed catchall: left to zod.
+      if (catchall !== undefined && catchall._zod.def.type !== "unknown") return undefined;
+      const fields: [string, Predicate][] = [];
+      for (const [key, field] of Object.entries(shape)) {
+        const check = compileCheck(field as z.ZodType);
+        if (!check) return undefined;
+        // zod wants the key of a required `unknown` field present, even when undefined.
+        const mustBePresent = check(undefined) && field._zod.def.type !== "optional";
+        fields.push([key, mustBePresent ? presentAnd(key, check) : check]);
+      }
+      return (v) => {
+        if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+        const record = v as Record<string, unknown>;
+        for (const [key, check] of fields) if (!check(record[key], record)) return false;
+        return true;
+      };
+    }
+    default:
+      return undefined;
+  }
 }

@@ -1,7 +1,8 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ProtocolError } from "../../src/core/errors.js";
-import { keptWhole, parseJsonBody } from "../../src/http/validate.js";
+import { compileCheck, keptWhole, parseJsonBody } from "../../src/http/validate.js";
 
 describe("keptWhole", () => {
   const Record = keptWhole(
@@ -33,5 +34,91 @@ describe("keptWhole", () => {
   it("rejects what is not an object", () => {
     expect(Record.safeParse(null).success).toBe(false);
     expect(Record.safeParse("a").success).toBe(false);
+  });
+});
+
+describe("compileCheck", () => {
+  const schemas = {
+    contact: z.object({ id: z.string().min(1), etag: z.string().optional() }),
+    message: z.object({
+      id: z.string().min(1),
+      labelIds: z.array(z.string()).optional(),
+      sizeEstimate: z.number().optional(),
+      deleted: z.boolean().optional(),
+      note: z.string().nullable().optional(),
+      any: z.unknown(),
+    }),
+    nested: z.object({
+      resourceName: z.string().min(2),
+      metadata: z.looseObject({ deleted: z.boolean().optional() }).optional(),
+      removed: z.looseObject({ reason: z.string().optional() }).optional(),
+    }),
+  };
+
+  // Values near each schema's shape, so most runs reach the field checks, and some not.
+  const scalar = fc.oneof(
+    fc.string({ maxLength: 3 }),
+    fc.integer(),
+    fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, -0, 1.5),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constant(undefined),
+  );
+  const value = fc.oneof(
+    { depthSize: "small" },
+    scalar,
+    fc.array(scalar, { maxLength: 3 }),
+    fc.dictionary(fc.constantFrom("deleted", "reason", "x"), scalar),
+  );
+  const keys = [
+    "id",
+    "etag",
+    "labelIds",
+    "sizeEstimate",
+    "deleted",
+    "note",
+    "any",
+    "resourceName",
+    "metadata",
+    "removed",
+  ];
+  const record = fc.oneof(
+    fc.dictionary(fc.constantFrom(...keys), value, { maxKeys: 6 }),
+    fc.record({ id: fc.string({ maxLength: 2 }), etag: value }, { requiredKeys: ["id"] }),
+    fc.record(
+      { resourceName: fc.string({ maxLength: 3 }), metadata: value, removed: value },
+      { requiredKeys: ["resourceName"] },
+    ),
+    fc.anything(),
+  );
+
+  for (const [name, schema] of Object.entries(schemas)) {
+    it(`accepts exactly what zod accepts (${name})`, () => {
+      const valid = compileCheck(schema);
+      expect(valid).toBeDefined();
+      fc.assert(
+        fc.property(record, (v) => {
+          expect(valid?.(v)).toBe(schema.safeParse(v).success);
+        }),
+        { numRuns: 3000 },
+      );
+    });
+  }
+
+  it("leaves to zod what it cannot express", () => {
+    expect(compileCheck(z.string().email())).toBeUndefined();
+    expect(compileCheck(z.string().max(3))).toBeUndefined();
+    expect(compileCheck(z.number().int())).toBeUndefined();
+    expect(compileCheck(z.strictObject({ id: z.string() }))).toBeUndefined();
+    expect(compileCheck(z.object({ id: z.string().default("a") }))).toBeUndefined();
+    expect(compileCheck(z.array(z.string()).min(1))).toBeUndefined();
+    expect(compileCheck(z.coerce.number())).toBeUndefined();
+  });
+
+  it("keptWhole still names what is wrong when the predicate refuses a record", () => {
+    const Contact = keptWhole(schemas.contact);
+    const result = Contact.safeParse({ id: "a", etag: 5 });
+    expect(result.success).toBe(false);
+    expect(result.error?.issues[0]?.path).toEqual(["etag"]);
   });
 });
