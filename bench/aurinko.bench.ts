@@ -3,7 +3,8 @@
  * validated, default read-ahead) vs a hand-written undici loop (POST sync, the updated stream
  * by deltaToken then pageToken, the deleted stream; no validation: the wire limit), into a
  * no-op importer. Same run, same server, which runs in its own process (as Aurinko is remote):
- * the clients' own CPU is what differs. Runs alternate after one untimed run of each; medians.
+ * the clients' own CPU is what differs, so it is reported too (steadier than wall time on a
+ * shared machine). Runs alternate after one untimed run of each; medians.
  *
  * AURINKO_BENCH_CONTACTS (20000), AURINKO_BENCH_ROUNDS (3, median).
  */
@@ -58,11 +59,15 @@ async function deltasync(base: string, token: string): Promise<number> {
   return n;
 }
 
-async function time(fn: () => Promise<number>): Promise<number> {
+/** Wall time, and this process's CPU time (the client's: the server runs in its own process). */
+async function time(fn: () => Promise<number>): Promise<{ wall: number; cpu: number }> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const n = await fn();
   if (n !== N) throw new Error(`expected ${N} records, got ${n}`);
-  return performance.now() - t0;
+  const wall = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) / 1000 };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -74,23 +79,30 @@ const emulator = await startEmulatorProcess("test/aurinko/emulator-main.ts", [
   "250",
 ]);
 try {
-  const hand: number[] = [];
-  const ds: number[] = [];
+  const hand: { wall: number; cpu: number }[] = [];
+  const ds: { wall: number; cpu: number }[] = [];
   await handLoop(emulator.url, "bench");
   await deltasync(emulator.url, "bench");
   for (let r = 0; r < ROUNDS; r++) {
     hand.push(await time(() => handLoop(emulator.url, "bench")));
     ds.push(await time(() => deltasync(emulator.url, "bench")));
   }
-  const h = median(hand);
-  const d = median(ds);
-  console.log(`| client | ${N} contacts, pages of 250 (median of ${ROUNDS}) | records/s |`);
-  console.log("| --- | --- | --- |");
-  console.log(`| hand-written undici loop | ${h.toFixed(0)} ms | ${((N / h) * 1000).toFixed(0)} |`);
+  const h = median(hand.map((t) => t.wall));
+  const d = median(ds.map((t) => t.wall));
+  const hc = median(hand.map((t) => t.cpu));
+  const dc = median(ds.map((t) => t.cpu));
   console.log(
-    `| deltasync \`contacts().sync\` | ${d.toFixed(0)} ms | ${((N / d) * 1000).toFixed(0)} |`,
+    `| client | ${N} contacts, pages of 250 (median of ${ROUNDS}) | records/s | client CPU |`,
+  );
+  console.log("| --- | --- | --- | --- |");
+  console.log(
+    `| hand-written undici loop | ${h.toFixed(0)} ms | ${((N / h) * 1000).toFixed(0)} | ${hc.toFixed(0)} ms |`,
+  );
+  console.log(
+    `| deltasync \`contacts().sync\` | ${d.toFixed(0)} ms | ${((N / d) * 1000).toFixed(0)} | ${dc.toFixed(0)} ms |`,
   );
   console.log(`\ndeltasync / hand-written throughput: ${(h / d).toFixed(2)}×`);
+  console.log(`deltasync / hand-written client CPU: ${(dc / hc).toFixed(2)}×`);
 } finally {
   emulator.stop();
 }
