@@ -2,8 +2,8 @@
  * The row outbox (see two-way/outbox-rows.ts) in PostgreSQL, for several workers: tables
  * `<table>_ob_meta`, `<table>_ob_entries`, `<table>_ob_echoes` next to a state table. A commit
  * locks the pair's meta row (`INSERT … ON CONFLICT DO UPDATE`: it waits for a concurrent writer
- * and then sees its commit), reloads the rows only when another writer moved the version, and
- * writes what changed in one statement. `inTransaction` does the same inside the caller's
+ * and then sees its commit) and reads its rows in the same statement, reads them again only when
+ * another writer moved the version, and writes what changed in one statement. `inTransaction` does the same inside the caller's
  * transaction: the Postgres mirror writes a row and its outbox entry together.
  */
 import { type OutboxDoc, parseDoc } from "../two-way/log.js";
@@ -69,22 +69,17 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
       }),
     );
 
-  /** The pair as stored (one statement: one consistent view), or its version's cached copy. */
-  const fetch = async (db: PgQueryable, key: string, version: number): Promise<RowSnapshot> => {
-    const cached = cache.get(key);
-    if (version > 0 && cached?.meta.version === version) return cached;
-    const r = await db.query(
-      `SELECT 0 AS kind, 0::bigint AS n, json_build_object('version', version, 'next', next,
-          'cursor', cursor, 'ord', ord, 'conflicts', conflicts)::text AS text
-        FROM ${table}_ob_meta WHERE key = $1 AND version > 0
-      UNION ALL SELECT 1, seq, entry FROM ${table}_ob_entries WHERE key = $1
-      UNION ALL SELECT 2, ord, echo FROM ${table}_ob_echoes WHERE key = $1
-      UNION ALL SELECT 3, 0, state FROM ${table} WHERE key = $1
-      ORDER BY 1, 2`,
-      [key],
-    );
+  /** The pair's rows as one statement sees them: 0 meta, 1 entries, 2 echoes, 3 an old document. */
+  const pairRows = `SELECT 0 AS kind, 0::bigint AS n, json_build_object('version', version,
+        'next', next, 'cursor', cursor, 'ord', ord, 'conflicts', conflicts)::text AS text
+      FROM ${table}_ob_meta WHERE key = $1 AND version > 0
+    UNION ALL SELECT 1, seq, entry FROM ${table}_ob_entries WHERE key = $1
+    UNION ALL SELECT 2, ord, echo FROM ${table}_ob_echoes WHERE key = $1
+    UNION ALL SELECT 3, 0, state FROM ${table} WHERE key = $1`;
+
+  const snapshotOf = (key: string, rows: Record<string, unknown>[]): RowSnapshot => {
     const texts = (kind: number) =>
-      r.rows.filter((x) => Number(x.kind) === kind).map((x) => String(x.text));
+      rows.filter((x) => Number(x.kind) === kind).map((x) => String(x.text));
     const [meta] = texts(0);
     if (meta === undefined) {
       // None yet, or a document an older version kept whole (its first commit moves it).
@@ -95,15 +90,41 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
     return loaded(m, docFromRows(key, m, texts(1), texts(2)));
   };
 
-  /** Locks the pair (a new pair gets a version-0 meta row, listed once saved) and loads it. */
+  /** The pair as stored (one statement: one consistent view), or its version's cached copy. */
+  const fetch = async (db: PgQueryable, key: string, version: number): Promise<RowSnapshot> => {
+    const cached = cache.get(key);
+    if (version > 0 && cached?.meta.version === version) return cached;
+    const r = await db.query(`${pairRows} ORDER BY 1, 2`, [key]);
+    return snapshotOf(key, r.rows);
+  };
+
+  /**
+   * Locks the pair (a new pair gets a version-0 meta row, listed once saved) and loads it, in
+   * one statement when it can. The lock (`ON CONFLICT DO UPDATE`) waits for a concurrent writer
+   * and returns the version it committed, but the statement's reads keep the snapshot taken
+   * before the wait: they are used only when that snapshot saw the same version (every commit
+   * moves it), else the rows are read again by a statement of their own, after the lock.
+   */
   const load = async (db: PgQueryable, key: string): Promise<RowSnapshot> => {
+    const cached = cache.get(key);
+    const cachedVersion = cached && cached.meta.version > 0 ? cached.meta.version : -1;
     const r = await db.query(
-      `INSERT INTO ${table}_ob_meta (key, version, next, cursor, ord, conflicts)
-        VALUES ($1, 0, 1, 0, 0, '[]') ON CONFLICT (key) DO UPDATE SET key = excluded.key
-        RETURNING version`,
-      [key],
+      `WITH locked AS (INSERT INTO ${table}_ob_meta (key, version, next, cursor, ord, conflicts)
+          VALUES ($1, 0, 1, 0, 0, '[]') ON CONFLICT (key) DO UPDATE SET key = excluded.key
+          RETURNING version)
+      SELECT -1 AS kind, (SELECT version FROM locked) AS n,
+          (SELECT version FROM ${table}_ob_meta WHERE key = $1)::text AS text
+      UNION ALL SELECT * FROM (${pairRows}) AS pair WHERE (SELECT version FROM locked) <> $2
+      ORDER BY 1, 2`,
+      [key, cachedVersion],
     );
-    const s = await fetch(db, key, Number(r.rows[0]?.version));
+    const [head, ...rows] = r.rows;
+    const version = Number(head?.n);
+    const seen = head?.text === null || head?.text === undefined ? 0 : Number(head.text);
+    let s: RowSnapshot;
+    if (cached && version === cachedVersion) s = cached;
+    else if (seen === version) s = snapshotOf(key, rows);
+    else s = await fetch(db, key, version);
     cache.set(key, s);
     return s;
   };

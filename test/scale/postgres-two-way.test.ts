@@ -15,8 +15,10 @@ import { createPostgresMirror } from "../../src/orchestrator/postgres-mirror.js"
 import { runSync } from "../../src/orchestrator/run-sync.js";
 import { createMemoryStateStore } from "../../src/stores/memory.js";
 import { createPostgresStateStore, type PgClient, type PgPool } from "../../src/stores/postgres.js";
+import { postgresOutboxRows } from "../../src/stores/postgres-outbox.js";
 import type { StateStore } from "../../src/stores/types.js";
 import { checkTwoWayConformance } from "../../src/testing/two-way.js";
+import { type OutboxDoc, record } from "../../src/two-way/log.js";
 import { createOutbox } from "../../src/two-way/outbox.js";
 import { push } from "../../src/two-way/push.js";
 import type { OutboxEntry, WriteTarget } from "../../src/two-way/types.js";
@@ -115,6 +117,46 @@ describe.skipIf(!up)("two-way on PostgreSQL", () => {
     return { server, inbox, keys, target, table, mirror, open, pull, pushAll };
   }
   const fieldsOf = (data: unknown) => (data as { fields?: unknown }).fields;
+
+  it("a writer that commits while another waits for the pair's lock is seen by the waiter", async () => {
+    // The lock and the first read are one statement, whose read keeps the snapshot taken
+    // before the wait: the waiter must notice the version moved and read the rows again.
+    const table = `w${++n}`;
+    const writer = postgresOutboxRows(pgPool(), table);
+    await writer.ready();
+    const change = (localId: string) =>
+      ({ kind: "delete", localId, sourcekey: `s-${localId}` }) as const;
+    const waitsForLock = async () => {
+      for (let i = 0; i < 200; i++) {
+        const r = await pool.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+        );
+        if (Number(r.rows[0]?.n) > 0) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      throw new Error("the waiter never waited for the lock");
+    };
+    const ids = (doc: OutboxDoc) => doc.entries.map((e) => e.localId);
+    // p: the waiter has the pair cached at the version before the commit; q: a new pair.
+    for (const pair of ["p", "q"]) {
+      const waiter = postgresOutboxRows(pgPool(), table);
+      if (pair === "p") await waiter.update(pair, (doc) => record(doc, change("a"), 1));
+      const client = await pool.connect();
+      await client.query("BEGIN");
+      await writer.inTransaction(client, pair, (doc) => void record(doc, change("b"), 2));
+      const seen = waiter.update(pair, (doc) => ids(doc));
+      await waitsForLock();
+      await client.query("COMMIT");
+      writer.ended(pair, true);
+      client.release();
+      expect(await seen).toEqual(pair === "p" ? ["a", "b"] : ["b"]);
+      // And a write by the waiter after such a wait keeps the writer's entry.
+      await waiter.update(pair, (doc) => record(doc, change("c"), 3));
+      expect(ids(await postgresOutboxRows(pgPool(), table).read(pair))).toEqual(
+        pair === "p" ? ["a", "b", "c"] : ["b", "c"],
+      );
+    }
+  });
 
   it("mirror edits reach the server; pulls leave pending edits alone; a conflict pauses", async () => {
     const { server, inbox, keys, mirror, pull, pushAll } = await mirrored();
