@@ -81,12 +81,21 @@ export function fetchQuery(mode: ImapFetchMode): FetchQueryObject {
   };
 }
 
+/**
+ * A copy of `s` that holds only its own characters. imapflow's parser slices each token out of
+ * the whole response line, and V8 keeps the line alive as long as any slice of it lives: a kept
+ * subject would hold the message's whole FETCH response.
+ */
+function own(s: string): string {
+  return s.length < 13 ? s : ` ${s}`.slice(1);
+}
+
 function addresses(list: MessageAddressObject[]): ImapAddress[] {
   const out: ImapAddress[] = [];
   for (const a of list) {
     const entry: ImapAddress = {};
-    if (a.name) entry.name = a.name;
-    if (a.address) entry.address = a.address;
+    if (a.name) entry.name = own(a.name);
+    if (a.address) entry.address = own(a.address);
     out.push(entry);
   }
   return out;
@@ -115,9 +124,9 @@ export function toMessage(msg: FetchMessageObject): ImapMessage {
     const envelope: NonNullable<ImapMessage["envelope"]> = {};
     const date = iso(env.date);
     if (date) envelope.date = date;
-    if (env.subject !== undefined) envelope.subject = env.subject;
-    if (env.messageId) envelope.messageId = env.messageId;
-    if (env.inReplyTo) envelope.inReplyTo = env.inReplyTo;
+    if (env.subject !== undefined) envelope.subject = own(env.subject);
+    if (env.messageId) envelope.messageId = own(env.messageId);
+    if (env.inReplyTo) envelope.inReplyTo = own(env.inReplyTo);
     if (env.from) envelope.from = addresses(env.from);
     if (env.to) envelope.to = addresses(env.to);
     if (env.cc) envelope.cc = addresses(env.cc);
