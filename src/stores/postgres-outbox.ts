@@ -3,8 +3,9 @@
  * `<table>_ob_meta`, `<table>_ob_entries`, `<table>_ob_echoes` next to a state table. A commit
  * locks the pair's meta row (`INSERT … ON CONFLICT DO UPDATE`: it waits for a concurrent writer
  * and then sees its commit) and reads its rows in the same statement, reads them again only when
- * another writer moved the version, and writes what changed in one statement. `inTransaction` does the same inside the caller's
- * transaction: the Postgres mirror writes a row and its outbox entry together.
+ * another writer moved the version, and writes what changed in one statement. `inTransaction`
+ * does the same inside the caller's transaction: the Postgres mirror writes a row and its outbox
+ * entry together.
  */
 import { type OutboxDoc, parseDoc } from "../two-way/log.js";
 import {
