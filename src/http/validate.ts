@@ -115,7 +115,12 @@ export function compileCheck(schema: z.ZodType): Predicate | undefined {
     case "array": {
       const element = compileCheck((def as z.core.$ZodArrayDef).element as z.ZodType);
       if (!element) return undefined;
-      return (v) => Array.isArray(v) && v.every((item) => element(item));
+      return (v) => {
+        if (!Array.isArray(v)) return false;
+        // Every index, holes included (zod checks a hole as undefined; `every` skips it).
+        for (let i = 0; i < v.length; i++) if (!element(v[i])) return false;
+        return true;
+      };
     }
     case "object": {
       const { shape, catchall } = def as z.core.$ZodObjectDef;

@@ -105,6 +105,15 @@ describe("compileCheck", () => {
     });
   }
 
+  it("checks every index of an array, holes included, as zod does", () => {
+    const list = z.object({ ids: z.array(z.string()) });
+    const ids = ["a"];
+    ids[2] = "c"; // index 1 is a hole
+    const sparse = { ids };
+    expect(list.safeParse(sparse).success).toBe(false);
+    expect(compileCheck(list)?.(sparse)).toBe(false);
+  });
+
   it("leaves to zod what it cannot express", () => {
     expect(compileCheck(z.string().email())).toBeUndefined();
     expect(compileCheck(z.string().max(3))).toBeUndefined();
