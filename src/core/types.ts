@@ -38,18 +38,20 @@ export interface ReadState {
   parentKey?: string;
 }
 
+/** Shared and frozen: the engine hands the same object to every such call. */
 export interface UpdateFlags {
   /**
    * True when the backend reports the object as new since the state's cursor: every object of a
    * full sync, and objects created since the last sync. A hint only: an object may arrive with
    * `created: true` more than once (replays after a crash), so always upsert.
    */
-  created: boolean;
+  readonly created: boolean;
 }
 
+/** Shared and frozen, like `UpdateFlags`. */
 export interface DeleteFlags {
   /** True for a soft delete (moved to a recoverable place), false for a hard one. */
-  soft: boolean;
+  readonly soft: boolean;
 }
 
 export interface MoveFlags {

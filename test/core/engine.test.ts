@@ -85,6 +85,36 @@ describe("engine", () => {
     expect(again.seen).toEqual([]);
   });
 
+  it("hands the importer the flags the change carries, as frozen objects one importer can't alter for the next", async () => {
+    const changes: Change[] = [
+      item(0),
+      { kind: "update", object: { sourcekey: "k1", type: "item", data: { n: 1 } }, created: false },
+      { kind: "delete", object: { sourcekey: "k2", type: "item" }, soft: true },
+      { kind: "delete", object: { sourcekey: "k3", type: "item" }, soft: false },
+      item(4),
+    ];
+    const flags: object[] = [];
+    const importer: Importer = {
+      update(_obj, f) {
+        flags.push(f);
+        expect(() => Object.assign(f, { created: !f.created })).toThrow(TypeError);
+      },
+      delete(_obj, f) {
+        flags.push(f);
+        expect(() => Object.assign(f, { soft: !f.soft })).toThrow(TypeError);
+      },
+    };
+    await make(listSource(changes, 2)).sync(importer);
+    expect(flags).toEqual([
+      { created: true },
+      { created: false },
+      { soft: true },
+      { soft: false },
+      { created: true },
+    ]);
+    expect(flags.every((f) => Object.isFrozen(f))).toBe(true);
+  });
+
   it("an importer that throws rejects with ImporterError carrying the change; checkpoints cover only imported pages", async () => {
     const changes = Array.from({ length: 6 }, (_, i) => item(i));
     const s = make(listSource(changes, 2));
