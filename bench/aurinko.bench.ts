@@ -60,7 +60,12 @@ async function deltasync(base: string, token: string): Promise<number> {
 }
 
 /** Wall time, and this process's CPU time (the client's: the server runs in its own process). */
-async function time(fn: () => Promise<number>): Promise<{ wall: number; cpu: number }> {
+interface Timing {
+  wall: number;
+  cpu: number;
+}
+
+async function time(fn: () => Promise<number>): Promise<Timing> {
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   const n = await fn();
@@ -79,8 +84,8 @@ const emulator = await startEmulatorProcess("test/aurinko/emulator-main.ts", [
   "250",
 ]);
 try {
-  const hand: { wall: number; cpu: number }[] = [];
-  const ds: { wall: number; cpu: number }[] = [];
+  const hand: Timing[] = [];
+  const ds: Timing[] = [];
   await handLoop(emulator.url, "bench");
   await deltasync(emulator.url, "bench");
   for (let r = 0; r < ROUNDS; r++) {

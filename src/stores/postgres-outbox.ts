@@ -91,10 +91,8 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
     return loaded(m, docFromRows(key, m, texts(1), texts(2)));
   };
 
-  /** The pair as stored (one statement: one consistent view), or its version's cached copy. */
-  const fetch = async (db: PgQueryable, key: string, version: number): Promise<RowSnapshot> => {
-    const cached = cache.get(key);
-    if (version > 0 && cached?.meta.version === version) return cached;
+  /** The pair as stored (one statement: one consistent view). */
+  const readPair = async (db: PgQueryable, key: string): Promise<RowSnapshot> => {
     const r = await db.query(`${pairRows} ORDER BY 1, 2`, [key]);
     return snapshotOf(key, r.rows);
   };
@@ -121,11 +119,12 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
     );
     const [head, ...rows] = r.rows;
     const version = Number(head?.n);
-    const seen = head?.text === null || head?.text === undefined ? 0 : Number(head.text);
+    // The version the statement's snapshot saw; no row there reads as 0, as a new pair's.
+    const seen = Number(head?.text ?? 0);
     let s: RowSnapshot;
     if (cached && version === cachedVersion) s = cached;
     else if (seen === version) s = snapshotOf(key, rows);
-    else s = await fetch(db, key, version);
+    else s = await readPair(db, key);
     cache.set(key, s);
     return s;
   };
@@ -178,7 +177,7 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
           const current = !busy.has(key) && version > 0 && cached?.meta.version === version;
           if (cached && current) return readCopy(cached);
         }
-        return readCopy(await fetch(pool, key, 0));
+        return readCopy(await readPair(pool, key));
       } catch (error) {
         throw pgError(what, error);
       }
