@@ -77,8 +77,8 @@ function presentAnd(key: string, check: Predicate): Predicate {
 
 /**
  * A predicate that accepts exactly what `schema` accepts, for the plain shapes records are
- * described with (objects, strings with a minimum length, numbers, booleans, arrays, optional,
- * nullable), or undefined for anything else. It may be stricter than zod, never looser: a value
+ * described with (objects, strings with a minimum length, numbers with integer formats and
+ * bounds, booleans, arrays, optional, nullable), or undefined for anything else. It may be stricter than zod, never looser: a value
  * it refuses goes to zod, which has the last word.
  */
 export function compileCheck(schema: z.ZodType): Predicate | undefined {
@@ -97,14 +97,18 @@ export function compileCheck(schema: z.ZodType): Predicate | undefined {
     }
     return (v) => typeof v === "string" && v.length >= min;
   }
+  if (def.type === "number") {
+    if (def.coerce) return undefined;
+    // `z.int()`, `z.uint32()`…: the schema is itself a format check, before any added ones.
+    const own = (def as { check?: string }).check === undefined ? [] : [def];
+    return numberCheck([...own, ...checks.map((c) => c._zod.def)]);
+  }
   if (checks.length > 0) return undefined;
   switch (def.type) {
     case "unknown":
       return () => true;
     case "boolean":
       return def.coerce ? undefined : (v) => typeof v === "boolean";
-    case "number":
-      return def.coerce ? undefined : (v) => typeof v === "number" && Number.isFinite(v);
     case "optional":
     case "nullable": {
       const inner = compileCheck((def as z.core.$ZodOptionalDef).innerType as z.ZodType);
@@ -144,4 +148,59 @@ export function compileCheck(schema: z.ZodType): Predicate | undefined {
     default:
       return undefined;
   }
+}
+
+/** zod's number formats (`.int()` is `safeint`) and the range each admits. */
+const NUMBER_FORMATS: Record<string, { min: number; max: number; int: boolean }> = {
+  safeint: { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER, int: true },
+  int32: { min: -2147483648, max: 2147483647, int: true },
+  uint32: { min: 0, max: 4294967295, int: true },
+  float32: { min: -3.4028234663852886e38, max: 3.4028234663852886e38, int: false },
+  float64: { min: -Number.MAX_VALUE, max: Number.MAX_VALUE, int: false },
+};
+
+interface NumberCheckDef {
+  check: string;
+  format?: string;
+  value?: unknown;
+  inclusive?: boolean;
+  when?: unknown;
+}
+
+/** A finite number within every format and bound of `checks` (`.int()`, `.min()`, `.positive()`…). */
+function numberCheck(checks: readonly unknown[]): Predicate | undefined {
+  let int = false;
+  let min = Number.NEGATIVE_INFINITY;
+  let minInclusive = true;
+  let max = Number.POSITIVE_INFINITY;
+  let maxInclusive = true;
+  const above = (value: number, inclusive: boolean) => {
+    if (value > min || (value === min && !inclusive)) [min, minInclusive] = [value, inclusive];
+  };
+  const below = (value: number, inclusive: boolean) => {
+    if (value < max || (value === max && !inclusive)) [max, maxInclusive] = [value, inclusive];
+  };
+  for (const check of checks) {
+    const c = check as NumberCheckDef;
+    if (c.when !== undefined) return undefined;
+    if (c.check === "number_format") {
+      const format = NUMBER_FORMATS[c.format ?? "float64"];
+      if (format === undefined) return undefined;
+      int ||= format.int;
+      above(format.min, true);
+      below(format.max, true);
+    } else if (c.check === "greater_than" && typeof c.value === "number") {
+      above(c.value, c.inclusive === true);
+    } else if (c.check === "less_than" && typeof c.value === "number") {
+      below(c.value, c.inclusive === true);
+    } else {
+      return undefined;
+    }
+  }
+  return (v) =>
+    typeof v === "number" &&
+    Number.isFinite(v) &&
+    (!int || Number.isInteger(v)) &&
+    (minInclusive ? v >= min : v > min) &&
+    (maxInclusive ? v <= max : v < max);
 }

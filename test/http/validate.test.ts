@@ -48,6 +48,16 @@ describe("compileCheck", () => {
       note: z.string().nullable().optional(),
       any: z.unknown(),
     }),
+    counts: z.object({
+      length: z.number().int().nonnegative().optional(),
+      port: z.number().int().positive().max(65535),
+      small: z.number().int().gt(-3).lt(3).nullable().optional(),
+      word: z.int32().optional(),
+      whole: z.int().optional(),
+      unsigned: z.uint32().optional(),
+      float: z.float32().optional(),
+      ratio: z.number().gte(0.5).lte(1.5).optional(),
+    }),
     nested: z.object({
       resourceName: z.string().min(2),
       metadata: z.looseObject({ deleted: z.boolean().optional() }).optional(),
@@ -59,7 +69,9 @@ describe("compileCheck", () => {
   const scalar = fc.oneof(
     fc.string({ maxLength: 3 }),
     fc.integer(),
-    fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, -0, 1.5),
+    fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, -0, 0.5, 1.5, 65535, 65536),
+    fc.constantFrom(2 ** 31, -(2 ** 31), 2 ** 32, 2 ** 53, -(2 ** 53), 2 ** 53 - 1, 3.5e38, 1e308),
+    fc.double(),
     fc.boolean(),
     fc.constant(null),
     fc.constant(undefined),
@@ -78,6 +90,14 @@ describe("compileCheck", () => {
     "deleted",
     "note",
     "any",
+    "length",
+    "port",
+    "small",
+    "word",
+    "whole",
+    "unsigned",
+    "float",
+    "ratio",
     "resourceName",
     "metadata",
     "removed",
@@ -85,6 +105,10 @@ describe("compileCheck", () => {
   const record = fc.oneof(
     fc.dictionary(fc.constantFrom(...keys), value, { maxKeys: 6 }),
     fc.record({ id: fc.string({ maxLength: 2 }), etag: value }, { requiredKeys: ["id"] }),
+    fc.record(
+      { port: fc.integer({ min: -2, max: 70_000 }), length: value, small: value, ratio: value },
+      { requiredKeys: ["port"] },
+    ),
     fc.record(
       { resourceName: fc.string({ maxLength: 3 }), metadata: value, removed: value },
       { requiredKeys: ["resourceName"] },
@@ -117,7 +141,8 @@ describe("compileCheck", () => {
   it("leaves to zod what it cannot express", () => {
     expect(compileCheck(z.string().email())).toBeUndefined();
     expect(compileCheck(z.string().max(3))).toBeUndefined();
-    expect(compileCheck(z.number().int())).toBeUndefined();
+    expect(compileCheck(z.number().multipleOf(5))).toBeUndefined();
+    expect(compileCheck(z.bigint())).toBeUndefined();
     expect(compileCheck(z.strictObject({ id: z.string() }))).toBeUndefined();
     expect(compileCheck(z.object({ id: z.string().default("a") }))).toBeUndefined();
     expect(compileCheck(z.array(z.string()).min(1))).toBeUndefined();
