@@ -100,32 +100,35 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
 
   /**
    * The Authorization header, and how many forced refreshes had finished when its token was
-   * issued. `since` is that count for the token a 401 refused.
+   * issued (`since` is that count for the token a 401 refused). Without a token callback the
+   * header never changes: one object, and no await per request.
    */
+  type Authorization = { header?: string; secret?: string; refreshes: number };
+  const { getAccessToken } = options;
+  const fixedAuthorization: Authorization =
+    options.accessToken !== undefined
+      ? { ...bearer(options.accessToken), refreshes: 0 }
+      : { header: basic, secret: options.basicAuth?.password, refreshes: 0 };
+
   async function authorization(
+    getAccessToken: NonNullable<HttpClientOptions["getAccessToken"]>,
     forceRefresh: boolean,
     since: number,
-  ): Promise<{ header?: string; secret?: string; refreshes: number }> {
-    if (options.getAccessToken) {
-      const from = refreshes;
-      let token: string;
-      try {
-        if (!forceRefresh) token = await options.getAccessToken({ forceRefresh: false });
-        // Another request refreshed after the refused token was issued: use its token.
-        else if (refreshes > since && refreshedToken !== undefined) token = refreshedToken;
-        else token = await refreshToken(options.getAccessToken);
-      } catch (cause) {
-        // Its own AuthError (a refused refresh token) says why; a transient failure of the
-        // token endpoint is retried like any other.
-        if (cause instanceof AuthError || cause instanceof TransientError) throw cause;
-        throw new AuthError(`getAccessToken failed: ${errorMessage(cause)}`, { cause });
-      }
-      return { ...bearer(token), refreshes: forceRefresh ? refreshes : from };
+  ): Promise<Authorization> {
+    const from = refreshes;
+    let token: string;
+    try {
+      if (!forceRefresh) token = await getAccessToken({ forceRefresh: false });
+      // Another request refreshed after the refused token was issued: use its token.
+      else if (refreshes > since && refreshedToken !== undefined) token = refreshedToken;
+      else token = await refreshToken(getAccessToken);
+    } catch (cause) {
+      // Its own AuthError (a refused refresh token) says why; a transient failure of the
+      // token endpoint is retried like any other.
+      if (cause instanceof AuthError || cause instanceof TransientError) throw cause;
+      throw new AuthError(`getAccessToken failed: ${errorMessage(cause)}`, { cause });
     }
-    if (options.accessToken !== undefined) return { ...bearer(options.accessToken), refreshes };
-    if (basic !== undefined)
-      return { header: basic, secret: options.basicAuth?.password, refreshes };
-    return { refreshes };
+    return { ...bearer(token), refreshes: forceRefresh ? refreshes : from };
   }
 
   async function send(
@@ -181,7 +184,9 @@ export function createHttpClient(options: HttpClientOptions): HttpClient {
     let tokenFrom = 0;
     let attempt = 0;
     for (;;) {
-      const auth = await authorization(forceRefresh, tokenFrom);
+      const auth = getAccessToken
+        ? await authorization(getAccessToken, forceRefresh, tokenFrom)
+        : fixedAuthorization;
       tokenFrom = auth.refreshes;
       forceRefresh = false;
       const sent = auth.header ? { ...headers, authorization: auth.header } : headers;
