@@ -118,7 +118,8 @@ export async function createPostgresMirror(
   }
   const db = pool;
   await ensureSchema(db, table);
-  // The state's statements run at every round: named, where the pool is pg's own.
+  // The state's and the batches' statements run at every round: named, where the pool is pg's
+  // own (parsed once per connection, planned once: not each time).
   const statement = await statementsFor(db);
   const stateQuery = async (on: PgQueryable, text: string, values: unknown[]) => {
     try {
@@ -142,13 +143,14 @@ export async function createPostgresMirror(
     const now = new Date().toISOString();
     const genOf = async () =>
       Number(
-        (await client.query(`SELECT gen FROM ${table}_generation WHERE source = $1`, [source]))
+        (await statement(client, `SELECT gen FROM ${table}_generation WHERE source = $1`, [source]))
           .rows[0]?.gen ?? 0,
       );
     let gen: number | undefined;
     for (const op of list) {
       if (op.kind === "begin") {
-        const r = await client.query(
+        const r = await statement(
+          client,
           `INSERT INTO ${table}_generation (source, gen) VALUES ($1, 1)
             ON CONFLICT (source) DO UPDATE SET gen = ${table}_generation.gen + 1 RETURNING gen`,
           [source],
@@ -157,22 +159,25 @@ export async function createPostgresMirror(
       } else if (op.kind === "end") {
         gen ??= await genOf();
         // Rows the full sync did not touch are gone on the server (pending local edits stay).
-        await client.query(
+        await statement(
+          client,
           `DELETE FROM ${table} WHERE source = $1 AND sync_gen < $2 AND NOT (sourcekey = ANY($3))`,
           [source, gen, guard.pending()],
         );
       } else if (op.kind === "reset") {
-        await client.query(`DELETE FROM ${table} WHERE source = $1 AND NOT (sourcekey = ANY($2))`, [
-          source,
-          guard.pending(),
-        ]);
+        await statement(
+          client,
+          `DELETE FROM ${table} WHERE source = $1 AND NOT (sourcekey = ANY($2))`,
+          [source, guard.pending()],
+        );
       } else if (op.kind === "updated") {
         gen ??= await genOf();
         const latest = lastPerKey(op.records, (r) => r.sourcekey);
         // A row the pull leaves alone still counts as seen by a running full sync (not swept).
         const left = latest.filter((r) => guard.skip(r.sourcekey, r)).map((r) => r.sourcekey);
         if (left.length > 0) {
-          await client.query(
+          await statement(
+            client,
             `UPDATE ${table} SET sync_gen = $3 WHERE source = $1 AND sourcekey = ANY($2)`,
             [source, left, gen],
           );
@@ -192,7 +197,8 @@ export async function createPostgresMirror(
               is_read: read ?? null,
             };
           });
-        await client.query(
+        await statement(
+          client,
           `INSERT INTO ${table} (source, sourcekey, id, type, parent_key, change_key, data, is_read,
               created_locally, updated_locally, updated_at_source, sync_gen)
             SELECT $1, r.sourcekey, r.id, r.type, r.parent_key, r.change_key, r.data, r.is_read,
@@ -213,14 +219,16 @@ export async function createPostgresMirror(
           (op.objects?.[i]?.type === "folder" ? folders : others).push(k);
         }
         if (others.length > 0) {
-          await client.query(`DELETE FROM ${table} WHERE source = $1 AND sourcekey = ANY($2)`, [
-            source,
-            others,
-          ]);
+          await statement(
+            client,
+            `DELETE FROM ${table} WHERE source = $1 AND sourcekey = ANY($2)`,
+            [source, others],
+          );
         }
         if (folders.length > 0) {
           // A folder delete implies its subtree (DESIGN.md): remove every descendant too.
-          await client.query(
+          await statement(
+            client,
             `WITH RECURSIVE tree(k) AS (
                 SELECT unnest($2::text[])
                 UNION SELECT m.sourcekey FROM ${table} m JOIN tree ON m.parent_key = tree.k
@@ -237,7 +245,8 @@ export async function createPostgresMirror(
             is_read: c.isRead,
           }));
         // The read flag lives in `is_read`; a `read` boolean inside the data follows it.
-        await client.query(
+        await statement(
+          client,
           `UPDATE ${table} t SET is_read = r.is_read, updated_locally = $3,
               updated_at_source = t.source,
               data = CASE WHEN jsonb_typeof(t.data -> 'read') = 'boolean'

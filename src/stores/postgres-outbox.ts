@@ -21,6 +21,7 @@ import {
 } from "../two-way/outbox-rows.js";
 import { type PgClient, type PgPool, type PgQueryable, pgError } from "./postgres.js";
 import { createOnce } from "./postgres-schema.js";
+import { statementsFor } from "./prepared.js";
 
 export interface PostgresOutboxRows extends OutboxRows {
   read(key: string): Promise<OutboxDoc>;
@@ -69,6 +70,13 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
         throw pgError(what, cause);
       }),
     );
+  // A pull's lock-and-load and a commit's write run at every job: named, where the pool is pg's
+  // own (the lock-and-load statement took 0.4 ms of the server's CPU to parse and plan each time).
+  let runner: ReturnType<typeof statementsFor> | undefined;
+  const statement = async (db: PgQueryable, text: string, values: unknown[]) => {
+    runner ??= statementsFor(pool);
+    return (await runner)(db, text, values);
+  };
 
   /** The pair's rows as one statement sees them: 0 meta, 1 entries, 2 echoes, 3 an old document. */
   const pairRows = `SELECT 0 AS kind, 0::bigint AS n, json_build_object('version', version,
@@ -93,7 +101,7 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
 
   /** The pair as stored (one statement: one consistent view). */
   const readPair = async (db: PgQueryable, key: string): Promise<RowSnapshot> => {
-    const r = await db.query(`${pairRows} ORDER BY 1, 2`, [key]);
+    const r = await statement(db, `${pairRows} ORDER BY 1, 2`, [key]);
     return snapshotOf(key, r.rows);
   };
 
@@ -107,7 +115,8 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
   const load = async (db: PgQueryable, key: string): Promise<RowSnapshot> => {
     const cached = cache.get(key);
     const cachedVersion = cached && cached.meta.version > 0 ? cached.meta.version : -1;
-    const r = await db.query(
+    const r = await statement(
+      db,
       `WITH locked AS (INSERT INTO ${table}_ob_meta (key, version, next, cursor, ord, conflicts)
           VALUES ($1, 0, 1, 0, 0, '[]') ON CONFLICT (key) DO UPDATE SET key = excluded.key
           RETURNING version)
@@ -132,7 +141,8 @@ export function postgresOutboxRows(pool: PgPool, table: string): PostgresOutboxR
   const save = async (db: PgQueryable, key: string, s: RowSnapshot): Promise<boolean> => {
     const ch = changes(s);
     if (!ch) return false;
-    await db.query(
+    await statement(
+      db,
       `WITH de AS (DELETE FROM ${table}_ob_entries WHERE key = $1 AND seq = ANY($2::bigint[])),
         pe AS (INSERT INTO ${table}_ob_entries (key, seq, entry)
           SELECT $1, u.s, u.e FROM unnest($3::bigint[], $4::text[]) AS u(s, e)

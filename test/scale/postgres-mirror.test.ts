@@ -142,7 +142,7 @@ describe.skipIf(!up)("PostgreSQL mirror", () => {
     expect(meta.rows[0]?.n).toBe(0);
   });
 
-  it("names the state's statements on pg's own pool (prepared once per connection) and sends plain text to any other PgQueryable", async () => {
+  it("names the state's, the batches' and the outbox's statements on pg's own pool (prepared once per connection) and sends plain text to any other PgQueryable", async () => {
     const server = createMemoryServer();
     const folder = server.createStore("alice").createFolder({ name: "Inbox", kind: "mail" });
     let n = 0;
@@ -157,13 +157,18 @@ describe.skipIf(!up)("PostgreSQL mirror", () => {
         });
         await runSync(folder, { ...mirror.syncOptions, key: "named" });
       }
-      // The pool's one connection holds the state's statements, prepared.
-      const prepared = await one.query(
-        "SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%mirror_state%'",
-      );
-      const texts = prepared.rows.map((r) => String(r.statement));
-      expect(texts.some((t) => t.startsWith("SELECT state FROM mirror_state"))).toBe(true);
-      expect(texts.some((t) => t.startsWith("UPDATE mirror_state"))).toBe(true);
+      // The pool's one connection holds the statements every round makes, prepared.
+      const prepared = await one.query("SELECT statement FROM pg_prepared_statements");
+      const texts = prepared.rows.map((r) => String(r.statement).replace(/\s+/g, " ").trim());
+      for (const start of [
+        "SELECT state FROM mirror_state",
+        "UPDATE mirror_state",
+        "INSERT INTO mirror_generation",
+        "INSERT INTO mirror (source, sourcekey",
+        "WITH locked AS (INSERT INTO mirror_outbox_ob_meta",
+      ]) {
+        expect(texts.some((t) => t.startsWith(start)), start).toBe(true);
+      }
     } finally {
       await one.end();
     }
