@@ -167,7 +167,10 @@ describe.skipIf(!up)("PostgreSQL mirror", () => {
         "INSERT INTO mirror (source, sourcekey",
         "WITH locked AS (INSERT INTO mirror_outbox_ob_meta",
       ]) {
-        expect(texts.some((t) => t.startsWith(start)), start).toBe(true);
+        expect(
+          texts.some((t) => t.startsWith(start)),
+          start,
+        ).toBe(true);
       }
     } finally {
       await one.end();
