@@ -205,8 +205,10 @@ export async function spawnWorker(
     "bench/scale-worker.ts",
     [mode, url, String(concurrency), emulatorUrl],
     // SCALE_WORKER_PROFILE=<dir>: a V8 CPU profile of each worker process (bench/profile-summary.ts).
+    // SCALE_WORKER_FLAGS: more Node flags for the workers (e.g. --single-threaded-gc).
     [
       "--expose-gc",
+      ...(process.env.SCALE_WORKER_FLAGS?.split(" ").filter(Boolean) ?? []),
       ...(process.env.SCALE_WORKER_PROFILE
         ? ["--cpu-prof", `--cpu-prof-dir=${process.env.SCALE_WORKER_PROFILE}`]
         : []),
