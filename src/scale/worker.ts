@@ -156,7 +156,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       throw pgError("sync worker", cause);
     }
   };
-  /** `query` as a named statement: for the statements every job makes. */
+  /** `query` as a named statement: for the statements every job or tick makes. */
   const queryEachJob = async (text: string, values: unknown[]) => {
     try {
       return await queryPrepared(pool, text, values);
@@ -389,7 +389,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const pollLoop = (async () => {
     while (!stopping) {
       try {
-        const due = await query(
+        const due = await queryEachJob(
           `UPDATE deltasync_keys SET next_poll_at = now() + $1::float8 * (1 - $2::float8 + 2 * $2::float8 * random()) * interval '1 millisecond'
             WHERE key IN (SELECT key FROM deltasync_keys WHERE parked_reason IS NULL AND next_poll_at <= now()
               ORDER BY next_poll_at LIMIT 500 FOR UPDATE SKIP LOCKED)

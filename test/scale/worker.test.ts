@@ -347,6 +347,38 @@ describe.skipIf(!up)("accounts registry and workers", () => {
       await Promise.all(workers.map((w) => w.stop()));
     },
   );
+  it("the safety poll's claim of due keys, made at every tick, is a prepared statement", async () => {
+    const own = new pg.Pool({ connectionString: db.url, max: 2, application_name: "claim-test" });
+    own.on("error", () => {});
+    const worker = await createWorker({
+      pool: own as unknown as PgPool,
+      concurrency: 1,
+      tickMs: 20,
+      getCredentials: () => ({}),
+      sync: async () => {},
+      onError: () => {},
+    });
+    stopAll = () => worker.stop();
+    // A tick of this worker has claimed due keys (an idle backend shows its last statement).
+    await until(
+      async () =>
+        (
+          await pool.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE application_name = 'claim-test' AND query LIKE 'UPDATE deltasync_keys SET next_poll_at%'`,
+          )
+        ).rows[0].n > 0,
+    );
+    await worker.stop();
+    const clients = await Promise.all([own.connect(), own.connect()]);
+    const texts = (
+      await Promise.all(clients.map((c) => c.query("SELECT statement FROM pg_prepared_statements")))
+    ).flatMap((r) => r.rows.map((row) => String(row.statement).trim()));
+    for (const c of clients) c.release();
+    await own.end();
+    expect(texts.some((t) => t.startsWith("UPDATE deltasync_keys SET next_poll_at"))).toBe(true);
+  });
+
   it("two jobs of one key fetched together (a retry beside the queued one) run one after the other; the lock session goes back to the pool as it came", async () => {
     const accounts = await createAccountRegistry({ pool: pool as unknown as PgPool, spreadMs: 0 });
     const id = "dup1";
