@@ -12,8 +12,10 @@
  *     in sync at a 5-minute safety poll.
  * Sizes (env): SCALE_ACCOUNTS (10000), SCALE_CONCURRENCY (16), SCALE_SERIAL_ACCOUNTS (1000),
  * SCALE_IO_ACCOUNTS (min(N, 2000)), SCALE_IO_SERIAL_ACCOUNTS (IO/20, at least 16),
- * SCALE_IO_LATENCY (20), SCALE_IO_EVENTS (5), SCALE_IO_POLLS (3, median), SCALE_CPU_ACCOUNTS (min(N, 200)),
- * SCALE_CPU_ITEMS (4000, in the worker), SCALE_CPU_ROUNDS (3), SCALE_CPU_CONCURRENCY (2), SCALE_LEGS (queue,io,cpu), SCALE_PG_URL (an admin URL; default the test server's).
+ * SCALE_IO_LATENCY (20), SCALE_IO_EVENTS (5), SCALE_IO_POLLS (3, median),
+ * SCALE_CPU_ACCOUNTS (min(N, 200)), SCALE_CPU_ITEMS (4000, in the worker), SCALE_CPU_ROUNDS (3),
+ * SCALE_CPU_CONCURRENCY (2), SCALE_LEGS (queue,io,cpu), SCALE_PG_URL (an admin URL; default the
+ * test server's).
  */
 import pg from "pg";
 import { createMemoryServer, type MemoryServer } from "../adapters/memory/index.js";
@@ -71,6 +73,11 @@ const URL_ = (() => {
 const ms = (x: number) => x.toFixed(2);
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 const sorted = (xs: Iterable<number>) => [...xs].sort((a, b) => a - b);
+/** The run whose `value` is the median of the runs'. */
+const medianBy = <T>(xs: readonly T[], value: (x: T) => number): T =>
+  [...xs].sort((a, b) => value(a) - value(b))[xs.length >> 1] as T;
+/** Jobs a second over a round. */
+const rate = (t: JobTimes) => t.jobs / (t.wallMs / 1000);
 
 async function admin(sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: ADMIN });
@@ -336,8 +343,7 @@ async function ioLeg(emulator: string, keys: string[], warm: string[], c: number
         await settle();
         polls.push(await round(keys));
       }
-      const rate = (t: JobTimes) => t.jobs / t.wallMs;
-      const poll = [...polls].sort((a, b) => rate(a) - rate(b))[POLLS >> 1] as JobTimes;
+      const poll = medianBy(polls, rate);
       return { first, poll, polls, mem: { before, between, after: await w.memory() } };
     } finally {
       await w.stop();
@@ -363,7 +369,6 @@ async function ioBound() {
     const warm = keys.slice(0, WARM);
     const wide = await ioLeg(emulator.url, keys.slice(WARM, WARM + IO), warm, 64);
     const one = await ioLeg(emulator.url, keys.slice(WARM + IO), warm.slice(0, 4), 1);
-    const rate = (t: JobTimes) => t.jobs / (t.wallMs / 1000);
     console.log("| round | concurrency 1 | concurrency 64 | ratio (throughput) | goal |");
     console.log("| --- | ---: | ---: | ---: | --- |");
     for (const [name, a, b] of [
@@ -464,11 +469,8 @@ async function cpuBound() {
     );
     legs[processes as 1 | 2].push(leg);
   }
-  const rate = (t: JobTimes) => t.jobs / (t.wallMs / 1000);
-  const medianBy = (xs: Awaited<ReturnType<typeof cpuLeg>>[]) =>
-    [...xs].sort((a, b) => rate(a.t) - rate(b.t))[Math.floor(xs.length / 2)] as (typeof xs)[0];
-  const one = medianBy(legs[1]);
-  const two = medianBy(legs[2]);
+  const one = medianBy(legs[1], (l) => rate(l.t));
+  const two = medianBy(legs[2], (l) => rate(l.t));
   console.log(
     "| worker processes | jobs (per process, warm-up included) | wall | jobs/s (all runs) | sync p50 | worker CPU per job | cores busy | ratio | goal |",
   );

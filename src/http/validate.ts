@@ -78,8 +78,8 @@ function presentAnd(key: string, check: Predicate): Predicate {
 /**
  * A predicate that accepts exactly what `schema` accepts, for the plain shapes records are
  * described with (objects, strings with a minimum length, numbers with integer formats and
- * bounds, booleans, arrays, optional, nullable), or undefined for anything else. It may be stricter than zod, never looser: a value
- * it refuses goes to zod, which has the last word.
+ * bounds, booleans, arrays, optional, nullable), or undefined for anything else. It may be
+ * stricter than zod, never looser: a value it refuses goes to zod, which has the last word.
  */
 export function compileCheck(schema: z.ZodType): Predicate | undefined {
   const def = schema._zod.def as z.core.$ZodTypeDef & {

@@ -157,7 +157,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     }
   };
   /** `query` as a named statement: for the statements every job or tick makes. */
-  const queryEachJob = async (text: string, values: unknown[]) => {
+  const queryNamed = async (text: string, values: unknown[]) => {
     try {
       return await queryPrepared(pool, text, values);
     } catch (cause) {
@@ -288,15 +288,15 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
           failure = { error };
         }
         if (!failure) {
-          await queryEachJob(finishOk, [key, spread(pollMs), jobId]);
+          await queryNamed(finishOk, [key, spread(pollMs), jobId]);
         } else if (controller.signal.aborted) {
           // Stopped mid-run: the state is at the last saved batch; another worker goes on.
           await queue.enqueue(key, { debounceMs: 0 });
           await boss.complete(SYNC_QUEUE, jobId);
         } else if (isPermanent(failure.error)) {
-          await queryEachJob(finishParked, [key, describeError(failure.error), jobId]);
+          await queryNamed(finishParked, [key, describeError(failure.error), jobId]);
         } else {
-          await queryEachJob(finishFailed, [
+          await queryNamed(finishFailed, [
             key,
             describeError(failure.error),
             minBackoff,
@@ -389,7 +389,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const pollLoop = (async () => {
     while (!stopping) {
       try {
-        const due = await queryEachJob(
+        const due = await queryNamed(
           `UPDATE deltasync_keys SET next_poll_at = now() + $1::float8 * (1 - $2::float8 + 2 * $2::float8 * random()) * interval '1 millisecond'
             WHERE key IN (SELECT key FROM deltasync_keys WHERE parked_reason IS NULL AND next_poll_at <= now()
               ORDER BY next_poll_at LIMIT 500 FOR UPDATE SKIP LOCKED)
