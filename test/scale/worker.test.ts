@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AuthError, TransientError } from "../../src/core/errors.js";
 import { createPostgresMirror } from "../../src/orchestrator/postgres-mirror.js";
 import { runSync } from "../../src/orchestrator/run-sync.js";
@@ -50,8 +50,14 @@ describe.skipIf(!up)("accounts registry and workers", () => {
         [key],
       )
     ).rows[0].n;
+  // A failed test's workers are stopped before the next test starts: left running, they would
+  // take its jobs and run them with the failed test's sync.
+  afterEach(async () => {
+    const stop = stopAll;
+    stopAll = async () => {};
+    await stop();
+  });
   afterAll(async () => {
-    await stopAll();
     await pool?.end();
     await db?.drop();
   });
@@ -388,7 +394,10 @@ describe.skipIf(!up)("accounts registry and workers", () => {
     // The queued job (one per key) and a second one of the same key without its singleton key,
     // as a job back from a retry is: both wait before the worker starts, so one fetch takes both.
     const queue = await createSyncQueue({ pool: pool as unknown as PgPool });
-    const clock = async () => (await pool.query("SELECT clock_timestamp() AS t")).rows[0].t;
+    // As text: a Date would drop the microseconds, and a job inserted in the same millisecond
+    // as `after` would fall outside the window.
+    const clock = async () =>
+      (await pool.query("SELECT clock_timestamp()::text AS t")).rows[0].t as string;
     const before = await clock();
     await queue.enqueue(key);
     await queue.boss.insert([{ name: SYNC_QUEUE, data: { key } }]);
@@ -514,7 +523,10 @@ describe.skipIf(!up)("accounts registry and workers", () => {
       keys.push(`refill${i}/items`);
     }
     const queue = await createSyncQueue({ pool: pool as unknown as PgPool });
-    const clock = async () => (await pool.query("SELECT clock_timestamp() AS t")).rows[0].t;
+    // As text: a Date would drop the microseconds, and a job inserted in the same millisecond
+    // as `after` would fall outside the window.
+    const clock = async () =>
+      (await pool.query("SELECT clock_timestamp()::text AS t")).rows[0].t as string;
     const since = await clock();
     await queue.enqueueMany(keys);
     await queue.close();
