@@ -56,7 +56,9 @@ function fixture(name: string) {
 const subject = (s: ReturnType<typeof createMemoryServer>, key: string) =>
   s.item(key).fields.subject;
 
-describe("deltasync push / conflicts", () => {
+// Each of these two blocks is one story told in order (`shuffle: false`): a test goes on from the
+// server and mirror the one before it left.
+describe("deltasync push / conflicts", { shuffle: false }, () => {
   // One fixture for the whole story: every spawn costs seconds on a loaded machine.
   const f = fixture("story");
 
@@ -197,7 +199,7 @@ describe("deltasync push / conflicts", () => {
   });
 });
 
-describe("the mirror's mass-change guard from the CLI", () => {
+describe("the mirror's mass-change guard from the CLI", { shuffle: false }, () => {
   const f = fixture("mass");
   const state = join(dir, "mass.state");
   const inbox = () => {
