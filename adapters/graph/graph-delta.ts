@@ -153,7 +153,9 @@ export interface ResolvingOptions extends Omit<DeltaSourceOptions, "map"> {
 /**
  * A delta source whose items are mapped one by one, asking the server (`current`, a few at a
  * time, order kept) about those the page cannot settle: a sparse update, a removal that may be
- * a move. The engine's `verify` (delivered objects a resumed page no longer lists) asks the same.
+ * a move. The engine's `verify` (delivered objects a resumed page no longer lists) asks the same,
+ * and follows a move as the pages do: in a composite scope, a message that left this folder
+ * lives on in another one, perhaps one the round already visited (a delete would lose it).
  */
 export function resolvingDeltaSource(
   options: ResolvingOptions,
@@ -180,7 +182,7 @@ export function resolvingDeltaSource(
   return {
     ...source,
     verify: (keys: string[], req: PageRequest<DeltaLink, DeltaLink>) =>
-      mapLimited(keys, concurrency, (id) => current(id, req.signal, false)),
+      mapLimited(keys, concurrency, (id) => current(id, req.signal, resolveRemoved)),
   } as ChangeSource<DeltaLink, DeltaLink>;
 }
 

@@ -45,6 +45,28 @@ const compositeResume: [GraphOp[], unknown[], boolean] = [
   false,
 ];
 
+/**
+ * A message moved out of a folder into one the round had already visited; the crash came while
+ * its removal from the old folder was in flight, and the old folder was deleted before the
+ * restart. Verifying the mark asked only the old folder and the round's later ones, which called
+ * it deleted (the composite's verify now follows the move, as its pages do).
+ */
+const movedIntoVisitedFolder: [GraphOp[], unknown[], boolean] = [
+  [],
+  [
+    { t: "orchestrated", scope: 0, batchSize: 1, crashAfter: null, between: [], fault: null },
+    { t: "fail", scope: 10, after: 0, between: [{ t: "move", pick: 9, folder: 1 }], fresh: false },
+    {
+      t: "checkpoint",
+      scope: 0,
+      after: 3,
+      between: [{ t: "deleteFolder", pick: 0 }],
+      fresh: false,
+    },
+  ],
+  false,
+];
+
 // 300 × 3 + 300 + 150 + 100 = 1450 histories in CI.
 describe("graph adapter conformance (emulator)", () => {
   for (const family of ["mail", "calendar", "contacts"] as const) {
@@ -66,7 +88,7 @@ describe("graph adapter conformance (emulator)", () => {
       await checkConformance(graphHarness(emulator, { kind: "composite" }), {
         numRuns: n(300),
         steps,
-        examples: [compositeResume],
+        examples: [compositeResume, movedIntoVisitedFolder],
       });
     },
     TIMEOUT,
