@@ -31,6 +31,12 @@ async function until(check: () => Promise<boolean> | boolean): Promise<void> {
 describe.skipIf(!up)("accounts registry and workers", () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let pool: pg.Pool;
+  /**
+   * The database's clock, as text: a Date would drop the microseconds, and a job inserted in the
+   * millisecond of a window's bound would fall outside it.
+   */
+  const clock = async () =>
+    (await pool.query("SELECT clock_timestamp()::text AS t")).rows[0].t as string;
   beforeAll(async () => {
     db = await createTestDatabase("ds_worker");
     pool = new pg.Pool({ connectionString: db.url, max: 6 });
@@ -395,10 +401,6 @@ describe.skipIf(!up)("accounts registry and workers", () => {
     // The queued job (one per key) and a second one of the same key without its singleton key,
     // as a job back from a retry is: both wait before the worker starts, so one fetch takes both.
     const queue = await createSyncQueue({ pool: pool as unknown as PgPool });
-    // As text: a Date would drop the microseconds, and a job inserted in the same millisecond
-    // as `after` would fall outside the window.
-    const clock = async () =>
-      (await pool.query("SELECT clock_timestamp()::text AS t")).rows[0].t as string;
     const before = await clock();
     await queue.enqueue(key);
     await queue.boss.insert([{ name: SYNC_QUEUE, data: { key } }]);
@@ -524,10 +526,6 @@ describe.skipIf(!up)("accounts registry and workers", () => {
       keys.push(`refill${i}/items`);
     }
     const queue = await createSyncQueue({ pool: pool as unknown as PgPool });
-    // As text: a Date would drop the microseconds, and a job inserted in the same millisecond
-    // as `after` would fall outside the window.
-    const clock = async () =>
-      (await pool.query("SELECT clock_timestamp()::text AS t")).rows[0].t as string;
     const since = await clock();
     await queue.enqueueMany(keys);
     await queue.close();
